@@ -1,0 +1,111 @@
+"""Store drivers behind one contract, opened by URL.
+
+>>> from ckpt.backends import open_store
+>>> with open_store("sqlite:///examples/agent.db") as store:   # doctest: +SKIP
+...     for thread in store.threads():
+...         print(thread.thread_id, thread.checkpoints)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ckpt.backends.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    ThreadSummary,
+    WriteReport,
+)
+from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError, UsageError
+from ckpt.backends.urls import redact, scheme_of
+
+__all__ = [
+    "Capability",
+    "CheckpointHeader",
+    "CheckpointKey",
+    "CheckpointRecord",
+    "Payload",
+    "PendingWrite",
+    "Selection",
+    "Store",
+    "ThreadSummary",
+    "WriteReport",
+    "open_store",
+    "store_class",
+    "known_schemes",
+]
+
+# Lazy "module:Class" targets: no driver library is imported until a URL needs it,
+# which keeps `ckpt --help` and shell completion fast.
+_BUILTIN: dict[str, str] = {
+    "sqlite": "ckpt.backends.sqlite:SqliteStore",
+    "jsonl": "ckpt.backends.jsonl:JsonlStore",
+}
+
+# Schemes of drivers that are planned but not in this release: a clear message beats
+# "unknown scheme" for a URL the user reasonably expects to work.
+_PLANNED: dict[str, str] = {
+    scheme: "a later release"
+    for scheme in ("postgresql", "postgres", "redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
+}
+
+# scheme -> (python package the driver imports, extra that installs it)
+_EXTRAS: dict[str, tuple[str, str]] = {
+    "postgresql": ("psycopg", "postgres"),
+    "redis": ("redis", "redis"),
+    "mongodb": ("pymongo", "mongodb"),
+    "couchbase": ("couchbase", "couchbase"),
+}
+
+_overrides: dict[str, type[Store]] = {}
+
+
+def register(scheme: str, cls: type[Store]) -> None:
+    """Register a driver class for a scheme (tests and third-party drivers)."""
+    _overrides[scheme] = cls
+
+
+def known_schemes() -> list[str]:
+    return sorted({*_BUILTIN, *_overrides} - {"jsonl"})
+
+
+def store_class(url: str) -> type[Store]:
+    """The driver class for ``url``; raises ``UnknownSchemeError`` or ``BackendUnavailableError``."""
+    scheme = scheme_of(url)
+    base_scheme = scheme.split("+", 1)[0]
+    if scheme in _overrides:
+        return _overrides[scheme]
+    target = _BUILTIN.get(scheme) or _BUILTIN.get(base_scheme)
+    if target is None:
+        if scheme in _PLANNED:
+            raise UsageError(f"{scheme}:// stores are not supported by this version of ckpt yet")
+        shown = f"'{scheme}'" if scheme else f"for {redact(url)!r}"
+        raise UnknownSchemeError(
+            f"unknown URL scheme {shown}; expected one of: {', '.join(s + '://' for s in known_schemes())}"
+            " or a .jsonl/.jsonl.gz file"
+        )
+    return _load(target, base_scheme)
+
+
+def _load(target: str, scheme: str) -> type[Store]:
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        package, extra = _EXTRAS.get(scheme, (exc.name or "?", scheme))
+        raise BackendUnavailableError(
+            f"{scheme}:// needs the '{package}' package: pip install 'langgraph-ckpt[{extra}]'"
+        ) from exc
+    cls: type[Store] = getattr(module, class_name)
+    return cls
+
+
+def open_store(url: str, *, write: bool = False) -> Store:
+    """Open the store at ``url``. Read-only unless ``write=True``, which may create it."""
+    return store_class(url).open(url, write=write)

@@ -1,0 +1,293 @@
+"""The store contract: immutable records carrying raw payloads, and the driver ABC.
+
+Drivers move bytes; they never decode checkpoint payloads (that is ``ckpt.formats``'
+job). Every method that returns many rows is an iterator over a paged read, so a store of
+ten million checkpoints is walked in constant memory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, ClassVar
+
+from ckpt.backends.ids import checkpoint_time
+
+
+class Capability(str, Enum):
+    """Optional operations a driver declares beyond reading."""
+
+    WRITE = "write"
+    DELETE = "delete"
+    TTL = "ttl"
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A serialized value exactly as the saver stored it: ``(type tag, bytes)``.
+
+    Tags are the serializer's (``msgpack``, ``null``, ``bytes``, ``json``, ``pickle``,
+    ``msgpack+aes`` ...). Metadata payloads use ``json`` for UTF-8 JSON text.
+    """
+
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """One row of a checkpoint's pending writes (spec §1.6)."""
+
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    value: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointKey:
+    """Address of a checkpoint: ``(thread_id, checkpoint_ns, checkpoint_id)``."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id!r}, ns {self.checkpoint_ns!r}, checkpoint {self.checkpoint_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointHeader:
+    """What a cheap scan yields: identity, parent, metadata and sizes, no blob decoding.
+
+    ``metadata`` is the parsed metadata dict, or ``None`` when the stored metadata could not
+    be parsed (``metadata_error`` then says why).
+    """
+
+    key: CheckpointKey
+    parent_checkpoint_id: str | None
+    metadata: dict[str, Any] | None
+    checkpoint_bytes: int
+    writes_bytes: int = 0
+    writes_count: int = 0
+    metadata_error: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint_bytes + self.writes_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """One checkpoint with everything the saver stores for it, all raw."""
+
+    key: CheckpointKey
+    parent_checkpoint_id: str | None
+    checkpoint: Payload
+    metadata: Payload
+    writes: tuple[PendingWrite, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.checkpoint.data)
+            + len(self.metadata.data)
+            + sum(len(w.value.data) for w in self.writes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which checkpoints an operation covers. Empty selection = everything.
+
+    ``since``/``until`` bound the checkpoint time (decoded from the uuid6 id) as epoch
+    seconds; ``until`` is exclusive.
+    """
+
+    thread_glob: str | None = None
+    since: float | None = None
+    until: float | None = None
+    checkpoint_ns: str | None = None
+
+    def matches_thread(self, thread_id: str) -> bool:
+        return self.thread_glob is None or fnmatch.fnmatchcase(thread_id, self.thread_glob)
+
+    def matches(self, key: CheckpointKey) -> bool:
+        if not self.matches_thread(key.thread_id):
+            return False
+        if self.checkpoint_ns is not None and key.checkpoint_ns != self.checkpoint_ns:
+            return False
+        if self.since is None and self.until is None:
+            return True
+        at = checkpoint_time(key.checkpoint_id)
+        if at is None:
+            return False
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+@dataclass(slots=True)
+class ThreadSummary:
+    """One row of ``ckpt list``: a thread and what it holds."""
+
+    thread_id: str
+    namespaces: int = 0
+    checkpoints: int = 0
+    first_checkpoint_id: str | None = None
+    last_checkpoint_id: str | None = None
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """What a ``write`` call did: new rows versus rows the target already had."""
+
+    checkpoints_written: int = 0
+    checkpoints_skipped: int = 0
+    writes_written: int = 0
+    writes_skipped: int = 0
+
+    def add(self, other: WriteReport) -> None:
+        self.checkpoints_written += other.checkpoints_written
+        self.checkpoints_skipped += other.checkpoints_skipped
+        self.writes_written += other.writes_written
+        self.writes_skipped += other.writes_skipped
+
+
+class Store(ABC):
+    """A connection to one checkpoint store, opened from a URL.
+
+    Subclasses implement the abstract core; optional operations are declared in
+    ``capabilities`` and raise ``UsageError`` when missing.
+    """
+
+    kind: ClassVar[str]
+    """Short store kind, e.g. ``sqlite``; shown in reports and export headers."""
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """URL schemes this driver accepts."""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    """Optional operations beyond reading."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, url: str, *, write: bool = False) -> Store:
+        """Open the store at ``url``; read-only unless ``write`` (then it may be created)."""
+
+    @abstractmethod
+    def layout(self) -> dict[str, Any]:
+        """The detected saver and layout version, for export headers and ``doctor``."""
+
+    @abstractmethod
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        """Cheap scan in ``(thread_id, checkpoint_ns, checkpoint_id)`` order; no blob decoding."""
+
+    @abstractmethod
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        """Full records in ``(thread_id, checkpoint_ns, checkpoint_id)`` order."""
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        """One full record, or ``None``. Drivers override with a keyed lookup."""
+        selection = Selection(thread_glob=_glob_literal(key.thread_id), checkpoint_ns=key.checkpoint_ns)
+        return next((r for r in self.records(selection) if r.key == key), None)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        """Header of the newest checkpoint (max id) of a thread and namespace."""
+        selection = Selection(thread_glob=_glob_literal(thread_id), checkpoint_ns=checkpoint_ns)
+        last = None
+        for header in self.headers(selection):
+            last = header
+        return last
+
+    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+        """Per-thread summaries, in thread order. Drivers override with an aggregate query."""
+        current: ThreadSummary | None = None
+        namespaces: set[str] = set()
+        for header in self.headers(selection):
+            if current is None or current.thread_id != header.key.thread_id:
+                if current is not None:
+                    yield current
+                current, namespaces = ThreadSummary(header.key.thread_id), set()
+            _add_to_summary(current, header, namespaces)
+        if current is not None:
+            yield current
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        """Number of checkpoints selected, if the store can tell cheaply (for progress bars)."""
+        return None
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        """Write one batch idempotently: rows already present are left alone and counted."""
+        raise _missing(self, Capability.WRITE)
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        """Delete checkpoints with their writes; returns how many were deleted."""
+        raise _missing(self, Capability.DELETE)
+
+    def validate(self) -> int | None:
+        """Read everything once to prove it is readable before anything is written.
+
+        Stores whose reads can fail midway on bad input (JSONL files) implement this so that
+        ``import`` writes nothing when line 9,000 is broken. Returns the record count.
+        """
+        return None
+
+    def begin_copy(self, source_kind: str, source_layout: dict[str, Any], source_url: str) -> None:
+        """Told what is about to be copied in (the JSONL store puts it in its header)."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _add_to_summary(summary: ThreadSummary, header: CheckpointHeader, namespaces: set[str]) -> None:
+    if header.key.checkpoint_ns not in namespaces:
+        namespaces.add(header.key.checkpoint_ns)
+        summary.namespaces += 1
+    summary.checkpoints += 1
+    cid = header.key.checkpoint_id
+    if summary.first_checkpoint_id is None or cid < summary.first_checkpoint_id:
+        summary.first_checkpoint_id = cid
+    if summary.last_checkpoint_id is None or cid > summary.last_checkpoint_id:
+        summary.last_checkpoint_id = cid
+    summary.bytes += header.size
+
+
+def _glob_literal(text: str) -> str:
+    """A glob that matches exactly ``text`` (escapes ``*?[``)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _missing(store: Store, capability: Capability) -> Exception:
+    from ckpt.backends.errors import UsageError
+
+    return UsageError(f"{store.kind} stores do not support {capability.value}")
+
+
+def find_record(store: Store, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None) -> CheckpointRecord:
+    """The named checkpoint, or the newest of the thread and namespace; raises when absent."""
+    from ckpt.backends.errors import CheckpointNotFoundError, ThreadNotFoundError
+
+    if checkpoint_id is None:
+        header = store.latest(thread_id, checkpoint_ns)
+        if header is None:
+            where = f" in namespace {checkpoint_ns!r}" if checkpoint_ns else ""
+            raise ThreadNotFoundError(f"no thread {thread_id!r}{where} in this store")
+        checkpoint_id = header.key.checkpoint_id
+    record = store.get(CheckpointKey(thread_id, checkpoint_ns, checkpoint_id))
+    if record is None:
+        raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id} in thread {thread_id!r}, ns {checkpoint_ns!r}")
+    return record

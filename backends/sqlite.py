@@ -1,0 +1,410 @@
+"""SQLite driver: the layout of langgraph-checkpoint-sqlite (spec §3).
+
+Reads every layout in the wild (3.1.2 with ``writes.task_path``, older files without it,
+old JSON metadata with LangChain envelopes) and writes exactly the 3.1.2 layout. Read-only
+opens use ``mode=ro``: no ``setup()``, no journal-mode switch, a missing file is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ckpt.backends.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    ThreadSummary,
+    WriteReport,
+)
+from ckpt.backends.errors import BackendUnavailableError, DataError, NotAStoreError, StoreNotFoundError
+from ckpt.backends.ids import lowest_id_at
+from ckpt.backends.merge import OrphanCounter, attach
+from ckpt.backends.urls import sqlite_path
+
+# The DDL of langgraph-checkpoint-sqlite 3.1.2 `setup()`, verbatim.
+SCHEMA_3_1_2 = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    type TEXT,
+    checkpoint BLOB,
+    metadata BLOB,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
+);
+CREATE TABLE IF NOT EXISTS writes (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    task_path TEXT NOT NULL DEFAULT '',
+    idx INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    type TEXT,
+    value BLOB,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+);
+"""
+_ADD_TASK_PATH = "ALTER TABLE writes ADD COLUMN task_path TEXT NOT NULL DEFAULT ''"
+_KEY = "thread_id, checkpoint_ns, checkpoint_id"
+_FETCH = 1000
+
+
+class SqliteStore(Store):
+    """A SQLite file written by SqliteSaver / AsyncSqliteSaver."""
+
+    kind = "sqlite"
+    schemes = ("sqlite",)
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+
+    def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self.writable = writable
+        self._snapshot_depth = 0
+        self._task_path = self._detect_layout()
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False) -> SqliteStore:
+        path = sqlite_path(url)
+        if not path:
+            raise DataError(f"no file path in SQLite URL {url!r}")
+        if write:
+            conn = _connect_for_write(path)
+        else:
+            if not os.path.isfile(path):
+                raise StoreNotFoundError(f"no such SQLite file: {path}")
+            conn = _connect(f"file:{quote(os.path.abspath(path))}?mode=ro", path, uri=True)
+        try:
+            return cls(conn, path, writable=write)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _detect_layout(self) -> bool:
+        columns = self._columns()
+        if self.writable and not columns.get("checkpoints"):
+            self._create_schema(fresh=not columns)
+            columns = self._columns()
+        checkpoints, writes = columns.get("checkpoints"), columns.get("writes")
+        if not checkpoints or not writes:
+            raise NotAStoreError(f"{self.path} has no LangGraph checkpoint tables (checkpoints, writes)")
+        if "thread_ts" in checkpoints or "checkpoint_id" not in checkpoints:
+            raise NotAStoreError(
+                f"{self.path} uses the pre-1.0 SqliteSaver layout (thread_ts, pickle), which ckpt does not read"
+            )
+        if "task_path" not in writes and self.writable:
+            self._conn.execute(_ADD_TASK_PATH)  # what the saver's own setup() does
+            return True
+        return "task_path" in writes
+
+    def _columns(self) -> dict[str, set[str]]:
+        try:
+            names = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        except sqlite3.DatabaseError as exc:
+            raise NotAStoreError(f"{self.path} is not a SQLite database ({exc})") from exc
+        return {n: {c[1] for c in self._conn.execute(f'PRAGMA table_info("{n}")')} for n in names}
+
+    def _create_schema(self, *, fresh: bool) -> None:
+        if fresh:
+            # setup() switches new stores to WAL; an existing file keeps its journal mode.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(SCHEMA_3_1_2)
+
+    def layout(self) -> dict[str, Any]:
+        journal = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return {
+            "saver": "langgraph-checkpoint-sqlite",
+            "version": ">=3.1.2" if self._task_path else "<3.1.2 (no writes.task_path)",
+            "task_path": self._task_path,
+            "journal_mode": journal,
+        }
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction, so checkpoints and their writes come from one state."""
+        self._conn.execute("SAVEPOINT ckpt_read")
+        try:
+            yield
+        finally:
+            self._conn.execute("RELEASE ckpt_read")
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        where, params = _where(selection)
+        ckpt_sql = (
+            f"SELECT {_KEY}, parent_checkpoint_id, metadata, "
+            f"ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0) "
+            f"FROM checkpoints {where} ORDER BY {_KEY}"
+        )
+        writes_sql = (
+            f"SELECT {_KEY}, count(*), sum(ifnull(length(value), 0)) "
+            f"FROM writes {where} GROUP BY {_KEY} ORDER BY {_KEY}"
+        )
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            sizes = self._rows(writes_sql, params)
+            for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
+                header = _header(row, group[0] if group else None)
+                if selection.matches(header.key):
+                    yield header
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        where, params = _where(selection)
+        yield from self._records(where, params, selection)
+
+    def _records(self, where: str, params: Sequence[Any], selection: Selection) -> Iterator[CheckpointRecord]:
+        task_path = "task_path" if self._task_path else "''"
+        ckpt_sql = (
+            f"SELECT {_KEY}, parent_checkpoint_id, type, checkpoint, metadata "
+            f"FROM checkpoints {where} ORDER BY {_KEY}"
+        )
+        writes_sql = (
+            f"SELECT {_KEY}, task_id, {task_path}, idx, channel, type, value "
+            f"FROM writes {where} ORDER BY {_KEY}, task_id, idx"
+        )
+        self.orphan_writes = OrphanCounter()
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            writes = self._rows(writes_sql, params)
+            for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3], self.orphan_writes):
+                record = _record(row, group)
+                if selection.matches(record.key):
+                    yield record
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        where = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+        params = (key.thread_id, key.checkpoint_ns, key.checkpoint_id)
+        return next(self._records(where, params, Selection()), None)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        row = self._conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (thread_id, checkpoint_ns),
+        ).fetchone()
+        if row is None:
+            return None
+        where = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+        return next(self._headers_where(where, (thread_id, checkpoint_ns, row[0])), None)
+
+    def _headers_where(self, where: str, params: Sequence[Any]) -> Iterator[CheckpointHeader]:
+        for record in self._records(where, params, Selection()):
+            yield CheckpointHeader(
+                key=record.key,
+                parent_checkpoint_id=record.parent_checkpoint_id,
+                metadata=_parse_metadata(record.metadata.data)[0],
+                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
+                writes_bytes=sum(len(w.value.data) for w in record.writes),
+                writes_count=len(record.writes),
+            )
+
+    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+        if selection.since is not None or selection.until is not None:
+            yield from super().threads(selection)
+            return
+        where, params = _where(selection)
+        # length() of a BLOB reads the row header only, never the blob's overflow pages.
+        ckpt_sql = (
+            "SELECT thread_id, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id), max(checkpoint_id), "
+            "sum(ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0)) "
+            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
+        )
+        writes_sql = (
+            f"SELECT thread_id, sum(ifnull(length(value), 0)) FROM writes {where} "
+            "GROUP BY thread_id ORDER BY thread_id"
+        )
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            sizes = self._rows(writes_sql, params)
+            for row, group in attach(rows, sizes, lambda r: r[0], lambda r: r[0]):
+                if selection.matches_thread(row[0]):
+                    extra = group[0][1] if group else 0
+                    yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], (row[5] or 0) + (extra or 0))
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        where, params = _where(selection)
+        return int(self._conn.execute(f"SELECT count(*) FROM checkpoints {where}", params).fetchone()[0])
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        try:
+            cursor = self._conn.execute(sql, params)
+            while batch := cursor.fetchmany(_FETCH):
+                yield from batch
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"cannot read {self.path}: {exc}") from exc
+
+    # -- writing -----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        report = WriteReport()
+        ckpt_rows = [_checkpoint_row(r) for r in batch]
+        write_rows = [_write_row(r.key, w) for r in batch for w in r.writes]
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+                "type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                ckpt_rows,
+            )
+            report.checkpoints_written = conn.total_changes - before
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, "
+                "channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                write_rows,
+            )
+            report.writes_written = conn.total_changes - before
+        report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
+        report.writes_skipped = len(write_rows) - report.writes_written
+        return report
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
+        match = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+        with self._transaction() as conn:
+            conn.executemany(f"DELETE FROM writes {match}", rows)
+            before = conn.total_changes
+            conn.executemany(f"DELETE FROM checkpoints {match}", rows)
+            return conn.total_changes - before
+
+
+def _connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=30, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise BackendUnavailableError(f"cannot open SQLite file {path}: {exc}") from exc
+    conn.text_factory = str
+    return conn
+
+
+def _connect_for_write(path: str) -> sqlite3.Connection:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
+    return _connect(path, path)
+
+
+def _where(selection: Selection) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selection.thread_glob is not None:
+        clauses.append("thread_id GLOB ?")
+        params.append(selection.thread_glob)
+    if selection.checkpoint_ns is not None:
+        clauses.append("checkpoint_ns = ?")
+        params.append(selection.checkpoint_ns)
+    if selection.since is not None:
+        clauses.append("checkpoint_id >= ?")
+        params.append(lowest_id_at(selection.since))
+    if selection.until is not None:
+        clauses.append("checkpoint_id < ?")
+        params.append(lowest_id_at(selection.until))
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _blob(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return bytes(value)
+
+
+def _parse_metadata(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    if not data:
+        return {}, None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, f"metadata is not JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return None, "metadata is not a JSON object"
+    return parsed, None
+
+
+def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
+    metadata, error = _parse_metadata(_blob(row[4]))
+    return CheckpointHeader(
+        key=CheckpointKey(row[0], row[1], row[2]),
+        parent_checkpoint_id=row[3],
+        metadata=metadata,
+        checkpoint_bytes=int(row[5] or 0),
+        writes_count=int(sizes[3]) if sizes else 0,
+        writes_bytes=int(sizes[4] or 0) if sizes else 0,
+        metadata_error=error,
+    )
+
+
+def _record(row: tuple[Any, ...], writes: list[tuple[Any, ...]]) -> CheckpointRecord:
+    return CheckpointRecord(
+        key=CheckpointKey(row[0], row[1], row[2]),
+        parent_checkpoint_id=row[3],
+        checkpoint=Payload(row[4] or "", _blob(row[5])),
+        metadata=Payload("json", _blob(row[6])),
+        writes=tuple(PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", _blob(w[8]))) for w in writes),
+    )
+
+
+def _checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
+    key = record.key
+    return (
+        key.thread_id,
+        key.checkpoint_ns,
+        key.checkpoint_id,
+        record.parent_checkpoint_id,
+        record.checkpoint.type,
+        record.checkpoint.data,
+        _metadata_json(record.metadata),
+    )
+
+
+def _metadata_json(metadata: Payload) -> bytes:
+    if metadata.type != "json":
+        # SQLite stores metadata as plain JSON; other encodings need converting first.
+        raise DataError(f"SQLite stores metadata as JSON, got a {metadata.type!r} payload")
+    return metadata.data
+
+
+def _write_row(key: CheckpointKey, write: PendingWrite) -> tuple[Any, ...]:
+    return (
+        key.thread_id,
+        key.checkpoint_ns,
+        key.checkpoint_id,
+        write.task_id,
+        write.task_path,
+        write.idx,
+        write.channel,
+        write.value.type,
+        write.value.data,
+    )

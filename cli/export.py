@@ -1,0 +1,60 @@
+"""``ckpt export``: a store (or part of it) → a portable JSONL file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ckpt.backends import open_store
+from ckpt.backends.errors import CorruptRecordError, UsageError
+from ckpt.backends.jsonl import JsonlStore
+from ckpt.backends.transfer import copy_records
+from ckpt.backends.urls import is_jsonl_path, redact
+from ckpt.cli.console import info, warn
+from ckpt.cli.options import AesKeyOption, OutputOption, SinceOption, ThreadOption, UntilOption, selection
+from ckpt.cli.output import OutputFormat, human_bytes, write_json
+from ckpt.cli.progress import copy_progress
+from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+from ckpt.formats.state import decode_record
+
+
+def export(
+    url: Annotated[str, typer.Argument(help="Store URL to read.")],
+    file: Annotated[str, typer.Argument(help="Target .jsonl or .jsonl.gz file, or - for stdout.")],
+    thread: ThreadOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    decode: Annotated[bool, typer.Option("--decode", help="Add a readable tagged-JSON view beside the raw payloads.")] = False,
+    aes_key: AesKeyOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Export checkpoints with their pending writes to a portable JSONL file (lossless).
+
+    Payloads are copied byte for byte, so `ckpt import` restores exactly what was stored.
+    The file appears only when the export is complete.
+
+    Example:
+      ckpt export sqlite:///agent.db backup.jsonl.gz
+      ckpt export sqlite:///agent.db - --thread 'user-42' --decode | jq .decoded
+    """
+    if not is_jsonl_path(file):
+        raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")
+    chosen = selection(thread, since, until)
+    decoder = PayloadDecoder(aes_key_from(aes_key)) if decode else None
+    with open_store(url) as source, JsonlStore.open(file, write=True) as target:
+        if decoder is not None:
+            target.decorate = lambda record: decode_record(record, decoder)
+        with copy_progress(source.count(chosen), "exporting") as progress:
+            report = copy_records(source, target, chosen, source_url=url, progress=progress)
+    for message in target.decode_errors:
+        warn(message)
+    summary = f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, {human_bytes(report.bytes_read)}) from {redact(url)} to {file}"
+    if output is OutputFormat.json and file != "-":
+        write_json({"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(target.decode_errors)})
+    else:
+        info(summary)
+    if target.decode_errors:
+        raise CorruptRecordError(
+            f"{len(target.decode_errors)} checkpoint(s) could not be decoded (raw payloads were exported as stored)"
+        )

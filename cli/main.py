@@ -1,0 +1,79 @@
+"""The Typer app: the error boundary, ``--version``, and the list of commands."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from ckpt.backends.errors import CkptError, ExitCode
+from ckpt.backends.urls import redact
+from ckpt.cli import __version__
+from ckpt.cli.console import stderr
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 error or differences found, 2 usage, 3 not found, "
+    "4 store unavailable or driver missing, 5 unreadable data, 130 interrupted."
+)
+
+
+class CkptGroup(TyperGroup):
+    """Root group: the one place a ``CkptError`` becomes a one-line message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CkptError as exc:
+            if os.environ.get("CKPT_DEBUG"):
+                raise
+            stderr.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True)
+            raise typer.Exit(int(exc.exit_code)) from exc
+        except BrokenPipeError:
+            # `ckpt list ... | head`: the reader left; not an error worth a traceback.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            raise typer.Exit(int(ExitCode.OK)) from None
+
+
+app = typer.Typer(
+    cls=CkptGroup,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Operate LangGraph checkpoint stores: list, show, export and import.\n\n" + EXIT_CODES_HELP,
+    epilog=EXIT_CODES_HELP,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ckpt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """Operate LangGraph checkpoint stores."""
+
+
+def _register() -> None:
+    # Imported here, not at module top, only to keep the list of commands in one place.
+    from ckpt.cli import export, import_, list_, show
+
+    app.command("list")(list_.list_)
+    app.command("show")(show.show)
+    app.command("export")(export.export)
+    app.command("import")(import_.import_)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="ckpt")

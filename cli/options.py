@@ -1,0 +1,72 @@
+"""Options shared by several commands, and parsing of their values."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from ckpt.backends.base import Selection
+from ckpt.backends.errors import UsageError
+from ckpt.cli.output import OutputFormat
+
+OutputOption = Annotated[
+    Optional[OutputFormat],
+    typer.Option("--output", "-o", help="Output format (default: table on a terminal, jsonl when piped)."),
+]
+ThreadOption = Annotated[
+    Optional[str], typer.Option("--thread", "-t", help="Only threads whose id matches this glob, e.g. 'user-*'.")
+]
+SinceOption = Annotated[
+    Optional[str],
+    typer.Option(help="Only checkpoints written at or after this time: ISO date/time or an age like 7d, 12h, 30m."),
+]
+UntilOption = Annotated[
+    Optional[str], typer.Option(help="Only checkpoints written before this time (same forms as --since).")
+]
+AesKeyOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--aes-key",
+        envvar="LANGGRAPH_AES_KEY",
+        show_envvar=True,
+        help="Key of LangGraph's EncryptedSerializer, to show encrypted payloads decrypted.",
+    ),
+]
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, *, now: float | None = None) -> float:
+    """``2024-05-01``, ``2024-05-01T12:00:00+02:00`` or an age (``7d``) → epoch seconds (UTC if naive)."""
+    match = _AGE.match(text.strip())
+    if match:
+        reference = now if now is not None else datetime.now(timezone.utc).timestamp()
+        return reference - float(match[1]) * _SECONDS[match[2]]
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"cannot read time {text!r}: use an ISO date/time or an age like 7d, 12h, 30m") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def selection(
+    thread: str | None = None, since: str | None = None, until: str | None = None, ns: str | None = None
+) -> Selection:
+    return Selection(
+        thread_glob=thread,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        checkpoint_ns=ns,
+    )
+
+
+def iso_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,103 @@
+"""``-o table|json|jsonl|csv`` for every read command, streaming where the format allows."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Any
+
+import orjson
+from rich.table import Table
+from rich.text import Text
+
+from ckpt.cli.console import stdout
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def resolve(fmt: OutputFormat | None) -> OutputFormat:
+    """Tables for people at a terminal; JSON Lines when piped, unless ``-o`` says otherwise."""
+    if fmt is not None:
+        return fmt
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.jsonl
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def write_json(value: Any, *, pretty: bool = True) -> None:
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS if pretty else orjson.OPT_NON_STR_KEYS
+    sys.stdout.buffer.write(orjson.dumps(value, option=option) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def emit_rows(
+    rows: Iterable[dict[str, Any]],
+    fmt: OutputFormat,
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    human: dict[str, Any] | None = None,
+) -> int:
+    """Write rows in ``fmt``; ``human`` maps a column to a formatter used for tables only."""
+    out = sys.stdout.buffer
+    count = 0
+    if fmt is OutputFormat.table:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold", justify="right" if column in ("checkpoints", "bytes", "writes", "step", "namespaces") else "left")
+        for row in rows:
+            table.add_row(*(_cell(row.get(c), (human or {}).get(c)) for c in columns))
+            count += 1
+        stdout.print(table)
+        return count
+    if fmt is OutputFormat.csv:
+        text = _TextOut()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            count += 1
+        return count
+    if fmt is OutputFormat.json:
+        out.write(b"[")
+        for row in rows:
+            out.write((b",\n" if count else b"\n") + _dumps(row))
+            count += 1
+        out.write(b"\n]\n" if count else b"]\n")
+        return count
+    for row in rows:
+        out.write(_dumps(row) + b"\n")
+        count += 1
+    return count
+
+
+class _TextOut:
+    """csv.writer target that streams to stdout's buffer as UTF-8."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.buffer.write(text.encode("utf-8"))
+
+
+def _cell(value: Any, formatter: Any) -> Text:
+    # Text, not str: stored ids like "user[1]" must not be read as rich markup.
+    if formatter is not None:
+        return Text(str(formatter(value)))
+    return Text("" if value is None else str(value))
+
+
+def human_bytes(value: Any) -> str:
+    size = float(value or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(value)

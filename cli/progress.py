@@ -1,0 +1,22 @@
+"""A rich progress bar on a terminal; silence in cron jobs and pipes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ckpt.backends.transfer import Progress as ProgressCallback
+from ckpt.cli.console import stderr
+
+
+@contextmanager
+def copy_progress(total: int | None, label: str) -> Iterator[ProgressCallback | None]:
+    if not stderr.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("checkpoints"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda checkpoints, _bytes: bar.advance(task, checkpoints)
