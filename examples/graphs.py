@@ -113,6 +113,16 @@ def build_graph(checkpointer: Any) -> Any:
     return graph.compile(checkpointer=checkpointer)
 
 
+def serializer() -> Any:
+    """The saver's default serializer, told that this module's state classes are expected.
+
+    Without it LangGraph warns on every load that ``Profile``/``Note`` are unregistered.
+    """
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=[("examples.graphs", "Profile"), ("examples.graphs", "Note")])
+
+
 def config(thread_id: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id}}
 

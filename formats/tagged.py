@@ -6,7 +6,8 @@ records them:
 
 * ext          → ``{"$ext": code, "v": <payload, recursively tagged>}``
 * bin          → ``{"$bin": "<base64>"}``
-* NaN / ±Inf   → ``{"$float": "nan" | "inf" | "-inf"}``
+* NaN / ±Inf   → ``{"$float": "nan" | "inf" | "-inf"}``; a NaN with other sign or payload bits
+  keeps them as 16 hex digits: ``{"$float": "fff8000000000000"}``
 * a map with a non-str key or a key starting with ``$`` → ``{"$map": [[k, v], ...]}``
 * anything else stays plain JSON (map order kept).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import math
+import struct
 from typing import Any
 
 import ormsgpack
@@ -85,7 +87,7 @@ def to_tagged(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return {"$bin": b64(obj)}
     if isinstance(obj, float) and not math.isfinite(obj):
-        return {"$float": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+        return {"$float": _float_tag(obj)}
     if isinstance(obj, list):
         return [to_tagged(item) for item in obj]
     if isinstance(obj, dict):
@@ -114,12 +116,23 @@ def from_tagged(value: Any) -> Any:
     if tag == "$bin":
         return unb64(value["$bin"])
     if tag == "$float":
-        return float(value["$float"])
+        text = value["$float"]
+        return struct.unpack(">d", bytes.fromhex(text))[0] if len(text) == 16 else float(text)
     if tag == "$map":
         return {_hashable(from_tagged(k)): from_tagged(v) for k, v in value["$map"]}
     if tag == "$raw":
         raise ValueError("a $raw value can only stand for a whole payload")
     return {k: from_tagged(v) for k, v in value.items()}
+
+
+_CANONICAL_NAN = struct.pack(">d", float("nan"))
+
+
+def _float_tag(value: float) -> str:
+    if not math.isnan(value):
+        return "inf" if value > 0 else "-inf"
+    bits = struct.pack(">d", value)
+    return "nan" if bits == _CANONICAL_NAN else bits.hex()
 
 
 def _tag_of(value: dict[str, Any]) -> str | None:
