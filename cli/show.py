@@ -13,7 +13,8 @@ from rich.text import Text
 from ckpt.backends import open_store
 from ckpt.backends.base import find_record
 from ckpt.cli.console import stdout
-from ckpt.cli.options import AesKeyOption, OutputOption
+from ckpt.backends.ids import checkpoint_time
+from ckpt.cli.options import AesKeyOption, OutputOption, iso_time
 from ckpt.cli.output import OutputFormat, emit_rows, resolve, write_json
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
 from ckpt.formats.state import CheckpointView, view_record
@@ -58,7 +59,7 @@ def _print_view(view: CheckpointView) -> None:
         ("namespace", view.checkpoint_ns or "(root)"),
         ("checkpoint", view.checkpoint_id),
         ("parent", view.parent_checkpoint_id or "-"),
-        ("time", view.checkpoint.get("ts")),
+        ("time", view.checkpoint.get("ts") or iso_time(checkpoint_time(view.checkpoint_id))),
         ("step / source", f"{meta.get('step')} / {meta.get('source')}"),
         ("next", ", ".join(view.next) or "-"),
     ):
@@ -67,10 +68,13 @@ def _print_view(view: CheckpointView) -> None:
     if view.interrupts:
         for item in view.interrupts:
             stdout.print(Text.assemble(("interrupt ", "bold yellow"), f"{item['id'] or ''}: {_short(item['value'], 200)}"))
-    values = Table("channel", "value", title="values", title_justify="left")
-    for channel, value in view.values.items():
-        values.add_row(Text(channel), Text(_render(value)))
-    stdout.print(values)
+    if "$opaque" in view.values:
+        stdout.print(Text(f"checkpoint payload is opaque ({view.values['$opaque']}): {view.values['reason']}", style="yellow"))
+    else:
+        values = Table("channel", "value", title="values", title_justify="left")
+        for channel, value in view.values.items():
+            values.add_row(Text(channel), Text(_render(value)))
+        stdout.print(values)
     if view.pending_writes:
         writes = Table("task", "idx", "channel", "value", title="pending writes", title_justify="left")
         for w in view.pending_writes:

@@ -70,7 +70,10 @@ def view_record(record: CheckpointRecord, decoder: PayloadDecoder) -> Checkpoint
     checkpoint = readable(decoded["checkpoint"])
     if not isinstance(checkpoint, dict):
         raise CorruptRecordError(f"cannot decode {record.key}: the checkpoint payload is not a map")
-    values = checkpoint.get("channel_values") or {}
+    # An opaque checkpoint (encrypted without a key, unknown tag) is shown as such,
+    # never as an empty state.
+    opaque = "$opaque" in checkpoint
+    values = checkpoint if opaque else (checkpoint.get("channel_values") or {})
     writes = [
         {"task_id": w.task_id, "task_path": w.task_path, "idx": w.idx, "channel": w.channel, "value": readable(v)}
         for w, v in zip(record.writes, decoded["writes"])
@@ -83,8 +86,8 @@ def view_record(record: CheckpointRecord, decoder: PayloadDecoder) -> Checkpoint
         parent_checkpoint_id=record.parent_checkpoint_id,
         metadata=readable(decoded["metadata"]),
         checkpoint=checkpoint,
-        values={k: v for k, v in values.items() if not _internal(k)},
-        next=next_nodes(checkpoint),
+        values=values if opaque else {k: v for k, v in values.items() if not _internal(k)},
+        next=[] if opaque else next_nodes(checkpoint),
         pending_writes=writes,
         interrupts=_interrupts(writes),
     )
