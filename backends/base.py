@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ckpt.backends.ids import checkpoint_time
+
+S = TypeVar("S", bound="Store")
 
 
 class Capability(str, Enum):
@@ -94,11 +96,7 @@ class CheckpointRecord:
 
     @property
     def size(self) -> int:
-        return (
-            len(self.checkpoint.data)
-            + len(self.metadata.data)
-            + sum(len(w.value.data) for w in self.writes)
-        )
+        return len(self.checkpoint.data) + len(self.metadata.data) + sum(len(w.value.data) for w in self.writes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +239,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self: S) -> S:
         return self
 
     def __exit__(
@@ -277,7 +275,9 @@ def _missing(store: Store, capability: Capability) -> Exception:
     return UsageError(f"{store.kind} stores do not support {capability.value}")
 
 
-def find_record(store: Store, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None) -> CheckpointRecord:
+def find_record(
+    store: Store, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+) -> CheckpointRecord:
     """The named checkpoint, or the newest of the thread and namespace; raises when absent."""
     from ckpt.backends.errors import CheckpointNotFoundError, ThreadNotFoundError
 

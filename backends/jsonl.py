@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -87,7 +86,7 @@ class JsonlStore(Store):
         for lineno, line in self._lines():
             header = _parse_line(self.path, lineno, line)
             if header.get("format") != FORMAT:
-                raise FormatError(f"{self.path}:{lineno}: not a ckpt export (first line has no \"format\": \"{FORMAT}\")")
+                raise FormatError(f'{self.path}:{lineno}: not a ckpt export (first line has no "format": "{FORMAT}")')
             if header.get("version") != VERSION:
                 raise FormatError(f"{self.path}:{lineno}: unsupported format version {header.get('version')!r}")
             return header
@@ -184,7 +183,7 @@ class JsonlStore(Store):
         if self.path == "-":
             out.flush()
             return
-        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out  # type: ignore[attr-defined]
+        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out
         out.close()
         raw.close()
         os.replace(self._partial, self.path)
@@ -194,7 +193,7 @@ class JsonlStore(Store):
         if self._out is None or self.path == "-":
             return
         out, self._out = self._out, None
-        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out  # type: ignore[attr-defined]
+        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out
         try:
             out.close()
             raw.close()
@@ -231,7 +230,13 @@ def _record_to(record: CheckpointRecord) -> dict[str, Any]:
         "checkpoint": _payload_json(record.checkpoint),
         "metadata": _payload_json(record.metadata),
         "writes": [
-            {"task_id": w.task_id, "task_path": w.task_path, "idx": w.idx, "channel": w.channel, "value": _payload_json(w.value)}
+            {
+                "task_id": w.task_id,
+                "task_path": w.task_path,
+                "idx": w.idx,
+                "channel": w.channel,
+                "value": _payload_json(w.value),
+            }
             for w in record.writes
         ],
     }
@@ -293,7 +298,9 @@ def _record_from(path: str, lineno: int, obj: dict[str, Any]) -> CheckpointRecor
                 value=r.payload(item, "value"),
             )
         )
-    key = CheckpointKey(r.field(obj, "thread_id", str), r.field(obj, "checkpoint_ns", str), r.field(obj, "checkpoint_id", str))
+    key = CheckpointKey(
+        r.field(obj, "thread_id", str), r.field(obj, "checkpoint_ns", str), r.field(obj, "checkpoint_id", str)
+    )
     metadata = r.payload(obj, "metadata")
     if metadata.type == "json":
         try:
@@ -307,5 +314,3 @@ def _record_from(path: str, lineno: int, obj: dict[str, Any]) -> CheckpointRecor
         metadata=metadata,
         writes=tuple(writes),
     )
-
-

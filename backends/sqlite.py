@@ -175,8 +175,7 @@ class SqliteStore(Store):
     def _records(self, where: str, params: Sequence[Any], selection: Selection) -> Iterator[CheckpointRecord]:
         task_path = "task_path" if self._task_path else "''"
         ckpt_sql = (
-            f"SELECT {_KEY}, parent_checkpoint_id, type, checkpoint, metadata "
-            f"FROM checkpoints {where} ORDER BY {_KEY}"
+            f"SELECT {_KEY}, parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints {where} ORDER BY {_KEY}"
         )
         writes_sql = (
             f"SELECT {_KEY}, task_id, {task_path}, idx, channel, type, value "
@@ -230,8 +229,7 @@ class SqliteStore(Store):
             f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
         )
         writes_sql = (
-            f"SELECT thread_id, sum(ifnull(length(value), 0)) FROM writes {where} "
-            "GROUP BY thread_id ORDER BY thread_id"
+            f"SELECT thread_id, sum(ifnull(length(value), 0)) FROM writes {where} GROUP BY thread_id ORDER BY thread_id"
         )
         with self._snapshot():
             rows = self._rows(ckpt_sql, params)

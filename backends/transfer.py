@@ -62,5 +62,3 @@ def copy_records(
         if progress is not None:
             progress(len(batch), size)
     return report
-
-

@@ -25,7 +25,9 @@ def export(
     thread: ThreadOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    decode: Annotated[bool, typer.Option("--decode", help="Add a readable tagged-JSON view beside the raw payloads.")] = False,
+    decode: Annotated[
+        bool, typer.Option("--decode", help="Add a readable tagged-JSON view beside the raw payloads.")
+    ] = False,
     aes_key: AesKeyOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -49,9 +51,14 @@ def export(
             report = copy_records(source, target, chosen, source_url=url, progress=progress)
     for message in target.decode_errors:
         warn(message)
-    summary = f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, {human_bytes(report.bytes_read)}) from {redact(url)} to {file}"
+    summary = (
+        f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, "
+        f"{human_bytes(report.bytes_read)}) from {redact(url)} to {file}"
+    )
     if output is OutputFormat.json and file != "-":
-        write_json({"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(target.decode_errors)})
+        write_json(
+            {"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(target.decode_errors)}
+        )
     else:
         info(summary)
     if target.decode_errors:

@@ -37,7 +37,13 @@ def import_(
         total = source.validate()
         with open_store(url, write=True) as target, copy_progress(total, "importing") as progress:
             report = copy_records(
-                source, target, selection(thread), source_url=file, batch_size=batch_size, progress=progress, validated=True
+                source,
+                target,
+                selection(thread),
+                source_url=file,
+                batch_size=batch_size,
+                progress=progress,
+                validated=True,
             )
     if output is OutputFormat.json:
         write_json({"source": file, "target": redact(url), **report.as_json()})

@@ -15,13 +15,25 @@ from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOptio
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
 THREAD_COLUMNS = ("thread_id", "namespaces", "checkpoints", "first", "last", "bytes")
-CHECKPOINT_COLUMNS = ("thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "step", "source", "time", "writes", "bytes")
+CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "step",
+    "source",
+    "time",
+    "writes",
+    "bytes",
+)
 
 
 def list_(
     url: Annotated[str, typer.Argument(help="Store URL, e.g. sqlite:///agent.db, or an export .jsonl[.gz] file.")],
     thread: ThreadOption = None,
-    checkpoints: Annotated[bool, typer.Option("--checkpoints", "-c", help="One row per checkpoint instead of per thread.")] = False,
+    checkpoints: Annotated[
+        bool, typer.Option("--checkpoints", "-c", help="One row per checkpoint instead of per thread.")
+    ] = False,
     ns: Annotated[Optional[str], typer.Option("--ns", help="Only this checkpoint namespace ('' = root graph).")] = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -41,10 +53,14 @@ def list_(
     with open_store(url) as store:
         if checkpoints:
             rows: Iterator[dict[str, Any]] = (_checkpoint_row(h) for h in store.headers(chosen))
-            emit_rows(rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time})
+            emit_rows(
+                rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
+            )
         else:
             rows = (_thread_row(t) for t in store.threads(chosen))
-            count = emit_rows(rows, fmt, THREAD_COLUMNS, human={"bytes": human_bytes, "first": _short_time, "last": _short_time})
+            count = emit_rows(
+                rows, fmt, THREAD_COLUMNS, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
+            )
             if count == 0 and fmt is OutputFormat.table:
                 warn("no threads matched")
 

@@ -53,7 +53,11 @@ def emit_rows(
     if fmt is OutputFormat.table:
         table = Table(title=title, title_justify="left")
         for column in columns:
-            table.add_column(column, overflow="fold", justify="right" if column in ("checkpoints", "bytes", "writes", "step", "namespaces") else "left")
+            table.add_column(
+                column,
+                overflow="fold",
+                justify="right" if column in ("checkpoints", "bytes", "writes", "step", "namespaces") else "left",
+            )
         for row in rows:
             table.add_row(*(_cell(row.get(c), (human or {}).get(c)) for c in columns))
             count += 1

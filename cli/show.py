@@ -12,8 +12,8 @@ from rich.text import Text
 
 from ckpt.backends import open_store
 from ckpt.backends.base import find_record
-from ckpt.cli.console import stdout
 from ckpt.backends.ids import checkpoint_time
+from ckpt.cli.console import stdout
 from ckpt.cli.options import AesKeyOption, OutputOption, iso_time
 from ckpt.cli.output import OutputFormat, emit_rows, resolve, write_json
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
@@ -24,7 +24,9 @@ from ckpt.formats.view import is_message, message_line
 def show(
     url: Annotated[str, typer.Argument(help="Store URL or export file.")],
     thread: Annotated[str, typer.Argument(help="Thread id.")],
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="Checkpoint id (default: the latest).")] = None,
+    checkpoint: Annotated[
+        Optional[str], typer.Option("--checkpoint", "-c", help="Checkpoint id (default: the latest).")
+    ] = None,
     ns: Annotated[str, typer.Option("--ns", help="Checkpoint namespace ('' = root graph).")] = "",
     aes_key: AesKeyOption = None,
     output: OutputOption = None,
@@ -67,9 +69,13 @@ def _print_view(view: CheckpointView) -> None:
     stdout.print(Panel(head, title="checkpoint", title_align="left"))
     if view.interrupts:
         for item in view.interrupts:
-            stdout.print(Text.assemble(("interrupt ", "bold yellow"), f"{item['id'] or ''}: {_short(item['value'], 200)}"))
+            stdout.print(
+                Text.assemble(("interrupt ", "bold yellow"), f"{item['id'] or ''}: {_short(item['value'], 200)}")
+            )
     if "$opaque" in view.values:
-        stdout.print(Text(f"checkpoint payload is opaque ({view.values['$opaque']}): {view.values['reason']}", style="yellow"))
+        stdout.print(
+            Text(f"checkpoint payload is opaque ({view.values['$opaque']}): {view.values['reason']}", style="yellow")
+        )
     else:
         values = Table("channel", "value", title="values", title_justify="left")
         for channel, value in view.values.items():

@@ -107,7 +107,9 @@ def next_nodes(checkpoint: dict[str, Any]) -> list[str]:
         if not channel.startswith(_TRIGGER_PREFIX):
             continue
         node = channel[len(_TRIGGER_PREFIX) :]
-        node_seen = seen.get(node) if isinstance(seen.get(node), dict) else {}
+        node_seen = seen.get(node)
+        if not isinstance(node_seen, dict):
+            node_seen = {}
         if _newer(versions.get(channel), node_seen.get(channel)) and node not in nodes:
             nodes.append(node)
     for send in values.get(_TASKS) or []:

@@ -81,7 +81,9 @@ def message(fields: dict[str, Any], class_name: str = "") -> dict[str, Any]:
     calls = fields.get("tool_calls")
     if calls:
         out["tool_calls"] = [
-            {"name": c.get("name"), "args": readable(c.get("args")), "id": c.get("id")} for c in calls if isinstance(c, dict)
+            {"name": c.get("name"), "args": readable(c.get("args")), "id": c.get("id")}
+            for c in calls
+            if isinstance(c, dict)
         ]
     return out
 

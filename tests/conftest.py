@@ -62,7 +62,8 @@ def table_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
     try:
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         select = ", ".join(f"{c}, typeof({c})" for c in columns)
-        return conn.execute(f"SELECT {select} FROM {table} ORDER BY thread_id, checkpoint_ns, checkpoint_id{', task_id, idx' if table == 'writes' else ''}").fetchall()
+        order = "thread_id, checkpoint_ns, checkpoint_id" + (", task_id, idx" if table == "writes" else "")
+        return conn.execute(f"SELECT {select} FROM {table} ORDER BY {order}").fetchall()
     finally:
         conn.close()
 

@@ -24,7 +24,8 @@ def _downgrade_to_3_1_1(path: Path) -> None:
     conn.executescript(
         "ALTER TABLE writes RENAME TO writes_new;"
         + OLD_WRITES
-        + "; INSERT INTO writes SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM writes_new;"
+        + "; INSERT INTO writes SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value"
+        " FROM writes_new;"
         "DROP TABLE writes_new;"
     )
     conn.close()
@@ -38,7 +39,9 @@ def test_store_without_task_path_is_read(cli: Cli, db_copy: Path, official_db: P
     assert [r.key for r in old_records] == [r.key for r in new_records]
     for a, b in zip(old_records, new_records):
         assert a.checkpoint == b.checkpoint and a.metadata == b.metadata
-        assert [(w.task_id, w.idx, w.channel, w.value) for w in a.writes] == [(w.task_id, w.idx, w.channel, w.value) for w in b.writes]
+        assert [(w.task_id, w.idx, w.channel, w.value) for w in a.writes] == [
+            (w.task_id, w.idx, w.channel, w.value) for w in b.writes
+        ]
         assert all(w.task_path == "" for w in a.writes)
     view = json.loads(cli("show", sqlite_url(db_copy), "thread-3", "-o", "json").stdout)
     assert view["next"] == ["approve"] and view["interrupts"]
@@ -46,7 +49,9 @@ def test_store_without_task_path_is_read(cli: Cli, db_copy: Path, official_db: P
     assert "task_path" not in {c[1] for c in sqlite3.connect(db_copy).execute("PRAGMA table_info(writes)")}
 
 
-def test_import_into_old_layout_adds_task_path_like_setup(cli: Cli, db_copy: Path, official_db: Path, tmp_path: Path) -> None:
+def test_import_into_old_layout_adds_task_path_like_setup(
+    cli: Cli, db_copy: Path, official_db: Path, tmp_path: Path
+) -> None:
     _downgrade_to_3_1_1(db_copy)
     dump = tmp_path / "d.jsonl"
     cli("export", sqlite_url(official_db), str(dump))
@@ -60,15 +65,33 @@ def test_old_json_metadata_with_langchain_envelopes(cli: Cli, db_copy: Path) -> 
     legacy = {
         "source": "loop",
         "step": 7,
-        "writes": {"agent": {"messages": [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {"content": "hi"}}]}},
+        "writes": {
+            "agent": {
+                "messages": [
+                    {
+                        "lc": 1,
+                        "type": "constructor",
+                        "id": ["langchain", "schema", "messages", "AIMessage"],
+                        "kwargs": {"content": "hi"},
+                    }
+                ]
+            }
+        },
         "parents": {},
     }
     conn = sqlite3.connect(db_copy)
-    cid = conn.execute("SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 'thread-1' AND checkpoint_ns = ''").fetchone()[0]
+    cid = conn.execute(
+        "SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 'thread-1' AND checkpoint_ns = ''"
+    ).fetchone()[0]
     conn.execute("UPDATE checkpoints SET metadata = ? WHERE checkpoint_id = ?", (json.dumps(legacy).encode(), cid))
     conn.commit()
     conn.close()
-    rows = [json.loads(line) for line in cli("list", sqlite_url(db_copy), "-c", "-t", "thread-1", "--ns", "", "-o", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in cli(
+            "list", sqlite_url(db_copy), "-c", "-t", "thread-1", "--ns", "", "-o", "jsonl"
+        ).stdout.splitlines()
+    ]
     assert rows[-1]["step"] == 7 and rows[-1]["source"] == "loop"
     view = json.loads(cli("show", sqlite_url(db_copy), "thread-1", "-o", "json").stdout)
     assert view["metadata"]["writes"]["agent"]["messages"][0]["lc"] == 1
@@ -78,10 +101,10 @@ def test_pre_1_0_layout_is_refused(cli: Cli, tmp_path: Path) -> None:
     ancient = tmp_path / "ancient.db"
     conn = sqlite3.connect(ancient)
     conn.executescript(
-        "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, thread_ts TEXT NOT NULL, parent_ts TEXT, checkpoint BLOB, metadata BLOB,"
-        " PRIMARY KEY (thread_id, thread_ts));"
-        "CREATE TABLE writes (thread_id TEXT NOT NULL, thread_ts TEXT NOT NULL, task_id TEXT NOT NULL, idx INTEGER NOT NULL,"
-        " channel TEXT NOT NULL, value BLOB, PRIMARY KEY (thread_id, thread_ts, task_id, idx));"
+        "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, thread_ts TEXT NOT NULL, parent_ts TEXT,"
+        " checkpoint BLOB, metadata BLOB, PRIMARY KEY (thread_id, thread_ts));"
+        "CREATE TABLE writes (thread_id TEXT NOT NULL, thread_ts TEXT NOT NULL, task_id TEXT NOT NULL,"
+        " idx INTEGER NOT NULL, channel TEXT NOT NULL, value BLOB, PRIMARY KEY (thread_id, thread_ts, task_id, idx));"
     )
     conn.close()
     result = cli("list", sqlite_url(ancient))

@@ -27,7 +27,9 @@ def test_round_trip_is_byte_identical(cli: Cli, official_db: Path, tmp_path: Pat
         assert table_rows(restored, table) == original
 
 
-def test_official_saver_sees_the_same_history_and_resumes(cli: Cli, official_db: Path, db_copy: Path, tmp_path: Path) -> None:
+def test_official_saver_sees_the_same_history_and_resumes(
+    cli: Cli, official_db: Path, db_copy: Path, tmp_path: Path
+) -> None:
     dump = tmp_path / "dump.jsonl"
     restored = tmp_path / "restored.db"
     cli("export", sqlite_url(official_db), str(dump))
@@ -112,7 +114,9 @@ def test_bad_jsonl_line_is_named_and_nothing_is_written(
     assert not target.exists() or not table_rows(target, "checkpoints")
 
 
-def test_bad_line_leaves_an_existing_target_untouched(cli: Cli, official_db: Path, db_copy: Path, tmp_path: Path) -> None:
+def test_bad_line_leaves_an_existing_target_untouched(
+    cli: Cli, official_db: Path, db_copy: Path, tmp_path: Path
+) -> None:
     dump = tmp_path / "dump.jsonl"
     other = tmp_path / "other.db"
     from tests.conftest import make_official_store

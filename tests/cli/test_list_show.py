@@ -47,7 +47,10 @@ def test_list_thread_glob_and_formats(cli: Cli, official_db: Path) -> None:
 
 
 def test_list_checkpoints_rows(cli: Cli, official_db: Path) -> None:
-    rows = [json.loads(line) for line in cli("list", sqlite_url(official_db), "-c", "-t", "thread-3", "-o", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in cli("list", sqlite_url(official_db), "-c", "-t", "thread-3", "-o", "jsonl").stdout.splitlines()
+    ]
     assert len(rows) == _counts(official_db)["thread-3"]
     root = [r for r in rows if r["checkpoint_ns"] == ""]
     assert [r["step"] for r in root] == list(range(-1, len(root) - 1))
@@ -91,12 +94,29 @@ def test_show_table_renders_messages_readably(cli: Cli, official_db: Path) -> No
 
 
 def test_show_subgraph_namespace_and_specific_checkpoint(cli: Cli, official_db: Path) -> None:
-    rows = [json.loads(line) for line in cli("list", sqlite_url(official_db), "-c", "-t", "thread-1", "-o", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in cli("list", sqlite_url(official_db), "-c", "-t", "thread-1", "-o", "jsonl").stdout.splitlines()
+    ]
     sub = next(r for r in rows if r["checkpoint_ns"])
-    view = json.loads(cli("show", sqlite_url(official_db), "thread-1", "--ns", sub["checkpoint_ns"], "-c", sub["checkpoint_id"], "-o", "json").stdout)
+    view = json.loads(
+        cli(
+            "show",
+            sqlite_url(official_db),
+            "thread-1",
+            "--ns",
+            sub["checkpoint_ns"],
+            "-c",
+            sub["checkpoint_id"],
+            "-o",
+            "json",
+        ).stdout
+    )
     assert view["checkpoint_ns"] == sub["checkpoint_ns"] and view["checkpoint_id"] == sub["checkpoint_id"]
     first = rows[0]
-    view = json.loads(cli("show", sqlite_url(official_db), "thread-1", "-c", first["checkpoint_id"], "-o", "json").stdout)
+    view = json.loads(
+        cli("show", sqlite_url(official_db), "thread-1", "-c", first["checkpoint_id"], "-o", "json").stdout
+    )
     assert view["next"] == ["__start__"] or view["metadata"]["source"] == "input"
     missing = cli("show", sqlite_url(official_db), "thread-1", "-c", "1f000000-0000-6000-8000-000000000000")
     assert missing.exit_code == 3 and "no checkpoint 1f000000-0000-6000-8000-000000000000" in missing.stderr
@@ -105,7 +125,11 @@ def test_show_subgraph_namespace_and_specific_checkpoint(cli: Cli, official_db: 
 def test_show_finished_thread_has_nothing_next(cli: Cli, official_db: Path) -> None:
     view = json.loads(cli("show", sqlite_url(official_db), "thread-1", "-o", "json").stdout)
     assert view["next"] == [] and view["interrupts"] == []
-    assert view["values"]["messages"][-1] == {"$message": "human", "content": "approval: yes", "id": view["values"]["messages"][-1]["id"]}
+    assert view["values"]["messages"][-1] == {
+        "$message": "human",
+        "content": "approval: yes",
+        "id": view["values"]["messages"][-1]["id"],
+    }
 
 
 def test_version_and_help(cli: Cli) -> None:

@@ -28,7 +28,12 @@ def _journal_mode(path: Path) -> str:
 
 def _run_all_reads(cli: Cli, path: Path, tmp_path: Path) -> None:
     url = sqlite_url(path)
-    for args in (("list", url), ("list", url, "--checkpoints"), ("show", url, "thread-3"), ("show", url, "thread-1", "--ns", "x")):
+    for args in (
+        ("list", url),
+        ("list", url, "--checkpoints"),
+        ("show", url, "thread-3"),
+        ("show", url, "thread-1", "--ns", "x"),
+    ):
         assert cli(*args, "-o", "json").exit_code in (0, ExitCode.NOT_FOUND)
     assert cli("export", url, str(tmp_path / "out.jsonl.gz"), "--decode").exit_code == 0
 
@@ -48,7 +53,11 @@ def test_reads_leave_file_and_journal_mode_unchanged(cli: Cli, db_copy: Path, tm
 
 def test_missing_file_is_an_error_and_is_not_created(cli: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "nope.db"
-    for args in (("list", sqlite_url(missing)), ("show", sqlite_url(missing), "t"), ("export", sqlite_url(missing), "-")):
+    for args in (
+        ("list", sqlite_url(missing)),
+        ("show", sqlite_url(missing), "t"),
+        ("export", sqlite_url(missing), "-"),
+    ):
         result = cli(*args)
         assert result.exit_code == ExitCode.NOT_FOUND
         assert result.stderr == f"error: no such SQLite file: {missing}\n"

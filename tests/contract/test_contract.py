@@ -18,7 +18,9 @@ def _fill(url: str, records: list[CheckpointRecord]) -> None:
             store.write(batch)
 
 
-def test_written_records_read_back_exactly(new_store_url: StoreFactory, official_records: list[CheckpointRecord]) -> None:
+def test_written_records_read_back_exactly(
+    new_store_url: StoreFactory, official_records: list[CheckpointRecord]
+) -> None:
     url = new_store_url()
     _fill(url, official_records)
     with open_store(url) as store:
@@ -66,7 +68,10 @@ def test_selection_filters(new_store_url: StoreFactory, official_records: list[C
 def test_latest_and_get(new_store_url: StoreFactory, official_records: list[CheckpointRecord]) -> None:
     url = new_store_url()
     _fill(url, official_records)
-    newest = max((r for r in official_records if r.key.thread_id == "thread-2" and r.key.checkpoint_ns == ""), key=lambda r: r.key.checkpoint_id)
+    newest = max(
+        (r for r in official_records if r.key.thread_id == "thread-2" and r.key.checkpoint_ns == ""),
+        key=lambda r: r.key.checkpoint_id,
+    )
     with open_store(url) as store:
         assert find_record(store, "thread-2") == newest
         assert store.get(newest.key) == newest
@@ -87,7 +92,9 @@ def test_rewrite_is_idempotent(new_store_url: StoreFactory, official_records: li
         assert list(store.records()) == official_records
 
 
-def test_delete_removes_checkpoints_with_their_writes(new_store_url: StoreFactory, official_records: list[CheckpointRecord]) -> None:
+def test_delete_removes_checkpoints_with_their_writes(
+    new_store_url: StoreFactory, official_records: list[CheckpointRecord]
+) -> None:
     url = new_store_url()
     _fill(url, official_records)
     with open_store(url, write=True) as store:

@@ -42,7 +42,9 @@ def test_encrypted_store_is_opaque_without_a_key(cli: Cli, encrypted_db: Path, m
     assert "pass --aes-key" in writes[0]["value"]["reason"]
 
 
-def test_encrypted_store_is_shown_decrypted_with_the_key(cli: Cli, encrypted_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_encrypted_store_is_shown_decrypted_with_the_key(
+    cli: Cli, encrypted_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     view = json.loads(cli("show", sqlite_url(encrypted_db), "thread-2", "--aes-key", KEY, "-o", "json").stdout)
     assert view["next"] == ["approve"]
     assert view["values"]["messages"][0]["content"] == "find papers for thread-2"

@@ -40,7 +40,10 @@ def _plant(db: Path, target: Path) -> None:
     checkpoint["channel_values"]["evil_kw"] = _ext(2, ["subprocess", "run", {"args": ["touch", str(target)]}])
     checkpoint["channel_values"]["evil_method"] = _ext(3, ["os", "system", f"touch {target}", "__call__"])
     new_blob = ormsgpack.packb(checkpoint, option=ormsgpack.OPT_NON_STR_KEYS)
-    conn.execute("UPDATE checkpoints SET checkpoint = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?", (new_blob, thread, ns, cid))
+    conn.execute(
+        "UPDATE checkpoints SET checkpoint = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+        (new_blob, thread, ns, cid),
+    )
     conn.execute(
         "INSERT INTO writes VALUES (?, ?, ?, 'evil-task', '', 0, 'evil', 'pickle', ?)",
         (thread, ns, cid, pickle.dumps(_Exploit(target))),
@@ -49,7 +52,9 @@ def _plant(db: Path, target: Path) -> None:
     conn.close()
 
 
-def test_show_and_export_never_execute_stored_data(cli: Cli, db_copy: Path, tmp_path: Path, no_pwned_file: Path) -> None:
+def test_show_and_export_never_execute_stored_data(
+    cli: Cli, db_copy: Path, tmp_path: Path, no_pwned_file: Path
+) -> None:
     _plant(db_copy, no_pwned_file)
     shown = cli("show", sqlite_url(db_copy), "thread-1", "-o", "json")
     assert shown.exit_code == 0, shown.stderr
@@ -73,8 +78,8 @@ def test_langgraphs_own_decoder_would_call_the_named_function() -> None:
 
     payload = ormsgpack.packb(_ext(0, ["builtins", "len", "abcd"]))
     assert JsonPlusSerializer().loads_typed(("msgpack", payload)) == 4
-    from ckpt.formats.payloads import PayloadDecoder
     from ckpt.backends.base import Payload
+    from ckpt.formats.payloads import PayloadDecoder
 
     assert PayloadDecoder().decode(Payload("msgpack", payload)) == {"$ext": 0, "v": ["builtins", "len", "abcd"]}
 
