@@ -12,6 +12,7 @@ import ormsgpack
 
 from ckpt.backends.errors import ExitCode
 from tests.conftest import Cli, sqlite_url
+from tests.test_docs import _validate_file
 
 
 class _Exploit:
@@ -68,6 +69,7 @@ def test_show_and_export_never_execute_stored_data(
     dump = tmp_path / "dump.jsonl"
     assert cli("export", sqlite_url(db_copy), str(dump), "--decode").exit_code == 0
     assert "os" in dump.read_text() and not no_pwned_file.exists()
+    _validate_file(dump)
     restored = tmp_path / "restored.db"
     assert cli("import", str(dump), sqlite_url(restored)).exit_code == 0
 
@@ -103,5 +105,5 @@ def test_corrupt_blob_is_named_and_the_rest_still_listed(cli: Cli, db_copy: Path
     exported = cli("export", sqlite_url(db_copy), str(dump), "--decode")
     assert exported.exit_code == ExitCode.DATA
     assert f"checkpoint {cid}" in exported.stderr
-    assert len(dump.read_text().splitlines()) == total + 1
+    assert _validate_file(dump) == total + 1
     assert cli("show", sqlite_url(db_copy), "thread-1").exit_code == 0
