@@ -62,4 +62,5 @@ def test_schema_is_valid_and_every_exported_line_validates(cli: Cli, official_db
 def test_schema_rejects_what_import_rejects() -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     assert not validator.is_valid({"thread_id": "t"})
-    assert not validator.is_valid({"format": "ckpt/jsonl", "version": 2, "created_at": "x", "source": None, "decoded": False})
+    header = {"format": "ckpt/jsonl", "version": 2, "created_at": "x", "source": None, "decoded": False}
+    assert not validator.is_valid(header)
