@@ -1,0 +1,66 @@
+"""URLs pick drivers by scheme; missing drivers and unknown schemes are clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ckpt import backends
+from ckpt.backends import open_store, store_class
+from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError, UsageError
+from ckpt.backends.jsonl import JsonlStore
+from ckpt.backends.sqlite import SqliteStore
+from ckpt.backends.urls import redact, sqlite_path
+
+
+def test_sqlite_url_forms() -> None:
+    assert sqlite_path("sqlite:///rel/agent.db") == "rel/agent.db"
+    assert sqlite_path("sqlite:////abs/agent.db") == "/abs/agent.db"
+    assert sqlite_path("sqlite:///with%20space.db") == "with space.db"
+    assert sqlite_path("agent.db") == "agent.db"
+    assert store_class("sqlite:///x.db") is SqliteStore and store_class("./agent.sqlite") is SqliteStore
+    assert store_class("dump.jsonl") is JsonlStore and store_class("dump.jsonl.gz") is JsonlStore
+    assert store_class("-") is JsonlStore
+
+
+def test_relative_sqlite_url_is_relative_to_the_working_directory(
+    official_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(official_db.parent)
+    with open_store(f"sqlite:///{official_db.name}") as store:
+        assert store.count() == 29
+    with open_store(f"sqlite:///{official_db}") as store:  # sqlite:////abs
+        assert store.count() == 29
+
+
+def test_unknown_scheme() -> None:
+    with pytest.raises(UnknownSchemeError, match=r"unknown URL scheme 'ftp'; expected one of: sqlite://"):
+        store_class("ftp://x")
+    with pytest.raises(UnknownSchemeError, match="for 'notes.txt'"):
+        store_class("notes.txt")
+
+
+def test_planned_scheme_says_not_yet() -> None:
+    with pytest.raises(UsageError, match=r"postgresql:// stores are not supported by this version of ckpt yet"):
+        store_class("postgresql://u:p@h/db")
+
+
+def test_missing_driver_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(backends._BUILTIN, "redis", "ckpt.backends._no_such_driver:RedisStore")
+    with pytest.raises(BackendUnavailableError) as info:
+        store_class("redis://localhost:6379/0")
+    assert str(info.value) == "redis:// needs the 'redis' package: pip install 'langgraph-ckpt[redis]'"
+
+
+def test_redact_masks_passwords_everywhere() -> None:
+    text = "postgresql://admin:s3cr%40t@db:5432/x and redis://:pw@h:6379/0 and sqlite:///a.db"
+    assert redact(text) == "postgresql://admin:***@db:5432/x and redis://:***@h:6379/0 and sqlite:///a.db"
+    assert "s3cr" not in redact("mongodb+srv://u:s3cr@cluster/db")
+
+
+def test_write_open_creates_nothing_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="no such directory"):
+        open_store(f"sqlite:///{tmp_path}/missing/dir.db", write=True)
+    assert not os.path.exists(tmp_path / "missing")
