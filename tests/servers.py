@@ -1,0 +1,46 @@
+"""Real servers for the tests: URLs come from ``scripts/services.sh env``; absent ones skip, loudly.
+
+A test that needs a server it does not have is skipped with the reason; with
+``CKPT_REQUIRE_BACKENDS=1`` (CI sets it) the skip becomes a failure, so a missing server can
+never pass for coverage.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import pytest
+
+SERVER_URL_VARS = {"postgres": "CKPT_TEST_POSTGRES_URL"}
+
+
+def server_url(name: str) -> str:
+    var = SERVER_URL_VARS[name]
+    url = os.environ.get(var)
+    if not url:
+        message = f"{name}: {var} is not set (start it with: eval \"$(bash scripts/services.sh start)\")"
+        if os.environ.get("CKPT_REQUIRE_BACKENDS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[tuple[str, str]]:
+    """A fresh schema; yields (ckpt URL with ?schema=, libpq URL whose search_path is that schema)."""
+    import psycopg
+
+    base = server_url("postgres")
+    schema = f"ckpt_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}schema={schema}", f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
