@@ -53,8 +53,7 @@ _BUILTIN: dict[str, str] = {
 # Schemes of drivers that are planned but not in this release: a clear message beats
 # "unknown scheme" for a URL the user reasonably expects to work.
 _PLANNED: dict[str, str] = {
-    scheme: "a later release"
-    for scheme in ("redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
+    scheme: "a later release" for scheme in ("redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
 }
 
 # scheme -> (python package the driver imports, extra that installs it)

@@ -85,6 +85,10 @@ class CheckpointHeader:
     def size(self) -> int:
         return self.checkpoint_bytes + self.writes_bytes
 
+    @property
+    def key_tuple(self) -> tuple[str, str, str]:
+        return (self.key.thread_id, self.key.checkpoint_ns, self.key.checkpoint_id)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRecord:

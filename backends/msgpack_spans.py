@@ -22,7 +22,12 @@ _LEN_PREFIXED = {  # marker -> (length bytes, extra bytes after the length: ext 
     0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0),  # str
     0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),  # ext
 }  # fmt: skip
-_CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # array16/32, map16/32 -> (len bytes, items per entry)
+_CONTAINERS = {
+    0xDC: (2, 1),
+    0xDD: (4, 1),
+    0xDE: (2, 2),
+    0xDF: (4, 2),
+}  # array16/32, map16/32 -> (len bytes, items per entry)
 _UINT = {1: ">B", 2: ">H", 4: ">I"}
 
 

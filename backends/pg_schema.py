@@ -62,7 +62,9 @@ def describe(columns: dict[str, set[str]], migration: int | None) -> dict[str, A
     return {
         "saver": "langgraph-checkpoint-postgres",
         "migration": migration,
-        "version": ">=2.0 (migration 9, task_path)" if migration == LATEST_VERSION else f"older (migration {migration})",
+        "version": ">=2.0 (migration 9, task_path)"
+        if migration == LATEST_VERSION
+        else f"older (migration {migration})",
         "task_path": "task_path" in writes,
     }
 

@@ -164,7 +164,9 @@ class PostgresStore(Store):
             yield page
             last = page[-1][:3]
 
-    def _blobs_for(self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]]) -> dict[tuple[str, str, str, str], tuple[str, bytes]]:
+    def _blobs_for(
+        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]]
+    ) -> dict[tuple[str, str, str, str], tuple[str, bytes]]:
         keys: set[tuple[str, str, str, str]] = set()
         for row in page:
             versions = orjson.loads(row[4]).get("channel_versions") or {}
@@ -180,7 +182,9 @@ class PostgresStore(Store):
         )
         return {(t, n, c, v): (typ, bytes(blob or b"")) for t, n, c, v, typ, blob in cur.fetchall()}
 
-    def _writes_for(self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]], selection: Selection) -> list[tuple[Any, ...]]:
+    def _writes_for(
+        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]], selection: Selection
+    ) -> list[tuple[Any, ...]]:
         where, params = _where(selection)
         task_path = "task_path" if self._layout["task_path"] else "''"
         cur.execute(
@@ -296,7 +300,10 @@ class PostgresStore(Store):
         arrays = [list(c) for c in zip(*rows)]
         match = "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i) ON x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
         with self._conn.transaction():
-            self._conn.execute(f"DELETE FROM checkpoint_writes w USING (SELECT x.ctid AS id FROM checkpoint_writes x {match}) d WHERE w.ctid = d.id", arrays)
+            self._conn.execute(
+                f"DELETE FROM checkpoint_writes w USING (SELECT x.ctid AS id FROM checkpoint_writes x {match}) d WHERE w.ctid = d.id",
+                arrays,
+            )
             freed = self._conn.execute(
                 f"DELETE FROM checkpoints c USING (SELECT x.ctid AS id FROM checkpoints x {match}) d WHERE c.ctid = d.id "
                 "RETURNING c.thread_id, c.checkpoint_ns, c.checkpoint -> 'channel_versions'",
@@ -341,8 +348,9 @@ def _connect(url: str, *, read_only: bool) -> tuple[str, _Handle]:
     engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": 10, "options": options})
     try:
         raw = engine.raw_connection()
-    except exc.OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    except (exc.DBAPIError, psycopg.Error) as error:
+        cause = error.orig if isinstance(error, exc.DBAPIError) and error.orig else error
+        reason = (str(cause).strip().splitlines() or ["unknown error"])[0]
         raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(reason)}") from None
     handle = _Handle(raw)
     handle.conn.autocommit = True  # explicit transactions only: one per write batch, one snapshot per read
@@ -389,23 +397,40 @@ def _version_text(version: Any) -> str:
     return orjson.dumps(version).decode() if isinstance(version, float) else str(version)
 
 
-def _record(row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]) -> CheckpointRecord:
+def _metadata_text(text: str) -> str:
+    """Metadata JSON; PostgresSaver 2.0.0-2.0.21 stored it as a JSON *string* holding JSON."""
+    if text.startswith('"'):
+        inner = orjson.loads(text)
+        if isinstance(inner, str):
+            return inner
+    return text
+
+
+def _record(
+    row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]
+) -> CheckpointRecord:
     key = CheckpointKey(row[0], row[1], row[2])
     fields = orjson.loads(row[4])
     versions = fields.get("channel_versions") or {}
-    mine = {c: blobs[(row[0], row[1], c, _version_text(v))] for c, v in versions.items() if (row[0], row[1], c, _version_text(v)) in blobs}
+    mine = {
+        c: blobs[(row[0], row[1], c, _version_text(v))]
+        for c, v in versions.items()
+        if (row[0], row[1], c, _version_text(v)) in blobs
+    }
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=row[3],
         checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
-        metadata=Payload("json", row[5].encode("utf-8")),
-        writes=tuple(PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes),
+        metadata=Payload("json", _metadata_text(row[5]).encode("utf-8")),
+        writes=tuple(
+            PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes
+        ),
     )
 
 
 def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
     try:
-        metadata = orjson.loads(row[4])
+        metadata = orjson.loads(_metadata_text(row[4]))
         error = None
     except orjson.JSONDecodeError as err:
         metadata, error = None, str(err)
@@ -420,16 +445,25 @@ def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHe
     )
 
 
-def _rows_for(batch: list[CheckpointRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def _rows_for(
+    batch: list[CheckpointRecord],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     ckpt_rows, write_rows = [], []
     blob_rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
     for record in batch:
         key = record.key
         split_form = split(record)
-        ckpt_rows.append((*_key(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, _metadata_json(record)))
+        ckpt_rows.append(
+            (*_key(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, _metadata_json(record))
+        )
         for channel, version, type_tag, data in split_form.blobs:
-            blob_rows.setdefault((key.thread_id, key.checkpoint_ns, channel, version), (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data))
-        write_rows += [(*_key(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data) for w in record.writes]
+            blob_rows.setdefault(
+                (key.thread_id, key.checkpoint_ns, channel, version),
+                (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data),
+            )
+        write_rows += [
+            (*_key(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data) for w in record.writes
+        ]
     return ckpt_rows, list(blob_rows.values()), write_rows
 
 
@@ -440,7 +474,9 @@ def _key(key: CheckpointKey) -> tuple[str, str, str]:
 def _metadata_json(record: CheckpointRecord) -> str:
     """Metadata as PostgresSaver stores it: JSON, without the legacy ``writes`` key (spec §1.4)."""
     if record.metadata.type != "json":
-        raise CorruptRecordError(f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload")
+        raise CorruptRecordError(
+            f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload"
+        )
     try:
         metadata = orjson.loads(record.metadata.data or b"{}")
     except orjson.JSONDecodeError as err:

@@ -41,7 +41,7 @@ app = typer.Typer(
     cls=CkptGroup,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    help="Operate LangGraph checkpoint stores: list, show, export and import.\n\n" + EXIT_CODES_HELP,
+    help="Operate LangGraph checkpoint stores: list, show, export, import and migrate.\n\n" + EXIT_CODES_HELP,
     epilog=EXIT_CODES_HELP,
     rich_markup_mode=None,
 )
@@ -64,12 +64,13 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
-    from ckpt.cli import export, import_, list_, show
+    from ckpt.cli import export, import_, list_, migrate, show
 
     app.command("list")(list_.list_)
     app.command("show")(show.show)
     app.command("export")(export.export)
     app.command("import")(import_.import_)
+    app.command("migrate")(migrate.migrate)
 
 
 _register()

@@ -72,8 +72,18 @@ def _counter(version: Any) -> Any:
     return version
 
 
+_SETS = (["builtins", "set"], ["builtins", "frozenset"])
+
+
 def _unordered(value: Any) -> Any:
+    """Map order and set order carry no meaning: the same set may be packed in any order
+    (langgraph re-creates sets between steps, and PostgreSQL keeps the first packing of a
+    version while SQLite keeps every one)."""
     if isinstance(value, dict):
+        if value.get("$ext") == 0 and isinstance(value.get("v"), list) and value["v"][:2] in _SETS:
+            module, name, items = value["v"][:3]
+            members = sorted((_unordered(item) for item in items), key=lambda item: orjson.dumps(item))
+            return {"$ext": 0, "v": [module, name, members]}
         return {k: _unordered(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         return [_unordered(v) for v in value]

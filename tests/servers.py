@@ -22,7 +22,7 @@ def server_url(name: str) -> str:
     var = SERVER_URL_VARS[name]
     url = os.environ.get(var)
     if not url:
-        message = f"{name}: {var} is not set (start it with: eval \"$(bash scripts/services.sh start)\")"
+        message = f'{name}: {var} is not set (start it with: eval "$(bash scripts/services.sh start)")'
         if os.environ.get("CKPT_REQUIRE_BACKENDS"):
             pytest.fail(message)
         pytest.skip(message)

@@ -95,3 +95,22 @@ def test_non_canonical_encoding_falls_back_to_raw_bytes() -> None:
     value = tagged.decode_exact(float32)
     assert value == {"$raw": "yj+AAAA=", "view": 1.0}
     assert tagged.encode(value) == float32
+
+
+def test_semantic_form_ignores_map_and_set_order() -> None:
+    from ckpt.backends import CheckpointKey, CheckpointRecord, Payload
+    from ckpt.formats.semantic import semantic_digest
+
+    def record(value: Any) -> CheckpointRecord:
+        data = ormsgpack.packb(value, option=OPTIONS)
+        return CheckpointRecord(CheckpointKey("t", "", "1"), None, Payload("msgpack", data), Payload("json", b"{}"))
+
+    def a_set(*items: str) -> ormsgpack.Ext:
+        return ormsgpack.Ext(0, ormsgpack.packb(["builtins", "set", list(items)]))
+
+    one = {"channel_values": {"a": 1, "tags": a_set("x", "y")}, "channel_versions": {"a": "0003.5"}}
+    two = {"channel_versions": {"a": 3}, "channel_values": {"tags": a_set("y", "x"), "a": 1}}
+    assert semantic_digest(record(one)) == semantic_digest(record(two))
+    assert semantic_digest(record(one)) != semantic_digest(record({**one, "channel_values": {"a": 2}}))
+    lists = {"channel_values": {"l": ["x", "y"]}}
+    assert semantic_digest(record(lists)) != semantic_digest(record({"channel_values": {"l": ["y", "x"]}}))

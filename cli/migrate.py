@@ -1,0 +1,107 @@
+"""``ckpt migrate``: any store → any store, streamed, idempotent, resumable, verifiable."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ckpt.backends import open_store
+from ckpt.backends.errors import CkptError, DataError, ExitCode
+from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, migrate as migrate_stores, plan_copy
+from ckpt.backends.urls import redact
+from ckpt.cli.console import info, warn
+from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection
+from ckpt.cli.output import OutputFormat, human_bytes, write_json
+from ckpt.cli.progress import copy_progress
+from ckpt.formats.verify import VerifyReport, verify as verify_stores
+
+
+class VerifyFailed(CkptError):
+    exit_code = ExitCode.ERROR
+
+
+def migrate(
+    source: Annotated[str, typer.Argument(help="Store URL to copy from (or an export .jsonl[.gz]).")],
+    target: Annotated[str, typer.Argument(help="Store URL to copy into; created with the saver's schema if empty.")],
+    thread: ThreadOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; write nothing.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Afterwards, compare both stores checkpoint by checkpoint.")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Copy this many threads in parallel.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per transaction.")] = DEFAULT_BATCH,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Copy around records the target cannot take; exit 5.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Copy checkpoints between any two stores, idempotently: a rerun copies only what is missing.
+
+    Ids, versions, namespaces and task ids are never rewritten. Killed midway, a rerun
+    completes the copy; --verify then proves it.
+
+    Example:
+      ckpt migrate sqlite:///agent.db postgresql://user:pw@db:5432/app --verify
+      ckpt migrate sqlite:///agent.db 'postgresql://db/app?schema=lg' --thread 'user-*' --dry-run
+      ckpt migrate postgresql://db/app backup.jsonl.gz
+    """
+    chosen = selection(thread, since, until)
+    if dry_run:
+        with open_store(source) as src:
+            plan = plan_copy(src, target, open_store, chosen)
+        if output is OutputFormat.json:
+            write_json({"dry_run": True, "source": redact(source), "target": redact(target), **plan.as_json()})
+        else:
+            info(
+                f"would copy {plan.to_copy} of {plan.checkpoints} checkpoints in {plan.threads} threads "
+                f"({plan.writes} writes, {human_bytes(plan.bytes)}) from {redact(source)} to {redact(target)}; "
+                f"{plan.already_present} already there"
+            )
+        return
+    with open_store(source) as src:
+        total = src.count(chosen)
+    with copy_progress(total, "migrating") as progress:
+        report = migrate_stores(
+            source, target, open_store, chosen, jobs=jobs, batch_size=batch_size, progress=progress, skip_bad=skip_bad
+        )
+    checked = _verify(source, target, chosen) if verify else None
+    _report(source, target, report, checked, output)
+    if report.skipped:
+        raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
+    if checked is not None and not checked.ok:
+        raise VerifyFailed(
+            f"verify failed: {checked.missing} missing, {checked.extra} extra, {checked.different} different "
+            f"checkpoint(s) in {len(checked.threads_with_differences)} thread(s)"
+        )
+
+
+def _verify(source: str, target: str, chosen: object) -> VerifyReport:
+    with open_store(source) as src, open_store(target) as dst:
+        return verify_stores(src, dst, chosen)  # type: ignore[arg-type]
+
+
+def _report(source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object) -> None:
+    for line in report.skipped:
+        warn(f"skipped {line}")
+    if output is OutputFormat.json:
+        body = {"source": redact(source), "target": redact(target), **report.as_json()}
+        if checked is not None:
+            body["verify"] = checked.as_json()
+        write_json(body)
+        return
+    if report.checkpoints_written == 0 and report.writes_written == 0 and not report.skipped:
+        info(f"nothing new to copy: all {report.checkpoints_read} checkpoints are already in {redact(target)}")
+    else:
+        info(
+            f"copied {report.checkpoints_written} checkpoints and {report.writes_written} writes "
+            f"({human_bytes(report.bytes_read)} read) from {redact(source)} to {redact(target)}; "
+            f"{report.checkpoints_skipped} checkpoints were already there"
+        )
+    if checked is not None:
+        verdict = "identical" if checked.ok else "DIFFERENT"
+        info(f"verify ({checked.mode}): {checked.checkpoints} checkpoints in {checked.threads} threads {verdict}")
+        for example in checked.examples:
+            warn(example)
