@@ -151,5 +151,6 @@ def _embed(channel: str, blob: tuple[str, bytes], where: object) -> bytes:
     if type_tag == "null":
         return b"\xc0"
     raise CorruptRecordError(
-        f"{where}: channel {channel!r} is stored as {type_tag!r}, which cannot be embedded in a whole-checkpoint payload"
+        f"{where}: channel {channel!r} is stored as {type_tag!r}, "
+        "which cannot be embedded in a whole-checkpoint payload"
     )

@@ -47,6 +47,12 @@ _PAGE = 500
 _C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
 _KEY = f"thread_id{_C}, checkpoint_ns{_C}, checkpoint_id{_C}"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_SELECT_CHECKPOINTS = (
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
+    "FROM checkpoints"
+)
+_KEYS = "unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i)"
+_KEYS4 = "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v)"
 
 
 class PostgresStore(Store):
@@ -154,8 +160,7 @@ class PostgresStore(Store):
         while True:
             after = f" AND ({_KEY}) > (%s, %s, %s)" if last else ""
             cur.execute(
-                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
-                f"FROM checkpoints WHERE {where}{after} ORDER BY {_KEY} LIMIT {_PAGE}",
+                f"{_SELECT_CHECKPOINTS} WHERE {where}{after} ORDER BY {_KEY} LIMIT {_PAGE}",
                 [*params, *(last or ())],
             )
             page = cur.fetchall()
@@ -176,7 +181,7 @@ class PostgresStore(Store):
         columns = list(zip(*sorted(keys)))
         cur.execute(
             "SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM checkpoint_blobs b "
-            "JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v) "
+            f"JOIN {_KEYS4} "
             "ON b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v",
             [list(c) for c in columns],
         )
@@ -226,8 +231,7 @@ class PostgresStore(Store):
         where, params = _where(selection)
         with self._snapshot() as cur:
             cur.execute(
-                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
-                f"FROM checkpoints WHERE {where} AND checkpoint_id = %s",
+                f"{_SELECT_CHECKPOINTS} WHERE {where} AND checkpoint_id = %s",
                 [*params, key.checkpoint_id],
             )
             page = cur.fetchall()
@@ -298,15 +302,12 @@ class PostgresStore(Store):
         if not rows:
             return 0
         arrays = [list(c) for c in zip(*rows)]
-        match = "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i) ON x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
+        match = "x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
         with self._conn.transaction():
-            self._conn.execute(
-                f"DELETE FROM checkpoint_writes w USING (SELECT x.ctid AS id FROM checkpoint_writes x {match}) d WHERE w.ctid = d.id",
-                arrays,
-            )
+            self._conn.execute(f"DELETE FROM checkpoint_writes x USING {_KEYS} WHERE {match}", arrays)
             freed = self._conn.execute(
-                f"DELETE FROM checkpoints c USING (SELECT x.ctid AS id FROM checkpoints x {match}) d WHERE c.ctid = d.id "
-                "RETURNING c.thread_id, c.checkpoint_ns, c.checkpoint -> 'channel_versions'",
+                f"DELETE FROM checkpoints x USING {_KEYS} WHERE {match} "
+                "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint -> 'channel_versions'",
                 arrays,
             ).fetchall()
             self._drop_unreferenced_blobs(freed)
@@ -319,7 +320,7 @@ class PostgresStore(Store):
             return
         arrays = [list(c) for c in zip(*sorted(keys))]
         self._conn.execute(
-            "DELETE FROM checkpoint_blobs b USING unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v) "
+            f"DELETE FROM checkpoint_blobs b USING {_KEYS4} "
             "WHERE b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v "
             "AND NOT EXISTS (SELECT 1 FROM checkpoints r WHERE r.thread_id = k.t AND r.checkpoint_ns = k.n "
             "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v)",

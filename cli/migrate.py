@@ -8,13 +8,15 @@ import typer
 
 from ckpt.backends import open_store
 from ckpt.backends.errors import CkptError, DataError, ExitCode
-from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, migrate as migrate_stores, plan_copy
+from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, plan_copy
+from ckpt.backends.transfer import migrate as migrate_stores
 from ckpt.backends.urls import redact
 from ckpt.cli.console import info, warn
 from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.progress import copy_progress
-from ckpt.formats.verify import VerifyReport, verify as verify_stores
+from ckpt.formats.verify import VerifyReport
+from ckpt.formats.verify import verify as verify_stores
 
 
 class VerifyFailed(CkptError):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a developer's: installs what it needs into .venv,
-# starts the servers the tests talk to (none yet beyond SQLite), type-checks, lints, tests.
+# starts the servers the tests talk to (a real PostgreSQL 15; scripts/services.sh), type-checks,
+# lints, tests. Every server test must run: a missing server fails the suite (CKPT_REQUIRE_BACKENDS).
 #
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k export  # extra arguments go to pytest
@@ -12,9 +13,16 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/pip install --quiet -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+if ! .venv/bin/pip install --quiet -e '.[dev]' >.venv/pip.log 2>&1; then
+  cat .venv/pip.log; echo "pip install failed" >&2; exit 1
+fi
 .venv/bin/python -c 'import ckpt.cli, langgraph.checkpoint.sqlite' # fail here, not in 50 tests, if the install broke
+
+echo "== servers"
+eval "$(bash scripts/services.sh start pg)"
+export CKPT_REQUIRE_BACKENDS=1
+if [[ ${CI:-} == true ]]; then trap 'bash scripts/services.sh stop' EXIT; fi
+echo "Couchbase: no Couchbase Server can be run on this machine; no Couchbase test exists yet."
 
 echo "== mypy --strict (cli, backends, formats)"
 .venv/bin/mypy

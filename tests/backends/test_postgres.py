@@ -134,8 +134,9 @@ def test_shallow_saver_tables_are_refused(cli: Cli, official_db: Path) -> None:
     with postgres_schema() as (url, libpq):
         with psycopg.connect(libpq, autocommit=True) as conn:
             conn.execute(
-                "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', type TEXT, "
-                "checkpoint JSONB NOT NULL, metadata JSONB NOT NULL DEFAULT '{}', PRIMARY KEY (thread_id, checkpoint_ns))"
+                "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', "
+                "type TEXT, checkpoint JSONB NOT NULL, metadata JSONB NOT NULL DEFAULT '{}', "
+                "PRIMARY KEY (thread_id, checkpoint_ns))"
             )
         for args in (("list", url), ("migrate", sqlite_url(official_db), url)):
             result = cli(*args)
@@ -172,10 +173,11 @@ def test_connection_failures_are_one_line_without_the_password(cli: Cli, officia
 
 
 def test_encrypted_checkpoint_cannot_be_split_and_says_so(cli: Cli, tmp_path: Path) -> None:
-    from tests.formats.test_payloads import KEY
     from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
+
     from examples.graphs import populate, serializer
+    from tests.formats.test_payloads import KEY
 
     path = tmp_path / "enc.db"
     with SqliteSaver.from_conn_string(str(path)) as saver:

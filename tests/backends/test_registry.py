@@ -36,19 +36,28 @@ def test_relative_sqlite_url_is_relative_to_the_working_directory(
 
 
 def test_unknown_scheme() -> None:
-    with pytest.raises(UnknownSchemeError, match=r"unknown URL scheme 'ftp'; expected one of: sqlite://"):
+    with pytest.raises(
+        UnknownSchemeError, match=r"unknown URL scheme 'ftp'; expected one of: postgres://, .*sqlite://"
+    ):
         store_class("ftp://x")
     with pytest.raises(UnknownSchemeError, match="for 'notes.txt'"):
         store_class("notes.txt")
 
 
 def test_planned_scheme_says_not_yet() -> None:
-    with pytest.raises(UsageError, match=r"postgresql:// stores are not supported by this version of ckpt yet"):
-        store_class("postgresql://u:p@h/db")
+    with pytest.raises(UsageError, match=r"redis:// stores are not supported by this version of ckpt yet"):
+        store_class("redis://localhost:6379/0")
+
+
+def test_postgres_url_forms() -> None:
+    from ckpt.backends.postgres import PostgresStore
+
+    for url in ("postgresql://h/db", "postgres://h/db", "postgresql+psycopg://h/db"):
+        assert store_class(url) is PostgresStore
 
 
 def test_missing_driver_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(backends._BUILTIN, "redis", "ckpt.backends._no_such_driver:RedisStore")
+    monkeypatch.setitem(backends._BUILTIN, "redis", "ckpt.backends._no_such_driver:RedisStore")  # as if not installed
     with pytest.raises(BackendUnavailableError) as info:
         store_class("redis://localhost:6379/0")
     assert str(info.value) == "redis:// needs the 'redis' package: pip install 'langgraph-ckpt[redis]'"

@@ -1,0 +1,137 @@
+"""migrate: idempotent, resumable after kill -9, verifiable, with a plan and clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ckpt.backends import CheckpointKey, open_store
+from ckpt.backends.errors import ExitCode
+from ckpt.backends.transfer import batched
+from tests.conftest import Cli, sqlite_url
+from tests.servers import postgres_schema
+
+
+def _bulk_store(official_db: Path, path: Path, copies: int) -> int:
+    """Clone the official threads ``copies`` times under new thread ids: real payloads, many rows."""
+    with open_store(sqlite_url(official_db)) as source:
+        records = list(source.records())
+    with open_store(sqlite_url(path), write=True) as target:
+        clones = (
+            replace(r, key=CheckpointKey(f"bulk-{n:05d}-{r.key.thread_id}", r.key.checkpoint_ns, r.key.checkpoint_id))
+            for n in range(copies)
+            for r in records
+        )
+        for batch in batched(clones, 1000):
+            target.write(batch)
+    return copies * len(records)
+
+
+def test_second_run_is_a_no_op_and_says_so(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    target = sqlite_url(tmp_path / "t.db")
+    first = json.loads(cli("migrate", sqlite_url(official_db), target, "-o", "json").stdout)
+    assert first["checkpoints_written"] == 29 and first["writes_written"] == 95
+    second = cli("migrate", sqlite_url(official_db), target)
+    assert second.exit_code == 0
+    assert second.stderr == f"nothing new to copy: all 29 checkpoints are already in {target}\n"
+
+
+def test_dry_run_plans_without_writing(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t.db"
+    plan = json.loads(cli("migrate", sqlite_url(official_db), sqlite_url(target), "--dry-run", "-o", "json").stdout)
+    assert plan["threads"] == 3 and plan["checkpoints"] == 29 and plan["to_copy"] == 29 and plan["writes"] == 95
+    assert plan["bytes"] > 0 and not target.exists()
+    cli("migrate", sqlite_url(official_db), sqlite_url(target), "--thread", "thread-1")
+    plan = json.loads(cli("migrate", sqlite_url(official_db), sqlite_url(target), "--dry-run", "-o", "json").stdout)
+    assert plan["already_present"] == 10 and plan["to_copy"] == 19
+
+
+def test_verify_names_a_changed_value(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t.db"
+    assert cli("migrate", sqlite_url(official_db), sqlite_url(target), "--verify").exit_code == 0
+    conn = sqlite3.connect(target)
+    cid = conn.execute("SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 'thread-2'").fetchone()[0]
+    conn.execute("UPDATE writes SET value = X'05' WHERE checkpoint_id = ? AND channel = 'counter'", (cid,))
+    conn.execute("UPDATE writes SET value = X'05' WHERE thread_id = 'thread-2' AND channel = 'counter'")
+    conn.commit()
+    conn.close()
+    result = cli("migrate", sqlite_url(official_db), sqlite_url(target), "--verify", "-o", "json")
+    assert result.exit_code == ExitCode.ERROR
+    report = json.loads(result.stdout)["verify"]
+    assert report["ok"] is False and report["threads_with_differences"] == ["thread-2"]
+    assert result.stderr.startswith("error: verify failed: 0 missing, 0 extra, ")
+
+
+def test_parallel_jobs_copy_everything(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 20)
+    with postgres_schema() as (url, _libpq):
+        result = cli("migrate", sqlite_url(source), url, "--jobs", "3", "--verify", "-o", "json")
+        assert result.exit_code == 0, result.stdout
+        report = json.loads(result.stdout)
+        assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
+
+
+def test_killed_midway_then_rerun_completes(official_db: Path, tmp_path: Path) -> None:
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 150)
+    with postgres_schema() as (url, libpq):
+        import psycopg
+
+        def copied() -> int:
+            try:
+                with psycopg.connect(libpq) as conn:
+                    return int(conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])  # type: ignore[index]
+            except psycopg.errors.UndefinedTable:
+                return 0
+
+        command = [sys.executable, "-m", "ckpt.cli", "migrate", sqlite_url(source), url, "--batch-size", "25"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while copied() == 0 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        partial = copied()
+        assert 0 < partial < total, f"the kill came too late to test anything ({partial}/{total})"
+        rerun = subprocess.run([*command, "--verify", "-o", "json"], capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        report = json.loads(rerun.stdout)
+        assert report["checkpoints_written"] == total - partial
+        assert report["verify"]["ok"] is True and copied() == total
+
+
+def test_bad_source_row_is_named_and_skip_bad_copies_the_rest(cli: Cli, db_copy: Path) -> None:
+    conn = sqlite3.connect(db_copy)
+    cid = conn.execute("SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 'thread-1'").fetchone()[0]
+    conn.execute("UPDATE checkpoints SET checkpoint = X'87c1' WHERE checkpoint_id = ?", (cid,))
+    conn.commit()
+    conn.close()
+    with postgres_schema() as (url, libpq):
+        refused = cli("migrate", sqlite_url(db_copy), url)
+        assert refused.exit_code == ExitCode.DATA
+        assert refused.stderr.startswith(f"error: cannot decode thread 'thread-1', ns '', checkpoint {cid}: ")
+        skipped = cli("migrate", sqlite_url(db_copy), url, "--skip-bad", "-o", "json")
+        assert skipped.exit_code == ExitCode.DATA
+        report = json.loads(skipped.stdout)
+        assert len(report["bad_records"]) == 1 and cid in report["bad_records"][0]
+        with open_store(url) as store:
+            assert store.count() == 28
+
+
+@pytest.mark.parametrize("target", ["jsonl", "sqlite"])
+def test_migrate_to_files(cli: Cli, official_db: Path, tmp_path: Path, target: str) -> None:
+    out = tmp_path / ("out.jsonl.gz" if target == "jsonl" else "out.db")
+    url = str(out) if target == "jsonl" else sqlite_url(out)
+    assert cli("migrate", sqlite_url(official_db), url, "--verify").exit_code == 0
+    with open_store(url) as store:
+        assert store.count() == 29 or sum(1 for _ in store.records()) == 29
