@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from ckpt.backends import open_store
+from ckpt.backends import CheckpointRecord, open_store
 from ckpt.backends.errors import ExitCode
+from ckpt.formats.semantic import semantic_form
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema
 from tests.support import populate_official, resume, saver_view
@@ -188,3 +190,42 @@ def test_encrypted_checkpoint_cannot_be_split_and_says_so(cli: Cli, tmp_path: Pa
         assert result.exit_code == ExitCode.DATA
         assert "'msgpack+aes' checkpoint payload cannot be split into the PostgreSQL layout" in result.stderr
         assert _rows(libpq, "SELECT count(*) FROM checkpoints") == [(0,)]
+
+
+def _with_int_versions(record: CheckpointRecord) -> CheckpointRecord:
+    """The record as an int-version saver (MongoDBSaver, CouchbaseSaver) would have written it."""
+    import ormsgpack
+
+    def ext(code: int, data: bytes) -> ormsgpack.Ext:
+        return ormsgpack.Ext(code, data)
+
+    checkpoint = ormsgpack.unpackb(record.checkpoint.data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS)
+
+    def counter(version: Any) -> Any:
+        return int(version.split(".")[0]) if isinstance(version, str) else version
+
+    checkpoint["channel_versions"] = {k: counter(v) for k, v in checkpoint["channel_versions"].items()}
+    checkpoint["versions_seen"] = {
+        node: {k: counter(v) for k, v in seen.items()} for node, seen in checkpoint["versions_seen"].items()
+    }
+    data = ormsgpack.packb(checkpoint, option=ormsgpack.OPT_NON_STR_KEYS)
+    return replace(record, checkpoint=replace(record.checkpoint, data=data))
+
+
+def test_int_channel_versions_become_padded_strings(cli: Cli, official_db: Path, db_copy: Path) -> None:
+    with open_store(sqlite_url(official_db)) as source:
+        records = [_with_int_versions(r) for r in source.records()]
+    with postgres_schema() as (url, libpq):
+        with open_store(url, write=True) as target:
+            target.write(records)
+        versions = _rows(libpq, "SELECT DISTINCT version FROM checkpoint_blobs")
+        assert versions and all(len(v.split(".")[0]) == 32 for (v,) in versions)
+        for thread in THREADS:
+            got, want = saver_view(libpq, thread), saver_view(official_db, thread)
+            assert [(h["values"], h["next"], h["tasks"], h["pending_writes"]) for h in got] == [
+                (h["values"], h["next"], h["tasks"], h["pending_writes"]) for h in want
+            ]
+        with open_store(url) as store:  # versions compare by counter: the same checkpoints as the source
+            assert [semantic_form(r) for r in store.records()] == [semantic_form(r) for r in records]
+        resume(libpq, "thread-3")
+        assert saver_view(libpq, "thread-3")[0]["values"]["messages"][-1].content == "approval: yes"
