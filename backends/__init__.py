@@ -48,6 +48,8 @@ _BUILTIN: dict[str, str] = {
     "jsonl": "ckpt.backends.jsonl:JsonlStore",
     "postgresql": "ckpt.backends.postgres:PostgresStore",
     "postgres": "ckpt.backends.postgres:PostgresStore",
+    "redis": "ckpt.backends.redis:RedisStore",
+    "rediss": "ckpt.backends.redis:RedisStore",
 }
 
 # Schemes of drivers that are planned but not in this release: a clear message beats
@@ -61,6 +63,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "postgresql": ("psycopg", "postgres"),
     "postgres": ("psycopg", "postgres"),
     "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
     "mongodb": ("pymongo", "mongodb"),
     "couchbase": ("couchbase", "couchbase"),
 }

@@ -25,28 +25,12 @@ from typing import Any
 
 import ormsgpack
 
+from ckpt.backends.msgpack_raw import RawExt, unpack
+
 _TAGS = frozenset({"$ext", "$bin", "$float", "$map", "$raw"})
 
 
-class RawExt:
-    """An ext value as read: its code and the still-packed payload."""
-
-    __slots__ = ("code", "data")
-
-    def __init__(self, code: int, data: bytes) -> None:
-        self.code = code
-        self.data = data
-
-    def __hash__(self) -> int:
-        return hash((self.code, self.data))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RawExt) and (self.code, self.data) == (other.code, other.data)
-
-
-def _unpack(data: bytes) -> Any:
-    return ormsgpack.unpackb(data, ext_hook=RawExt, option=ormsgpack.OPT_NON_STR_KEYS)
-
+_unpack = unpack
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")

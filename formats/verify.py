@@ -73,7 +73,7 @@ def verify(source: Store, target: Store, selection: Selection = Selection()) -> 
             report.note(b.key.thread_id, f"only in target: {b.key}")
             current, b = b, next(right, None)
         else:
-            if digest(a) != digest(b):
+            if digest(target.stored_form(a)) != digest(b):
                 report.different += 1
                 report.note(a.key.thread_id, f"different: {a.key}")
             current, a, b = a, next(left, None), next(right, None)

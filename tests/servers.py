@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-SERVER_URL_VARS = {"postgres": "CKPT_TEST_POSTGRES_URL"}
+SERVER_URL_VARS = {"postgres": "CKPT_TEST_POSTGRES_URL", "redis": "CKPT_TEST_REDIS_URL"}
 
 
 def server_url(name: str) -> str:
@@ -44,3 +44,39 @@ def postgres_schema() -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A ckpt URL whose key prefixes (and so search indexes) no other test uses."""
+    import redis
+
+    base = server_url("redis")
+    prefix = f"ck{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{base}?checkpoint_prefix={prefix}&checkpoint_write_prefix={prefix}_write"
+    finally:
+        client = redis.Redis.from_url(base)
+        for index in (prefix, f"{prefix}_write"):
+            try:
+                client.execute_command("FT.DROPINDEX", index, "DD")
+            except redis.ResponseError:
+                pass
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+@contextmanager
+def fresh_redis() -> Iterator[str]:
+    """The whole Redis server, emptied (for tests that run the official RedisSaver on default keys)."""
+    import redis
+
+    base = server_url("redis")
+    client = redis.Redis.from_url(base)
+    client.flushall()
+    try:
+        yield base
+    finally:
+        client.flushall()
+        client.close()

@@ -1,0 +1,42 @@
+"""msgpack decoding that never runs an ext hook's import: ext values stay ``RawExt``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ormsgpack
+
+OPTIONS = ormsgpack.OPT_NON_STR_KEYS
+
+
+class RawExt:
+    """An ext value as read: its code and the still-packed payload."""
+
+    __slots__ = ("code", "data")
+
+    def __init__(self, code: int, data: bytes) -> None:
+        self.code = code
+        self.data = data
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.data))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawExt) and (self.code, self.data) == (other.code, other.data)
+
+    def payload(self) -> Any:
+        return unpack(self.data)
+
+
+def unpack(data: bytes) -> Any:
+    return ormsgpack.unpackb(data, ext_hook=RawExt, option=OPTIONS)
+
+
+def pack(value: Any) -> bytes:
+    return ormsgpack.packb(value, option=OPTIONS, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, RawExt):
+        return ormsgpack.Ext(value.code, value.data)
+    raise TypeError(f"cannot pack {type(value).__name__}")

@@ -1,0 +1,378 @@
+"""Redis driver: the layout of langgraph-checkpoint-redis 0.5.x (spec §5), RedisJSON + RediSearch.
+
+Reads checkpoint and write documents through the saver's own search indexes, one thread at a
+time in key order (memory: one thread, plus the list of thread ids); converts RedisSaver's JSON
+values to JsonPlus msgpack (``redis_json``). Writes documents exactly as RedisSaver does:
+``checkpoint:{thread}:{ns}:{id}`` with ``has_writes``, ``checkpoint_write:…:{task}:{idx}``
+registered in ``write_keys_zset:…``, ``checkpoint_latest:{thread}:{ns}`` pointing at the
+newest checkpoint, and the two search indexes created when missing. One MULTI/EXEC pipeline per
+batch; documents are set with NX, so a rerun writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import orjson
+import redis
+
+from ckpt.backends.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    WriteReport,
+)
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError
+from ckpt.backends.ids import checkpoint_time
+from ckpt.backends.msgpack_raw import pack, unpack
+from ckpt.backends.redis_json import Losses, ToRedis, from_redis, write_value_from_redis, write_value_to_redis
+from ckpt.backends.redis_schema import EMPTY, ensure_indexes, missing_modules, stored_ns, tag_query
+from ckpt.backends.urls import redact
+
+_FIELD_ORDER = ("v", "ts", "id", "channel_values", "channel_versions", "versions_seen", "updated_channels")
+_PAGE = 500
+_ZSET_PREFIX = "write_keys_zset"
+
+
+class RedisStore(Store):
+    """A Redis (RedisJSON + RediSearch) database written by RedisSaver / AsyncRedisSaver."""
+
+    kind = "redis"
+    schemes = ("redis", "rediss")
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
+
+    def __init__(self, client: redis.Redis, url: str, prefix: str, write_prefix: str, *, writable: bool) -> None:
+        self._r: Any = client  # redis-py's reply types are too loose for mypy to follow
+        self.url = url
+        self.prefix = prefix
+        self.write_prefix = write_prefix
+        self.writable = writable
+        self.losses = Losses()
+        """What writes into this store could not keep (the JSON form is lossy, spec §5.1)."""
+        self._layout = self._detect()
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False) -> RedisStore:
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        prefix = query.pop("checkpoint_prefix", "checkpoint")
+        write_prefix = query.pop("checkpoint_write_prefix", "checkpoint_write")
+        plain = urlunsplit(parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())))
+        try:
+            client = redis.Redis.from_url(plain, socket_connect_timeout=10, protocol=2)
+            client.ping()
+        except (redis.ConnectionError, redis.AuthenticationError, redis.ResponseError, redis.TimeoutError) as exc:
+            raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
+        return cls(client, url, prefix, write_prefix, writable=write)
+
+    def _detect(self) -> dict[str, Any]:
+        missing = missing_modules(self._r)
+        if missing:
+            raise BackendUnavailableError(
+                f"{redact(self.url)} lacks the Redis module(s) {', '.join(missing)} that RedisSaver needs"
+            )
+        indexes = {i.decode() if isinstance(i, bytes) else i for i in self._r.execute_command("FT._LIST")}
+        if self.writable:
+            ensure_indexes(self._r, self.prefix, self.write_prefix, indexes)
+        elif self.prefix not in indexes:
+            old = "an index layout of langgraph-checkpoint-redis <= 0.2 (checkpoints)" if "checkpoints" in indexes else None
+            raise NotAStoreError(
+                f"{redact(self.url)} has no '{self.prefix}' search index"
+                + (f"; it looks like {old}, which ckpt does not read" if old else " (no RedisSaver data here?)")
+            )
+        shallow = bool(self._r.keys(f"current_checkpoint:*:shallow")) or bool(self._r.scan(0, match="write_registry:*", count=100)[1])
+        if shallow:
+            raise NotAStoreError(f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout")
+        return {"saver": "langgraph-checkpoint-redis", "version": ">=0.3 (checkpoint/checkpoint_write indexes)",
+                "prefix": self.prefix, "write_prefix": self.write_prefix}  # fmt: skip
+
+    def layout(self) -> dict[str, Any]:
+        return dict(self._layout)
+
+    def close(self) -> None:
+        self._r.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    def _thread_ids(self, selection: Selection) -> list[str]:
+        """Distinct thread ids, sorted; one SCAN of checkpoint keys reading only ``$.thread_id``."""
+        if selection.thread_id is not None:
+            return [selection.thread_id]
+        found: set[str] = set()
+        for keys in self._scan(f"{self.prefix}:*"):
+            for raw in self._r.json().mget(keys, "$.thread_id"):
+                if raw:
+                    found.add(raw[0])
+        return sorted(t for t in found if selection.matches_thread(t))
+
+    def _scan(self, pattern: str) -> Iterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, keys = self._r.scan(cursor, match=pattern, count=1000)
+            if keys:
+                yield [k.decode() for k in keys]
+            if cursor == 0:
+                return
+
+    def _search_keys(self, index: str, thread_id: str) -> list[str]:
+        keys: list[str] = []
+        while True:
+            reply = self._r.execute_command(
+                "FT.SEARCH", index, tag_query("thread_id", thread_id), "NOCONTENT", "LIMIT", len(keys), 1000, "DIALECT", 2
+            )
+            page = [k.decode() for k in reply[1:]]
+            keys += page
+            if len(page) < 1000:
+                return keys
+
+    def _documents(self, keys: list[str]) -> Iterator[tuple[str, Any]]:
+        for start in range(0, len(keys), _PAGE):
+            chunk = keys[start : start + _PAGE]
+            try:
+                docs = self._r.json().mget(chunk, "$")
+            except redis.ResponseError as exc:
+                raise CorruptRecordError(f"cannot read documents {chunk[0]}…: {exc}") from exc
+            for key, doc in zip(chunk, docs):
+                if doc:
+                    yield key, doc[0]
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        for thread_id in self._thread_ids(selection):
+            yield from self._thread_records(thread_id, selection)
+
+    def _thread_records(self, thread_id: str, selection: Selection) -> Iterator[CheckpointRecord]:
+        docs = [d for _, d in self._documents(self._search_keys(self.prefix, thread_id)) if d.get("thread_id") == thread_id]
+        writes: dict[tuple[str, str], list[PendingWrite]] = {}
+        for key, w in self._documents(self._search_keys(self.write_prefix, thread_id)):
+            if w.get("thread_id") == thread_id:
+                writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(_write(key, w))
+        records = [_record(d, writes) for d in docs]
+        for record in sorted(records, key=lambda r: (r.key.checkpoint_ns, r.key.checkpoint_id)):
+            if selection.matches(record.key):
+                yield record
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        for record in self.records(selection):
+            yield CheckpointHeader(
+                key=record.key,
+                parent_checkpoint_id=record.parent_checkpoint_id,
+                metadata=_metadata_dict(record.metadata.data),
+                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
+                writes_bytes=sum(len(w.value.data) for w in record.writes),
+                writes_count=len(record.writes),
+            )
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        if selection != Selection():
+            return None
+        reply = self._r.execute_command("FT.SEARCH", self.prefix, "*", "LIMIT", 0, 0)
+        return int(reply[0])
+
+    def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
+        doc = self._checkpoint_doc(record)
+        key = record.key
+        writes = tuple(
+            _write(self._write_key(key, w), self._write_doc(key, w)) for w in record.writes
+        )
+        return _record(doc, {(key.checkpoint_ns, key.checkpoint_id): list(writes)})
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        docs = [(r, self._checkpoint_doc(r)) for r in batch]
+        report = WriteReport()
+        pipe = self._r.pipeline(transaction=True)
+        plan: list[str] = []
+        for record, doc in docs:
+            key = self._checkpoint_key(record.key)
+            pipe.json().set(key, "$", doc, nx=True)
+            plan.append("checkpoint")
+            if record.writes:
+                pipe.json().set(key, "$.has_writes", True)
+                plan.append("flag")
+            zset: dict[str, int] = {}
+            for position, write in enumerate(record.writes):
+                write_key = self._write_key(record.key, write)
+                pipe.json().set(write_key, "$", self._write_doc(record.key, write), nx=True)
+                plan.append("write")
+                zset[write_key] = position
+            if zset:
+                pipe.zadd(self._zset_key(record.key), zset)
+                plan.append("zset")
+        self._point_latest(pipe, batch, plan)
+        for kind, result in zip(plan, pipe.execute()):
+            if kind == "checkpoint":
+                report.checkpoints_written += 1 if result else 0
+                report.checkpoints_skipped += 0 if result else 1
+            elif kind == "write":
+                report.writes_written += 1 if result else 0
+                report.writes_skipped += 0 if result else 1
+        return report
+
+    def _point_latest(self, pipe: Any, batch: list[CheckpointRecord], plan: list[str]) -> None:
+        newest: dict[tuple[str, str], CheckpointKey] = {}
+        for record in batch:
+            slot = (record.key.thread_id, record.key.checkpoint_ns)
+            if slot not in newest or record.key.checkpoint_id > newest[slot].checkpoint_id:
+                newest[slot] = record.key
+        pointers = [self._latest_key(t, ns) for t, ns in newest]
+        current = self._r.mget(pointers) if pointers else []
+        for (slot, key), pointer, existing in zip(newest.items(), pointers, current):
+            target = self._checkpoint_key(key)
+            if existing is None or existing.decode().rsplit(":", 1)[-1] < key.checkpoint_id:
+                pipe.set(pointer, target)
+                plan.append("latest")
+
+    def _checkpoint_key(self, key: CheckpointKey) -> str:
+        _refuse_colon(key)
+        return f"{self.prefix}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
+
+    def _latest_key(self, thread_id: str, ns: str) -> str:
+        return f"{self.prefix}_latest:{thread_id}:{ns or EMPTY}"
+
+    def _write_key(self, key: CheckpointKey, write: PendingWrite) -> str:
+        return f"{self.write_prefix}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}:{write.task_id}:{write.idx}"
+
+    def _zset_key(self, key: CheckpointKey) -> str:
+        return f"{_ZSET_PREFIX}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
+
+    def _checkpoint_doc(self, record: CheckpointRecord) -> dict[str, Any]:
+        metadata = _metadata_dict(record.metadata.data) or {}
+        checkpoint = self._checkpoint_json(record)
+        doc: dict[str, Any] = {
+            "thread_id": record.key.thread_id,
+            "run_id": str(metadata.get("run_id") or ""),
+            "checkpoint_ns": record.key.checkpoint_ns or EMPTY,
+            "checkpoint_id": record.key.checkpoint_id,
+            "parent_checkpoint_id": record.parent_checkpoint_id or "",
+            "checkpoint_ts": (checkpoint_time(record.key.checkpoint_id) or 0.0) * 1000,
+            "checkpoint": checkpoint,
+            "metadata": record.metadata.data.decode("utf-8").replace("\\u0000", ""),
+            "has_writes": bool(record.writes),
+        }
+        if "source" in metadata and "step" in metadata:
+            doc["source"], doc["step"] = metadata["source"], metadata["step"]
+        return doc
+
+    def _checkpoint_json(self, record: CheckpointRecord) -> dict[str, Any]:
+        if record.checkpoint.type != "msgpack" or record.metadata.type != "json":
+            raise CorruptRecordError(
+                f"{record.key}: a {record.checkpoint.type!r} checkpoint cannot be stored in RedisSaver's JSON layout"
+            )
+        try:
+            fields = unpack(record.checkpoint.data)
+        except (ValueError, TypeError) as exc:
+            raise CorruptRecordError(f"cannot decode {record.key}: {exc}") from exc
+        converter = ToRedis(self.losses)
+        converted = {k: converter.value(v) for k, v in fields.items() if k != "pending_sends"}
+        converted["channel_versions"] = {k: str(v) for k, v in (converted.get("channel_versions") or {}).items()}
+        return {"type": "msgpack" if converter.had_bytes else "json", **converted, "pending_sends": []}
+
+    def _write_doc(self, key: CheckpointKey, write: PendingWrite) -> dict[str, Any]:
+        type_tag, data = write_value_to_redis(write.value.type, write.value.data, self.losses)
+        return {
+            "thread_id": key.thread_id,
+            "checkpoint_ns": key.checkpoint_ns or EMPTY,
+            "checkpoint_id": key.checkpoint_id,
+            "task_id": write.task_id,
+            "task_path": write.task_path,
+            "idx": write.idx,
+            "channel": write.channel,
+            "type": type_tag,
+            "blob": base64.b64encode(data).decode("ascii"),
+        }
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        doomed = list(keys)
+        deleted = 0
+        by_thread: dict[str, set[tuple[str, str]]] = {}
+        for key in doomed:
+            by_thread.setdefault(key.thread_id, set()).add((key.checkpoint_ns, key.checkpoint_id))
+        for thread_id, wanted in by_thread.items():
+            write_keys = [
+                k for k, w in self._documents(self._search_keys(self.write_prefix, thread_id))
+                if (stored_ns(w.get("checkpoint_ns", "")), w.get("checkpoint_id")) in wanted
+            ]  # fmt: skip
+            pipe = self._r.pipeline(transaction=True)
+            for ns, cid in sorted(wanted):
+                key = CheckpointKey(thread_id, ns, cid)
+                pipe.delete(self._checkpoint_key(key))
+                pipe.delete(self._zset_key(key))
+            for write_key in write_keys:
+                pipe.delete(write_key)
+            results = pipe.execute()
+            deleted += sum(results[0 : 2 * len(wanted) : 2])
+            self._repoint_latest(thread_id, {ns for ns, _ in wanted})
+        return deleted
+
+    def _repoint_latest(self, thread_id: str, namespaces: set[str]) -> None:
+        """Keep ``checkpoint_latest`` pointing at an existing checkpoint (or remove it)."""
+        remaining: dict[str, str] = {}
+        for record in self._thread_records(thread_id, Selection(thread_id=thread_id)):
+            if record.key.checkpoint_ns in namespaces:
+                remaining[record.key.checkpoint_ns] = self._checkpoint_key(record.key)
+        for ns in namespaces:
+            if ns in remaining:
+                self._r.set(self._latest_key(thread_id, ns), remaining[ns])
+            else:
+                self._r.delete(self._latest_key(thread_id, ns))
+
+
+def _refuse_colon(key: CheckpointKey) -> None:
+    if ":" in key.thread_id:
+        raise CorruptRecordError(
+            f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously"
+        )
+
+
+def _metadata_dict(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(data or b"{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _record(doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite]]) -> CheckpointRecord:
+    key = CheckpointKey(doc["thread_id"], stored_ns(doc.get("checkpoint_ns", EMPTY)), doc["checkpoint_id"])
+    checkpoint = doc.get("checkpoint")
+    if not isinstance(checkpoint, dict):
+        raise CorruptRecordError(f"{key}: the checkpoint document has no checkpoint object")
+    fields = {k: v for k, v in checkpoint.items() if k not in ("type", "pending_sends")}
+    if checkpoint.get("pending_sends"):
+        fields["pending_sends"] = checkpoint["pending_sends"]
+    ordered = {k: fields[k] for k in _FIELD_ORDER if k in fields} | fields
+    ordered["channel_values"] = from_redis(ordered.get("channel_values") or {})
+    metadata = doc.get("metadata", "{}")
+    metadata_bytes = metadata.encode("utf-8") if isinstance(metadata, str) else orjson.dumps(metadata)
+    mine = sorted(writes.get((key.checkpoint_ns, key.checkpoint_id), []), key=lambda w: (w.task_id, w.idx))
+    return CheckpointRecord(
+        key=key,
+        parent_checkpoint_id=doc.get("parent_checkpoint_id") or None,
+        checkpoint=Payload("msgpack", pack(ordered)),
+        metadata=Payload("json", metadata_bytes),
+        writes=tuple(mine),
+    )
+
+
+def _write(key: str, doc: dict[str, Any]) -> PendingWrite:
+    try:
+        blob = base64.b64decode(doc.get("blob") or "", validate=True)
+    except ValueError:
+        blob = str(doc.get("blob", "")).encode("utf-8")  # RedisSaver's own fallback for non-base64 blobs
+    try:
+        type_tag, data = write_value_from_redis(str(doc.get("type") or ""), blob)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptRecordError(f"write {key} holds invalid JSON: {exc}") from exc
+    return PendingWrite(doc["task_id"], doc.get("task_path") or "", int(doc["idx"]), doc["channel"], Payload(type_tag, data))
+
+
