@@ -99,6 +99,13 @@ class CheckpointRecord:
     checkpoint: Payload
     metadata: Payload
     writes: tuple[PendingWrite, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Store-specific facts that have no place in the common model but must survive a
+    round trip through an export, as sorted ``(name, JSON value)`` pairs, e.g.
+    ``("redis.has_writes", False)``. Stores that do not know a name ignore it."""
+
+    def extra_value(self, name: str, default: Any = None) -> Any:
+        return dict(self.extra).get(name, default)
 
     @property
     def size(self) -> int:

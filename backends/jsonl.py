@@ -239,6 +239,7 @@ def _record_to(record: CheckpointRecord) -> dict[str, Any]:
             }
             for w in record.writes
         ],
+        **({"extra": dict(record.extra)} if record.extra else {}),
     }
 
 
@@ -307,10 +308,14 @@ def _record_from(path: str, lineno: int, obj: dict[str, Any]) -> CheckpointRecor
             orjson.loads(metadata.data or b"{}")
         except orjson.JSONDecodeError as exc:
             raise r.fail(f"metadata is not valid JSON ({exc})") from exc
+    extra = obj.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise r.fail("field 'extra' must be an object")
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=r.field(obj, "parent_checkpoint_id", str, optional=True),
         checkpoint=r.payload(obj, "checkpoint"),
         metadata=metadata,
         writes=tuple(writes),
+        extra=tuple(sorted(extra.items())),
     )

@@ -83,14 +83,22 @@ class RedisStore(Store):
         if self.writable:
             ensure_indexes(self._r, self.prefix, self.write_prefix, indexes)
         elif self.prefix not in indexes:
-            old = "an index layout of langgraph-checkpoint-redis <= 0.2 (checkpoints)" if "checkpoints" in indexes else None
+            old = (
+                "an index layout of langgraph-checkpoint-redis <= 0.2 (checkpoints)"
+                if "checkpoints" in indexes
+                else None
+            )
             raise NotAStoreError(
                 f"{redact(self.url)} has no '{self.prefix}' search index"
                 + (f"; it looks like {old}, which ckpt does not read" if old else " (no RedisSaver data here?)")
             )
-        shallow = bool(self._r.keys(f"current_checkpoint:*:shallow")) or bool(self._r.scan(0, match="write_registry:*", count=100)[1])
+        shallow = bool(self._r.keys("current_checkpoint:*:shallow")) or bool(
+            self._r.scan(0, match="write_registry:*", count=100)[1]
+        )
         if shallow:
-            raise NotAStoreError(f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout")
+            raise NotAStoreError(
+                f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
+            )
         return {"saver": "langgraph-checkpoint-redis", "version": ">=0.3 (checkpoint/checkpoint_write indexes)",
                 "prefix": self.prefix, "write_prefix": self.write_prefix}  # fmt: skip
 
@@ -126,7 +134,15 @@ class RedisStore(Store):
         keys: list[str] = []
         while True:
             reply = self._r.execute_command(
-                "FT.SEARCH", index, tag_query("thread_id", thread_id), "NOCONTENT", "LIMIT", len(keys), 1000, "DIALECT", 2
+                "FT.SEARCH",
+                index,
+                tag_query("thread_id", thread_id),
+                "NOCONTENT",
+                "LIMIT",
+                len(keys),
+                1000,
+                "DIALECT",
+                2,
             )
             page = [k.decode() for k in reply[1:]]
             keys += page
@@ -149,7 +165,9 @@ class RedisStore(Store):
             yield from self._thread_records(thread_id, selection)
 
     def _thread_records(self, thread_id: str, selection: Selection) -> Iterator[CheckpointRecord]:
-        docs = [d for _, d in self._documents(self._search_keys(self.prefix, thread_id)) if d.get("thread_id") == thread_id]
+        docs = [
+            d for _, d in self._documents(self._search_keys(self.prefix, thread_id)) if d.get("thread_id") == thread_id
+        ]
         writes: dict[tuple[str, str], list[PendingWrite]] = {}
         for key, w in self._documents(self._search_keys(self.write_prefix, thread_id)):
             if w.get("thread_id") == thread_id:
@@ -179,9 +197,7 @@ class RedisStore(Store):
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         doc = self._checkpoint_doc(record)
         key = record.key
-        writes = tuple(
-            _write(self._write_key(key, w), self._write_doc(key, w)) for w in record.writes
-        )
+        writes = tuple(_write(self._write_key(key, w), self._write_doc(key, w)) for w in record.writes)
         return _record(doc, {(key.checkpoint_ns, key.checkpoint_id): list(writes)})
 
     # -- writing -----------------------------------------------------------------
@@ -196,15 +212,17 @@ class RedisStore(Store):
             key = self._checkpoint_key(record.key)
             pipe.json().set(key, "$", doc, nx=True)
             plan.append("checkpoint")
-            if record.writes:
+            if doc["has_writes"]:
                 pipe.json().set(key, "$.has_writes", True)
                 plan.append("flag")
             zset: dict[str, int] = {}
-            for position, write in enumerate(record.writes):
+            for write in record.writes:
                 write_key = self._write_key(record.key, write)
                 pipe.json().set(write_key, "$", self._write_doc(record.key, write), nx=True)
                 plan.append("write")
-                zset[write_key] = position
+                # RedisSaver scores a key by its position in the put_writes call: its idx for a
+                # task's regular writes, 0 for a special write (idx < 0), which comes alone.
+                zset[write_key] = max(write.idx, 0)
             if zset:
                 pipe.zadd(self._zset_key(record.key), zset)
                 plan.append("zset")
@@ -226,7 +244,7 @@ class RedisStore(Store):
                 newest[slot] = record.key
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         current = self._r.mget(pointers) if pointers else []
-        for (slot, key), pointer, existing in zip(newest.items(), pointers, current):
+        for key, pointer, existing in zip(newest.values(), pointers, current):
             target = self._checkpoint_key(key)
             if existing is None or existing.decode().rsplit(":", 1)[-1] < key.checkpoint_id:
                 pipe.set(pointer, target)
@@ -240,7 +258,8 @@ class RedisStore(Store):
         return f"{self.prefix}_latest:{thread_id}:{ns or EMPTY}"
 
     def _write_key(self, key: CheckpointKey, write: PendingWrite) -> str:
-        return f"{self.write_prefix}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}:{write.task_id}:{write.idx}"
+        ns = key.checkpoint_ns or EMPTY
+        return f"{self.write_prefix}:{key.thread_id}:{ns}:{key.checkpoint_id}:{write.task_id}:{write.idx}"
 
     def _zset_key(self, key: CheckpointKey) -> str:
         return f"{_ZSET_PREFIX}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
@@ -257,7 +276,7 @@ class RedisStore(Store):
             "checkpoint_ts": (checkpoint_time(record.key.checkpoint_id) or 0.0) * 1000,
             "checkpoint": checkpoint,
             "metadata": record.metadata.data.decode("utf-8").replace("\\u0000", ""),
-            "has_writes": bool(record.writes),
+            "has_writes": bool(record.extra_value("redis.has_writes", bool(record.writes))),
         }
         if "source" in metadata and "step" in metadata:
             doc["source"], doc["step"] = metadata["source"], metadata["step"]
@@ -329,9 +348,7 @@ class RedisStore(Store):
 
 def _refuse_colon(key: CheckpointKey) -> None:
     if ":" in key.thread_id:
-        raise CorruptRecordError(
-            f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously"
-        )
+        raise CorruptRecordError(f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously")
 
 
 def _metadata_dict(data: bytes) -> dict[str, Any] | None:
@@ -355,12 +372,17 @@ def _record(doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite
     metadata = doc.get("metadata", "{}")
     metadata_bytes = metadata.encode("utf-8") if isinstance(metadata, str) else orjson.dumps(metadata)
     mine = sorted(writes.get((key.checkpoint_ns, key.checkpoint_id), []), key=lambda w: (w.task_id, w.idx))
+    # RedisSaver only shows writes when has_writes is set, and sometimes leaves it unset
+    # although writes exist; keep the writes (never drop data) and the flag as it was.
+    flag = bool(doc.get("has_writes"))
+    extra = (("redis.has_writes", flag),) if flag != bool(mine) else ()
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=doc.get("parent_checkpoint_id") or None,
         checkpoint=Payload("msgpack", pack(ordered)),
         metadata=Payload("json", metadata_bytes),
         writes=tuple(mine),
+        extra=extra,
     )
 
 
@@ -373,6 +395,6 @@ def _write(key: str, doc: dict[str, Any]) -> PendingWrite:
         type_tag, data = write_value_from_redis(str(doc.get("type") or ""), blob)
     except orjson.JSONDecodeError as exc:
         raise CorruptRecordError(f"write {key} holds invalid JSON: {exc}") from exc
-    return PendingWrite(doc["task_id"], doc.get("task_path") or "", int(doc["idx"]), doc["channel"], Payload(type_tag, data))
-
-
+    return PendingWrite(
+        doc["task_id"], doc.get("task_path") or "", int(doc["idx"]), doc["channel"], Payload(type_tag, data)
+    )

@@ -30,7 +30,13 @@ MESSAGE_MODULES = {
     "RemoveMessage": "langchain_core.messages.modifier",
 }  # fmt: skip
 _LC_MESSAGES = ["langchain", "schema", "messages"]
-_UNSET: dict[str, Any] = {"additional_kwargs": {}, "response_metadata": {}, "name": None, "id": None, "usage_metadata": None}
+_UNSET: dict[str, Any] = {
+    "additional_kwargs": {},
+    "response_metadata": {},
+    "name": None,
+    "id": None,
+    "usage_metadata": None,
+}
 _INTERRUPT = ("langgraph.types", "Interrupt")
 _SEND = ("langgraph.types", "Send")
 

@@ -32,6 +32,7 @@ _TAGS = frozenset({"$ext", "$bin", "$float", "$map", "$raw"})
 
 _unpack = unpack
 
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

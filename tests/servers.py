@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import quote
 
 import pytest
@@ -58,10 +58,8 @@ def redis_prefix() -> Iterator[str]:
     finally:
         client = redis.Redis.from_url(base)
         for index in (prefix, f"{prefix}_write"):
-            try:
+            with suppress(redis.ResponseError):
                 client.execute_command("FT.DROPINDEX", index, "DD")
-            except redis.ResponseError:
-                pass
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
         client.close()

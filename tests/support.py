@@ -19,6 +19,12 @@ def official_saver(location: Path | str) -> Iterator[Any]:
         with SqliteSaver.from_conn_string(str(location)) as saver:
             saver.serde = serializer()
             yield saver
+    elif location.startswith("redis"):
+        from langgraph.checkpoint.redis import RedisSaver
+
+        with RedisSaver.from_conn_string(location) as saver:
+            saver.setup()  # RedisSaver's serializer is its own JSON one; it takes no serde
+            yield saver
     else:
         from langgraph.checkpoint.postgres import PostgresSaver
 
@@ -67,3 +73,61 @@ def populate_official(location: Path | str, threads: int = 3) -> list[str]:
         if hasattr(saver, "setup"):
             saver.setup()
         return populate(saver, threads)
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON would keep it: how RedisSaver-stored state is compared with the others.
+
+    RedisSaver stores JSON (spec §5.1): datetimes come back as strings, sets revive as sets,
+    pydantic models as dicts. Comparing ``plain(a) == plain(b)`` asks "same data", not "same
+    Python types", which is the most a Redis round trip can promise.
+    """
+    import dataclasses
+    import datetime
+    import uuid
+
+    from langchain_core.messages import BaseMessage
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseMessage):
+        calls = [(c["name"], plain(c["args"]), c["id"]) for c in getattr(value, "tool_calls", [])]
+        return [value.type, plain(value.content), calls, getattr(value, "tool_call_id", None), value.id]
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            "$class": type(value).__name__,
+            **{f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
+    if isinstance(value, (set, frozenset)):
+        return sorted(plain(v) for v in value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        if value.get("lc") == 2 and value.get("type") == "constructor" and isinstance(value.get("kwargs"), dict):
+            return plain(value["kwargs"])  # RedisSaver hands unrevivable models back as their envelope (spec §9)
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "__dict__") and type(value).__module__.startswith("langgraph"):
+        return {"$class": type(value).__name__, **{k: plain(v) for k, v in vars(value).items()}}
+    return value
+
+
+def tuple_view(location: Path | str, keys: list[tuple[str, str, str]]) -> list[Any]:
+    """``get_tuple`` of each checkpoint key on the official saver, as plain data."""
+    with official_saver(location) as saver:
+        out = []
+        for thread_id, ns, checkpoint_id in keys:
+            cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+            found = saver.get_tuple(cfg)
+            assert found is not None, (thread_id, ns, checkpoint_id)
+            parent = found.parent_config["configurable"]["checkpoint_id"] if found.parent_config else None
+            meta = {k: v for k, v in found.metadata.items() if k != "writes"}
+            writes = sorted((t, c, repr(plain(v))) for t, c, v in found.pending_writes or [])
+            out.append(
+                [thread_id, ns, checkpoint_id, parent, plain(found.checkpoint["channel_values"]), plain(meta), writes]
+            )
+        return out

@@ -45,8 +45,8 @@ def test_unknown_scheme() -> None:
 
 
 def test_planned_scheme_says_not_yet() -> None:
-    with pytest.raises(UsageError, match=r"redis:// stores are not supported by this version of ckpt yet"):
-        store_class("redis://localhost:6379/0")
+    with pytest.raises(UsageError, match=r"mongodb:// stores are not supported by this version of ckpt yet"):
+        store_class("mongodb://localhost/db")
 
 
 def test_postgres_url_forms() -> None:
