@@ -155,6 +155,8 @@ class ThreadSummary:
     first_checkpoint_id: str | None = None
     last_checkpoint_id: str | None = None
     bytes: int = 0
+    keys_without_ttl: int | None = None
+    """Checkpoints stored without an expiry (stores with TTLs only; ``None`` elsewhere)."""
 
 
 @dataclass(slots=True)
@@ -250,6 +252,10 @@ class Store(ABC):
         so that ``--verify`` and the contract tests compare like with like.
         """
         return record
+
+    def conversion_losses(self) -> dict[str, int]:
+        """What writes into this store could not keep, by kind (lossy layouts only)."""
+        return {}
 
     def validate(self) -> int | None:
         """Read everything once to prove it is readable before anything is written.

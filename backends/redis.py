@@ -28,9 +28,10 @@ from ckpt.backends.base import (
     PendingWrite,
     Selection,
     Store,
+    ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError, UsageError
 from ckpt.backends.ids import checkpoint_time
 from ckpt.backends.msgpack_raw import pack, unpack
 from ckpt.backends.redis_json import Losses, ToRedis, from_redis, write_value_from_redis, write_value_to_redis
@@ -55,6 +56,8 @@ class RedisStore(Store):
         self.prefix = prefix
         self.write_prefix = write_prefix
         self.writable = writable
+        self.ttl_ms: int | None = None
+        """TTL for every key written (``?ttl=MINUTES``, what ``migrate --ttl`` sets)."""
         self.losses = Losses()
         """What writes into this store could not keep (the JSON form is lossy, spec §5.1)."""
         self._layout = self._detect()
@@ -65,13 +68,20 @@ class RedisStore(Store):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         prefix = query.pop("checkpoint_prefix", "checkpoint")
         write_prefix = query.pop("checkpoint_write_prefix", "checkpoint_write")
+        ttl_minutes = query.pop("ttl", None)
         plain = urlunsplit(parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())))
         try:
             client = redis.Redis.from_url(plain, socket_connect_timeout=10, protocol=2)
             client.ping()
         except (redis.ConnectionError, redis.AuthenticationError, redis.ResponseError, redis.TimeoutError) as exc:
             raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
-        return cls(client, url, prefix, write_prefix, writable=write)
+        store = cls(client, url, prefix, write_prefix, writable=write)
+        if ttl_minutes is not None:
+            try:
+                store.ttl_ms = int(float(ttl_minutes) * 60_000)
+            except ValueError:
+                raise UsageError(f"ttl must be a number of minutes, got {ttl_minutes!r}") from None
+        return store
 
     def _detect(self) -> dict[str, Any]:
         missing = missing_modules(self._r)
@@ -160,19 +170,36 @@ class RedisStore(Store):
                 if doc:
                     yield key, doc[0]
 
+    def _ttls(self, keys: list[str]) -> list[int]:
+        """Remaining TTL in ms per key (-1: none), in one pipeline."""
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(key)
+        return [int(t) for t in pipe.execute()] if keys else []
+
+    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+        """As the base summary, plus how many checkpoints of each thread have no TTL."""
+        for summary in super().threads(selection):
+            keys = self._search_keys(self.prefix, summary.thread_id)
+            summary.keys_without_ttl = sum(1 for ttl in self._ttls(keys) if ttl < 0)
+            yield summary
+
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
         for thread_id in self._thread_ids(selection):
             yield from self._thread_records(thread_id, selection)
 
     def _thread_records(self, thread_id: str, selection: Selection) -> Iterator[CheckpointRecord]:
-        docs = [
-            d for _, d in self._documents(self._search_keys(self.prefix, thread_id)) if d.get("thread_id") == thread_id
+        found = [
+            (k, d)
+            for k, d in self._documents(self._search_keys(self.prefix, thread_id))
+            if d.get("thread_id") == thread_id
         ]
+        ttls = self._ttls([k for k, _ in found])
         writes: dict[tuple[str, str], list[PendingWrite]] = {}
         for key, w in self._documents(self._search_keys(self.write_prefix, thread_id)):
             if w.get("thread_id") == thread_id:
                 writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(_write(key, w))
-        records = [_record(d, writes) for d in docs]
+        records = [_record(d, writes, ttl) for (_, d), ttl in zip(found, ttls)]
         for record in sorted(records, key=lambda r: (r.key.checkpoint_ns, r.key.checkpoint_id)):
             if selection.matches(record.key):
                 yield record
@@ -197,8 +224,12 @@ class RedisStore(Store):
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         doc = self._checkpoint_doc(record)
         key = record.key
-        writes = tuple(_write(self._write_key(key, w), self._write_doc(key, w)) for w in record.writes)
-        return _record(doc, {(key.checkpoint_ns, key.checkpoint_id): list(writes)})
+        writes = [_write(self._write_key(key, w), self._write_doc(key, w)) for w in record.writes]
+        ttl = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms", -1)
+        return _record(doc, {(key.checkpoint_ns, key.checkpoint_id): writes}, ttl)
+
+    def conversion_losses(self) -> dict[str, int]:
+        return dict(self.losses)
 
     # -- writing -----------------------------------------------------------------
 
@@ -227,6 +258,7 @@ class RedisStore(Store):
                 pipe.zadd(self._zset_key(record.key), zset)
                 plan.append("zset")
         self._point_latest(pipe, batch, plan)
+        self._expire(pipe, batch, plan)  # after SET, which clears a key's TTL
         for kind, result in zip(plan, pipe.execute()):
             if kind == "checkpoint":
                 report.checkpoints_written += 1 if result else 0
@@ -235,6 +267,20 @@ class RedisStore(Store):
                 report.writes_written += 1 if result else 0
                 report.writes_skipped += 0 if result else 1
         return report
+
+    def _expire(self, pipe: Any, batch: list[CheckpointRecord], plan: list[str]) -> None:
+        """TTLs as RedisSaver's ``default_ttl`` sets them (``--ttl``), else the source's own (Redis→Redis)."""
+        for record in batch:
+            ttl_ms = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms")
+            if not ttl_ms:
+                continue
+            keys = [self._checkpoint_key(record.key), self._latest_key(record.key.thread_id, record.key.checkpoint_ns)]
+            keys += [self._write_key(record.key, w) for w in record.writes]
+            if record.writes:
+                keys.append(self._zset_key(record.key))
+            for key in keys:
+                pipe.pexpire(key, int(ttl_ms))
+                plan.append("ttl")
 
     def _point_latest(self, pipe: Any, batch: list[CheckpointRecord], plan: list[str]) -> None:
         newest: dict[tuple[str, str], CheckpointKey] = {}
@@ -359,7 +405,9 @@ def _metadata_dict(data: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _record(doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite]]) -> CheckpointRecord:
+def _record(
+    doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite]], ttl_ms: int = -1
+) -> CheckpointRecord:
     key = CheckpointKey(doc["thread_id"], stored_ns(doc.get("checkpoint_ns", EMPTY)), doc["checkpoint_id"])
     checkpoint = doc.get("checkpoint")
     if not isinstance(checkpoint, dict):
@@ -375,7 +423,9 @@ def _record(doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite
     # RedisSaver only shows writes when has_writes is set, and sometimes leaves it unset
     # although writes exist; keep the writes (never drop data) and the flag as it was.
     flag = bool(doc.get("has_writes"))
-    extra = (("redis.has_writes", flag),) if flag != bool(mine) else ()
+    extra: tuple[tuple[str, Any], ...] = (("redis.has_writes", flag),) if flag != bool(mine) else ()
+    if ttl_ms > 0:
+        extra += (("redis.ttl_ms", ttl_ms),)
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=doc.get("parent_checkpoint_id") or None,

@@ -30,12 +30,16 @@ class CopyReport(WriteReport):
     bytes_read: int = 0
     skipped: list[str] = field(default_factory=list)
     """Records that could not be written (``skip_bad``), each as ``key: reason``."""
+    losses: dict[str, int] = field(default_factory=dict)
+    """Values the target's layout could not keep exactly, by kind (e.g. Redis JSON)."""
 
     def merge(self, other: CopyReport) -> None:
         self.add(other)
         self.checkpoints_read += other.checkpoints_read
         self.bytes_read += other.bytes_read
         self.skipped += other.skipped
+        for kind, count in other.losses.items():
+            self.losses[kind] = self.losses.get(kind, 0) + count
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +50,7 @@ class CopyReport(WriteReport):
             "writes_written": self.writes_written,
             "writes_skipped": self.writes_skipped,
             "bad_records": self.skipped,
+            "lossy_conversions": self.losses,
         }
 
 
@@ -84,6 +89,7 @@ def copy_records(
         report.bytes_read += size
         if progress is not None:
             progress(len(batch), size)
+    report.losses = target.conversion_losses()
     return report
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ckpt.backends import open_store
-from ckpt.backends.base import CheckpointHeader, ThreadSummary
+from ckpt.backends.base import Capability, CheckpointHeader, ThreadSummary
 from ckpt.backends.ids import checkpoint_time
 from ckpt.cli.console import warn
 from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, iso_time, selection
@@ -57,9 +57,10 @@ def list_(
                 rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
             )
         else:
+            columns = THREAD_COLUMNS + (("keys_without_ttl",) if Capability.TTL in store.capabilities else ())
             rows = (_thread_row(t) for t in store.threads(chosen))
             count = emit_rows(
-                rows, fmt, THREAD_COLUMNS, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
+                rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
             )
             if count == 0 and fmt is OutputFormat.table:
                 warn("no threads matched")
@@ -73,6 +74,7 @@ def _thread_row(summary: ThreadSummary) -> dict[str, Any]:
         "first": iso_time(checkpoint_time(summary.first_checkpoint_id or "")),
         "last": iso_time(checkpoint_time(summary.last_checkpoint_id or "")),
         "bytes": summary.bytes,
+        **({"keys_without_ttl": summary.keys_without_ttl} if summary.keys_without_ttl is not None else {}),
     }
 
 

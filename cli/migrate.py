@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -12,7 +12,7 @@ from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, plan_copy
 from ckpt.backends.transfer import migrate as migrate_stores
 from ckpt.backends.urls import redact
 from ckpt.cli.console import info, warn
-from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection
+from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection, with_query
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.progress import copy_progress
 from ckpt.formats.verify import VerifyReport
@@ -38,6 +38,12 @@ def migrate(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Copy around records the target cannot take; exit 5.")
     ] = False,
+    ttl: Annotated[
+        Optional[float],
+        typer.Option(
+            "--ttl", metavar="MINUTES", help="Redis targets: keys expire after MINUTES (RedisSaver's default_ttl)."
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Copy checkpoints between any two stores, idempotently: a rerun copies only what is missing.
@@ -51,6 +57,8 @@ def migrate(
       ckpt migrate postgresql://db/app backup.jsonl.gz
     """
     chosen = selection(thread, since, until)
+    if ttl is not None:
+        target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")
     if dry_run:
         with open_store(source) as src:
             plan = plan_copy(src, target, open_store, chosen)
@@ -102,6 +110,8 @@ def _report(source: str, target: str, report: CopyReport, checked: VerifyReport 
             f"({human_bytes(report.bytes_read)} read) from {redact(source)} to {redact(target)}; "
             f"{report.checkpoints_skipped} checkpoints were already there"
         )
+    for kind, count in sorted(report.losses.items()):
+        warn(f"{count} value(s) could not be kept exactly by the target: {kind}")
     if checked is not None:
         verdict = "identical" if checked.ok else "DIFFERENT"
         info(f"verify ({checked.mode}): {checked.checkpoints} checkpoints in {checked.threads} threads {verdict}")

@@ -70,3 +70,14 @@ def iso_time(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def with_query(url: str, name: str, value: str, *, only_schemes: tuple[str, ...], option: str) -> str:
+    """``url`` with ``name=value`` added to its query; refuses stores the option does not apply to."""
+    from urllib.parse import quote
+
+    from ckpt.backends.urls import scheme_of
+
+    if scheme_of(url) not in only_schemes:
+        raise UsageError(f"{option} applies to {', '.join(s + '://' for s in only_schemes)} stores only")
+    return f"{url}{'&' if '?' in url else '?'}{name}={quote(value)}"

@@ -179,3 +179,47 @@ def test_server_without_the_modules_is_named(cli: Cli, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def test_ttl_is_set_shown_and_preserved(cli: Cli, official_db: Path) -> None:
+    from tests.servers import redis_prefix
+
+    with redis_prefix() as first, redis_prefix() as second:
+        client = redis.Redis.from_url(first.split("?")[0], decode_responses=True)
+        assert cli("migrate", sqlite_url(official_db), first, "--ttl", "10").exit_code == 0
+        prefix = first.split("checkpoint_prefix=")[1].split("&")[0]
+        ttls = [client.pttl(k) for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        assert ttls and all(0 < t <= 600_000 for t in ttls)
+        rows = json.loads(cli("list", first, "-o", "json").stdout)
+        assert [r["keys_without_ttl"] for r in rows] == [0, 0, 0]
+        assert cli("migrate", first, second).exit_code == 0  # Redis → Redis keeps the TTLs
+        other = second.split("checkpoint_prefix=")[1].split("&")[0]
+        kept = [client.pttl(k) for k in client.scan_iter(match=f"{other}:*", count=1000)]
+        assert kept and all(500_000 < t <= 600_000 for t in kept)
+
+
+def test_keys_without_ttl_are_counted(cli: Cli, official_db: Path) -> None:
+    from tests.servers import redis_prefix
+
+    with redis_prefix() as url:
+        cli("migrate", sqlite_url(official_db), url)
+        rows = json.loads(cli("list", url, "-o", "json").stdout)
+        assert [r["keys_without_ttl"] for r in rows] == [r["checkpoints"] for r in rows] == [10, 10, 9]
+
+
+def test_ttl_needs_a_redis_target(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    result = cli("migrate", sqlite_url(official_db), sqlite_url(tmp_path / "x.db"), "--ttl", "5")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == "error: --ttl applies to redis://, rediss:// stores only\n"
+
+
+def test_lossy_conversions_are_reported(cli: Cli, official_db: Path) -> None:
+    from tests.servers import redis_prefix
+
+    with redis_prefix() as url:
+        result = cli("migrate", sqlite_url(official_db), url, "-o", "json")
+        losses = json.loads(result.stdout)["lossy_conversions"]
+        assert losses["datetime → ISO string"] > 0
+        assert any("pydantic model" in kind for kind in losses)
+        human = cli("migrate", sqlite_url(official_db), url)
+        assert "nothing new to copy" in human.stderr
