@@ -92,25 +92,27 @@ class RedisStore(Store):
         indexes = {i.decode() if isinstance(i, bytes) else i for i in self._r.execute_command("FT._LIST")}
         if self.writable:
             ensure_indexes(self._r, self.prefix, self.write_prefix, indexes)
-        elif self.prefix not in indexes:
-            old = (
-                "an index layout of langgraph-checkpoint-redis <= 0.2 (checkpoints)"
-                if "checkpoints" in indexes
-                else None
-            )
+            indexes |= {self.prefix, self.write_prefix}
+        # langgraph-checkpoint-redis <= 0.2 named its indexes in the plural (spec §5.7).
+        self._index = self.prefix if self.prefix in indexes else f"{self.prefix}s"
+        self._write_index = self.write_prefix if self.write_prefix in indexes else f"{self.write_prefix}s"
+        if self._index not in indexes or self._write_index not in indexes:
             raise NotAStoreError(
-                f"{redact(self.url)} has no '{self.prefix}' search index"
-                + (f"; it looks like {old}, which ckpt does not read" if old else " (no RedisSaver data here?)")
+                f"{redact(self.url)} has no '{self.prefix}' and '{self.write_prefix}' search indexes "
+                "(no RedisSaver data here? writing to it with ckpt creates them)"
             )
-        shallow = bool(self._r.keys("current_checkpoint:*:shallow")) or bool(
-            self._r.scan(0, match="write_registry:*", count=100)[1]
-        )
-        if shallow:
+        if any(self._r.scan_iter(match="write_registry:*:shallow", count=1000)):
             raise NotAStoreError(
                 f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
             )
-        return {"saver": "langgraph-checkpoint-redis", "version": ">=0.3 (checkpoint/checkpoint_write indexes)",
-                "prefix": self.prefix, "write_prefix": self.write_prefix}  # fmt: skip
+        old = self._index != self.prefix
+        return {
+            "saver": "langgraph-checkpoint-redis",
+            "version": "<=0.2 (plural index names)" if old else ">=0.3 (checkpoint/checkpoint_write indexes)",
+            "prefix": self.prefix,
+            "write_prefix": self.write_prefix,
+            "indexes": [self._index, self._write_index],
+        }
 
     def layout(self) -> dict[str, Any]:
         return dict(self._layout)
@@ -170,6 +172,36 @@ class RedisStore(Store):
                 if doc:
                     yield key, doc[0]
 
+    def _inline_blobs(self, docs: list[dict[str, Any]]) -> None:
+        """0.0.x kept channel values in ``checkpoint_blob:{thread}:{ns}:{channel}:{version}`` docs."""
+        wanted: list[tuple[dict[str, Any], str, str]] = []
+        for doc in docs:
+            checkpoint = doc.get("checkpoint")
+            if isinstance(checkpoint, dict) and "channel_values" not in checkpoint:
+                checkpoint["channel_values"] = {}
+                for channel, version in (checkpoint.get("channel_versions") or {}).items():
+                    ns = doc.get("checkpoint_ns") or EMPTY
+                    wanted.append(
+                        (checkpoint, channel, f"{self.prefix}_blob:{doc['thread_id']}:{ns}:{channel}:{version}")
+                    )
+        blobs = dict(self._documents([key for _, _, key in wanted]))
+        for checkpoint, channel, key in wanted:
+            blob = blobs.get(key)
+            if blob is None or blob.get("type") == "empty":
+                continue
+            data = _b64decode(blob.get("blob"))
+            type_tag = blob.get("type")
+            if type_tag == "json":
+                checkpoint["channel_values"][channel] = orjson.loads(data)  # still Redis JSON: _record converts it
+            elif type_tag == "msgpack":
+                checkpoint["channel_values"][channel] = unpack(data)
+            elif type_tag in ("bytes", "bytearray"):
+                checkpoint["channel_values"][channel] = data
+            elif type_tag == "null":
+                checkpoint["channel_values"][channel] = None
+            else:
+                raise CorruptRecordError(f"blob {key} has type {type_tag!r}, which cannot be embedded in a checkpoint")
+
     def _ttls(self, keys: list[str]) -> list[int]:
         """Remaining TTL in ms per key (-1: none), in one pipeline."""
         pipe = self._r.pipeline(transaction=False)
@@ -180,7 +212,7 @@ class RedisStore(Store):
     def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
         """As the base summary, plus how many checkpoints of each thread have no TTL."""
         for summary in super().threads(selection):
-            keys = self._search_keys(self.prefix, summary.thread_id)
+            keys = self._search_keys(self._index, summary.thread_id)
             summary.keys_without_ttl = sum(1 for ttl in self._ttls(keys) if ttl < 0)
             yield summary
 
@@ -191,12 +223,13 @@ class RedisStore(Store):
     def _thread_records(self, thread_id: str, selection: Selection) -> Iterator[CheckpointRecord]:
         found = [
             (k, d)
-            for k, d in self._documents(self._search_keys(self.prefix, thread_id))
+            for k, d in self._documents(self._search_keys(self._index, thread_id))
             if d.get("thread_id") == thread_id
         ]
         ttls = self._ttls([k for k, _ in found])
+        self._inline_blobs([d for _, d in found])
         writes: dict[tuple[str, str], list[PendingWrite]] = {}
-        for key, w in self._documents(self._search_keys(self.write_prefix, thread_id)):
+        for key, w in self._documents(self._search_keys(self._write_index, thread_id)):
             if w.get("thread_id") == thread_id:
                 writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(_write(key, w))
         records = [_record(d, writes, ttl) for (_, d), ttl in zip(found, ttls)]
@@ -218,7 +251,7 @@ class RedisStore(Store):
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():
             return None
-        reply = self._r.execute_command("FT.SEARCH", self.prefix, "*", "LIMIT", 0, 0)
+        reply = self._r.execute_command("FT.SEARCH", self._index, "*", "LIMIT", 0, 0)
         return int(reply[0])
 
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
@@ -364,7 +397,7 @@ class RedisStore(Store):
             by_thread.setdefault(key.thread_id, set()).add((key.checkpoint_ns, key.checkpoint_id))
         for thread_id, wanted in by_thread.items():
             write_keys = [
-                k for k, w in self._documents(self._search_keys(self.write_prefix, thread_id))
+                k for k, w in self._documents(self._search_keys(self._write_index, thread_id))
                 if (stored_ns(w.get("checkpoint_ns", "")), w.get("checkpoint_id")) in wanted
             ]  # fmt: skip
             pipe = self._r.pipeline(transaction=True)
@@ -436,11 +469,15 @@ def _record(
     )
 
 
-def _write(key: str, doc: dict[str, Any]) -> PendingWrite:
+def _b64decode(blob: Any) -> bytes:
     try:
-        blob = base64.b64decode(doc.get("blob") or "", validate=True)
+        return base64.b64decode(blob or "", validate=True)
     except ValueError:
-        blob = str(doc.get("blob", "")).encode("utf-8")  # RedisSaver's own fallback for non-base64 blobs
+        return str(blob or "").encode("utf-8")  # RedisSaver's own fallback for non-base64 blobs
+
+
+def _write(key: str, doc: dict[str, Any]) -> PendingWrite:
+    blob = _b64decode(doc.get("blob"))
     try:
         type_tag, data = write_value_from_redis(str(doc.get("type") or ""), blob)
     except orjson.JSONDecodeError as exc:

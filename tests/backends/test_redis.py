@@ -223,3 +223,47 @@ def test_lossy_conversions_are_reported(cli: Cli, official_db: Path) -> None:
         assert any("pydantic model" in kind for kind in losses)
         human = cli("migrate", sqlite_url(official_db), url)
         assert "nothing new to copy" in human.stderr
+
+
+def test_layout_of_0_0_x_with_blob_documents_and_plural_indexes(cli: Cli, official_db: Path) -> None:
+    """0.0.x: channel values in checkpoint_blob docs; <= 0.2: indexes named checkpoints/checkpoint_writes."""
+    import base64
+
+    import orjson
+
+    from ckpt.formats.semantic import semantic_form
+
+    with fresh_redis() as url:
+        cli("migrate", sqlite_url(official_db), url)
+        with open_store(url) as store:
+            current = [semantic_form(r) for r in store.records()]
+        client = redis.Redis.from_url(url, decode_responses=True, protocol=2)
+        for key in list(client.scan_iter(match="checkpoint:*")):
+            doc = client.json().get(key)
+            values = doc["checkpoint"].pop("channel_values")
+            for channel, value in values.items():
+                version = doc["checkpoint"]["channel_versions"][channel]
+                blob = {"type": "json", "blob": base64.b64encode(orjson.dumps(value)).decode()}
+                if isinstance(value, dict) and set(value) == {"__bytes__"}:
+                    blob = {"type": "bytes", "blob": value["__bytes__"]}
+                client.json().set(
+                    f"checkpoint_blob:{doc['thread_id']}:{doc['checkpoint_ns']}:{channel}:{version}", "$", blob
+                )
+            client.json().set(key, "$", doc)
+        for old, new in (("checkpoint", "checkpoints"), ("checkpoint_write", "checkpoint_writes")):
+            info = client.execute_command("FT.INFO", old)
+            client.execute_command("FT.DROPINDEX", old)
+            attributes = dict(zip(info[::2], info[1::2]))["attributes"]
+            schema = []
+            for attribute in attributes:
+                spec = dict(zip(attribute[::2], attribute[1::2]))
+                schema += [spec["identifier"], "AS", spec["attribute"], spec["type"]]
+            client.execute_command("FT.CREATE", new, "ON", "JSON", "PREFIX", 1, f"{old}:", "SCHEMA", *schema)
+        for name in ("checkpoints", "checkpoint_writes"):  # new indexes scan existing keys in the background
+            deadline = time.monotonic() + 30
+            while dict(zip(*[iter(client.execute_command("FT.INFO", name))] * 2)).get("indexing") not in (0, "0"):
+                assert time.monotonic() < deadline, f"index {name} never finished scanning"
+                time.sleep(0.05)
+        with open_store(url) as store:
+            assert store.layout()["version"].startswith("<=0.2")
+            assert [semantic_form(r) for r in store.records()] == current
