@@ -267,3 +267,17 @@ def test_layout_of_0_0_x_with_blob_documents_and_plural_indexes(cli: Cli, offici
         with open_store(url) as store:
             assert store.layout()["version"].startswith("<=0.2")
             assert [semantic_form(r) for r in store.records()] == current
+
+
+def test_shallow_saver_keys_are_refused(cli: Cli) -> None:
+    from langgraph.checkpoint.redis.shallow import ShallowRedisSaver
+
+    from examples.graphs import populate
+
+    with fresh_redis() as url:
+        with ShallowRedisSaver.from_conn_string(url) as saver:
+            saver.setup()
+            populate(saver, threads=1)
+        result = cli("list", url)
+        assert result.exit_code == ExitCode.DATA
+        assert "holds ShallowRedisSaver keys" in result.stderr
