@@ -9,7 +9,6 @@ the blobs of the checkpoint's versions, packed into one msgpack map again.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from ckpt.backends.msgpack_spans import (
     map_entries,
     map_header,
 )
+from ckpt.backends.versions import string_versions
 
 _OPTIONS = ormsgpack.OPT_NON_STR_KEYS
 _DELTA_SNAPSHOT = 7
@@ -96,35 +96,6 @@ def _split(data: bytes) -> SplitCheckpoint:
             raise ValueError(f"channel {channel!r} has a value but no version")
         rows.append((channel, str(versions[channel]), type_tag, blob))
     return SplitCheckpoint(orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS).decode(), rows)
-
-
-def string_versions(fields: dict[str, Any], value_bytes: dict[str, bytes]) -> None:
-    """Integer channel versions (MongoDB, Couchbase) → the padded strings PostgresSaver uses (spec §8 rule 4).
-
-    ``n`` becomes ``f"{n:032}.<digest of the value>"``: the counter still orders versions, and
-    the suffix keeps fork branches that reuse a counter with another value from sharing a blob
-    row. A ``versions_seen`` entry equal to the channel's current counter gets the very same
-    string (so nothing re-triggers); older ones only need the counter to compare lower.
-    """
-    current: dict[str, str] = {}
-    for channel, version in (fields.get("channel_versions") or {}).items():
-        if isinstance(version, int) and not isinstance(version, bool):
-            digest = hashlib.sha256(value_bytes.get(channel, b"")).hexdigest()[:16]
-            current[channel] = f"{version:032}.{digest}"
-    fields["channel_versions"] = {k: current.get(k, v) for k, v in fields["channel_versions"].items()}
-    seen = fields.get("versions_seen") or {}
-    for node, channels in seen.items():
-        if isinstance(channels, dict):
-            seen[node] = {ch: _seen_version(ch, v, current) for ch, v in channels.items()}
-
-
-def _seen_version(channel: str, version: Any, current: dict[str, str]) -> Any:
-    if not isinstance(version, int) or isinstance(version, bool):
-        return version
-    mapped = current.get(channel)
-    if mapped is not None and int(mapped.split(".", 1)[0]) == version:
-        return mapped
-    return f"{version:032}.0"
 
 
 def _split_values(data: bytes, start: int, inline: dict[str, Any], blobs: list[tuple[str, str, bytes]]) -> None:

@@ -37,6 +37,7 @@ from ckpt.backends.msgpack_raw import pack, unpack
 from ckpt.backends.redis_json import Losses, ToRedis, from_redis, write_value_from_redis, write_value_to_redis
 from ckpt.backends.redis_schema import EMPTY, ensure_indexes, missing_modules, stored_ns, tag_query
 from ckpt.backends.urls import redact
+from ckpt.backends.versions import string_versions
 
 _FIELD_ORDER = ("v", "ts", "id", "channel_values", "channel_versions", "versions_seen", "updated_channels")
 _PAGE = 500
@@ -370,6 +371,8 @@ class RedisStore(Store):
             fields = unpack(record.checkpoint.data)
         except (ValueError, TypeError) as exc:
             raise CorruptRecordError(f"cannot decode {record.key}: {exc}") from exc
+        values = fields.get("channel_values") or {}
+        string_versions(fields, {k: pack(v) for k, v in values.items()})  # no-op unless versions are ints
         converter = ToRedis(self.losses)
         converted = {k: converter.value(v) for k, v in fields.items() if k != "pending_sends"}
         converted["channel_versions"] = {k: str(v) for k, v in (converted.get("channel_versions") or {}).items()}

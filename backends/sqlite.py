@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ from ckpt.backends.errors import BackendUnavailableError, DataError, NotAStoreEr
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import OrphanCounter, attach
 from ckpt.backends.urls import sqlite_path
+from ckpt.backends.versions import to_string_versions
 
 # The DDL of langgraph-checkpoint-sqlite 3.1.2 `setup()`, verbatim.
 SCHEMA_3_1_2 = """
@@ -287,6 +289,12 @@ class SqliteStore(Store):
         report.writes_skipped = len(write_rows) - report.writes_written
         return report
 
+    def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
+        converted = _saver_versions(record.checkpoint)
+        if converted is record.checkpoint.data:
+            return record
+        return replace(record, checkpoint=Payload(record.checkpoint.type, converted))
+
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
         match = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
@@ -385,9 +393,14 @@ def _checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
         key.checkpoint_id,
         record.parent_checkpoint_id,
         record.checkpoint.type,
-        record.checkpoint.data,
+        _saver_versions(record.checkpoint),
         _metadata_json(record.metadata),
     )
+
+
+def _saver_versions(checkpoint: Payload) -> bytes:
+    """SqliteSaver counts versions as padded strings; integer ones (MongoDB, Couchbase) are converted."""
+    return to_string_versions(checkpoint.data) if checkpoint.type == "msgpack" else checkpoint.data
 
 
 def _metadata_json(metadata: Payload) -> bytes:
