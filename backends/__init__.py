@@ -50,6 +50,8 @@ _BUILTIN: dict[str, str] = {
     "postgres": "ckpt.backends.postgres:PostgresStore",
     "redis": "ckpt.backends.redis:RedisStore",
     "rediss": "ckpt.backends.redis:RedisStore",
+    "mongodb": "ckpt.backends.mongodb:MongoStore",
+    "mongodb+srv": "ckpt.backends.mongodb:MongoStore",
 }
 
 # Schemes of drivers that are planned but not in this release: a clear message beats

@@ -253,6 +253,14 @@ class Store(ABC):
         """
         return record
 
+    def read_problems(self) -> list[str]:
+        """Rows a read skipped because they could not be read (each named by its key).
+
+        Stores whose documents can be individually malformed (MongoDB) skip such rows,
+        keep going, and list them here; commands print them and exit non-zero.
+        """
+        return []
+
     def conversion_losses(self) -> dict[str, int]:
         """What writes into this store could not keep, by kind (lossy layouts only)."""
         return {}

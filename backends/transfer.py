@@ -90,6 +90,7 @@ def copy_records(
         if progress is not None:
             progress(len(batch), size)
     report.losses = target.conversion_losses()
+    report.skipped += [f"read: {problem}" for problem in source.read_problems()]
     return report
 
 

@@ -49,7 +49,7 @@ def export(
             target.decorate = lambda record: decode_record(record, decoder)
         with copy_progress(source.count(chosen), "exporting") as progress:
             report = copy_records(source, target, chosen, source_url=url, progress=progress)
-    for message in target.decode_errors:
+    for message in [*target.decode_errors, *report.skipped]:
         warn(message)
     summary = (
         f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, "
@@ -61,6 +61,10 @@ def export(
         )
     else:
         info(summary)
+    if report.skipped:
+        raise CorruptRecordError(
+            f"{len(report.skipped)} stored row(s) could not be read (see warnings); the rest was exported"
+        )
     if target.decode_errors:
         raise CorruptRecordError(
             f"{len(target.decode_errors)} checkpoint(s) could not be decoded (raw payloads were exported as stored)"

@@ -10,7 +10,7 @@ import typer
 from ckpt.backends import open_store
 from ckpt.backends.base import Capability, CheckpointHeader, ThreadSummary
 from ckpt.backends.ids import checkpoint_time
-from ckpt.cli.console import warn
+from ckpt.cli.console import finish_reads, warn
 from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, iso_time, selection
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
@@ -64,6 +64,7 @@ def list_(
             )
             if count == 0 and fmt is OutputFormat.table:
                 warn("no threads matched")
+        finish_reads(store)
 
 
 def _thread_row(summary: ThreadSummary) -> dict[str, Any]:

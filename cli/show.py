@@ -13,7 +13,7 @@ from rich.text import Text
 from ckpt.backends import open_store
 from ckpt.backends.base import find_record
 from ckpt.backends.ids import checkpoint_time
-from ckpt.cli.console import stdout
+from ckpt.cli.console import finish_reads, stdout
 from ckpt.cli.options import AesKeyOption, OutputOption, iso_time
 from ckpt.cli.output import OutputFormat, emit_rows, resolve, write_json
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
@@ -44,6 +44,7 @@ def show(
     decoder = PayloadDecoder(aes_key_from(aes_key))
     with open_store(url) as store:
         view = view_record(find_record(store, thread, ns, checkpoint), decoder)
+        finish_reads(store)
     if fmt is OutputFormat.table:
         _print_view(view)
     elif fmt is OutputFormat.csv:

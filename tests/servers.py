@@ -15,7 +15,11 @@ from urllib.parse import quote
 
 import pytest
 
-SERVER_URL_VARS = {"postgres": "CKPT_TEST_POSTGRES_URL", "redis": "CKPT_TEST_REDIS_URL"}
+SERVER_URL_VARS = {
+    "postgres": "CKPT_TEST_POSTGRES_URL",
+    "redis": "CKPT_TEST_REDIS_URL",
+    "mongodb": "CKPT_TEST_MONGODB_URL",
+}
 
 
 def server_url(name: str) -> str:
@@ -77,4 +81,21 @@ def fresh_redis() -> Iterator[str]:
         yield base
     finally:
         client.flushall()
+        client.close()
+
+
+@contextmanager
+def mongo_database() -> Iterator[str]:
+    """A ckpt URL naming a database no other test uses; dropped afterwards."""
+    import pymongo
+
+    base = server_url("mongodb")
+    name = f"ckpt_test_{uuid.uuid4().hex[:12]}"
+    parts = base.split("/?", 1)
+    url = f"{parts[0].rstrip('/')}/{name}" + (f"?{parts[1]}" if len(parts) > 1 else "")
+    try:
+        yield url
+    finally:
+        client: pymongo.MongoClient = pymongo.MongoClient(base)
+        client.drop_database(name)
         client.close()

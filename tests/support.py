@@ -19,6 +19,15 @@ def official_saver(location: Path | str) -> Iterator[Any]:
         with SqliteSaver.from_conn_string(str(location)) as saver:
             saver.serde = serializer()
             yield saver
+    elif location.startswith("mongodb"):
+        from urllib.parse import urlsplit
+
+        from langgraph.checkpoint.mongodb import MongoDBSaver
+
+        database = urlsplit(location).path.strip("/") or "checkpointing_db"
+        with MongoDBSaver.from_conn_string(location, db_name=database) as saver:
+            saver.serde = serializer()
+            yield saver
     elif location.startswith("redis"):
         from langgraph.checkpoint.redis import RedisSaver
 
@@ -70,7 +79,7 @@ def populate_official(location: Path | str, threads: int = 3) -> list[str]:
     from examples.graphs import populate
 
     with official_saver(location) as saver:
-        if hasattr(saver, "setup"):
+        if hasattr(saver, "setup") and not type(saver).__name__.startswith("MongoDB"):
             saver.setup()
         return populate(saver, threads)
 

@@ -1,0 +1,286 @@
+"""MongoDB driver: the layout of langgraph-checkpoint-mongodb 0.5.x (spec §6).
+
+``checkpoints`` documents hold the whole checkpoint as BinData and the metadata as a dict whose
+leaves are ``[type, BinData]`` pairs (0.2.x: plain JSON bytes, read too); ``checkpoint_writes``
+documents one write each. Reads follow the savers' unique indexes (thread, ns, checkpoint id
+descending) with cursor batches, reversing each (thread, ns) group so records come out in
+ascending key order; writes go through ``bulk_write`` of ``$setOnInsert`` upserts, so a rerun
+changes nothing. MongoDBSaver counts channel versions as integers: records are converted.
+No multi-document transactions: a standalone MongoDB has none, and per-document upserts make a
+batch safe to replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from itertools import groupby
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import pymongo
+from bson.binary import Binary
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from ckpt.backends.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    WriteReport,
+)
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError
+from ckpt.backends.ids import lowest_id_at
+from ckpt.backends.merge import attach
+from ckpt.backends.mongodb_metadata import metadata_from_mongo, metadata_to_mongo
+from ckpt.backends.urls import redact
+from ckpt.backends.versions import to_int_versions
+
+CHECKPOINT_INDEX = [("thread_id", ASCENDING), ("checkpoint_ns", ASCENDING), ("checkpoint_id", DESCENDING)]
+WRITES_INDEX = [*CHECKPOINT_INDEX, ("task_id", ASCENDING), ("idx", ASCENDING)]
+_BATCH = 500
+_DOCUMENT_LIMIT = 16 * 1024 * 1024
+
+
+class MongoStore(Store):
+    """A MongoDB database written by MongoDBSaver."""
+
+    kind = "mongodb"
+    schemes = ("mongodb", "mongodb+srv")
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
+
+    def __init__(self, client: pymongo.MongoClient[Any], url: str, options: dict[str, str], *, writable: bool) -> None:
+        self._client = client
+        self.url = url
+        self.writable = writable
+        database = client.get_default_database(default="checkpointing_db")
+        self._checkpoints = database[options.get("checkpoint_collection", "checkpoints")]
+        self._writes = database[options.get("writes_collection", "checkpoint_writes")]
+        self.ttl_seconds = int(options["ttl"]) if "ttl" in options else None
+        self.problems: list[str] = []
+        self._layout = self._detect()
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False) -> MongoStore:
+        parts = urlsplit(url)
+        ours = {"checkpoint_collection", "writes_collection", "ttl"}
+        query = parse_qsl(parts.query)
+        options = {k: v for k, v in query if k in ours}
+        plain = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        try:
+            client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+                plain, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
+            )
+            client.admin.command("ping")
+        except PyMongoError as exc:
+            raise BackendUnavailableError(
+                f"cannot connect to {redact(url)}: {redact(str(exc).splitlines()[0])}"
+            ) from None
+        try:
+            return cls(client, url, options, writable=write)
+        except BaseException:
+            client.close()
+            raise
+
+    def _detect(self) -> dict[str, Any]:
+        names = set(self._checkpoints.database.list_collection_names())
+        if self.writable:
+            self._ensure_indexes()
+        elif self._checkpoints.name not in names:
+            raise NotAStoreError(f"{redact(self.url)} has no '{self._checkpoints.name}' collection")
+        sample = self._checkpoints.find_one({}, {"metadata": 1})
+        legacy = sample is not None and _legacy_metadata(sample.get("metadata"))
+        return {
+            "saver": "langgraph-checkpoint-mongodb",
+            "version": "<=0.2 (JSON metadata leaves)" if legacy else ">=0.3 (typed metadata leaves)",
+            "database": self._checkpoints.database.name,
+            "collections": [self._checkpoints.name, self._writes.name],
+        }
+
+    def _ensure_indexes(self) -> None:
+        """The unique indexes MongoDBSaver creates (and its TTL index when ``?ttl=SECONDS``)."""
+        for collection, keys in ((self._checkpoints, CHECKPOINT_INDEX), (self._writes, WRITES_INDEX)):
+            existing = [list(i["key"].items()) for i in collection.list_indexes()]
+            if keys not in existing:
+                collection.create_index(keys, unique=True)
+            if self.ttl_seconds is not None:
+                collection.create_index([("created_at", ASCENDING)], expireAfterSeconds=self.ttl_seconds)
+
+    def layout(self) -> dict[str, Any]:
+        return dict(self._layout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    def _filter(self, selection: Selection) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if selection.thread_id is not None:
+            query["thread_id"] = selection.thread_id
+        if selection.checkpoint_ns is not None:
+            query["checkpoint_ns"] = selection.checkpoint_ns
+        bounds: dict[str, str] = {}
+        if selection.since is not None:
+            bounds["$gte"] = lowest_id_at(selection.since)
+        if selection.until is not None:
+            bounds["$lt"] = lowest_id_at(selection.until)
+        if bounds:
+            query["checkpoint_id"] = bounds
+        return query
+
+    def _ascending(
+        self, collection: Any, query: dict[str, Any], index: list[tuple[str, int]]
+    ) -> Iterator[dict[str, Any]]:
+        """Documents in ascending key order, read in the index's own order (id descending per group)."""
+        cursor = collection.find(query).sort(index).batch_size(_BATCH)
+        for _, group in groupby(cursor, key=lambda d: (d.get("thread_id"), d.get("checkpoint_ns"))):
+            yield from reversed(list(group))
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        query = self._filter(selection)
+        docs = (d for d in self._ascending(self._checkpoints, query, CHECKPOINT_INDEX) if self._valid(d))
+        writes = self._ascending(self._writes, query, WRITES_INDEX)
+        for doc, group in attach(docs, writes, _doc_key, _doc_key):
+            record = self._record(doc, group)
+            if record is not None and selection.matches(record.key):
+                yield record
+
+    def _valid(self, doc: dict[str, Any]) -> bool:
+        missing = [f for f in ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint") if f not in doc]
+        if missing:
+            self.problems.append(f"checkpoint document {doc.get('_id')} lacks {', '.join(missing)}; skipped")
+        return not missing
+
+    def _record(self, doc: dict[str, Any], writes: list[dict[str, Any]]) -> CheckpointRecord | None:
+        key = CheckpointKey(doc["thread_id"], doc["checkpoint_ns"], doc["checkpoint_id"])
+        try:
+            metadata = metadata_from_mongo(doc.get("metadata") or {})
+            pending = tuple(sorted((_write(w) for w in writes), key=lambda w: (w.task_id, w.idx)))
+        except (KeyError, TypeError, ValueError) as exc:
+            self.problems.append(f"{key}: unreadable document ({exc}); skipped")
+            return None
+        return CheckpointRecord(
+            key=key,
+            parent_checkpoint_id=doc.get("parent_checkpoint_id"),
+            checkpoint=Payload(doc.get("type") or "msgpack", bytes(doc["checkpoint"])),
+            metadata=Payload("json", metadata),
+            writes=pending,
+        )
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        for record in self.records(selection):
+            yield CheckpointHeader(
+                key=record.key,
+                parent_checkpoint_id=record.parent_checkpoint_id,
+                metadata=orjson.loads(record.metadata.data),
+                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
+                writes_bytes=sum(len(w.value.data) for w in record.writes),
+                writes_count=len(record.writes),
+            )
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        return int(self._checkpoints.count_documents(self._filter(selection)))
+
+    def read_problems(self) -> list[str]:
+        return list(self.problems)
+
+    # -- writing -----------------------------------------------------------------
+
+    def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
+        if record.checkpoint.type != "msgpack":
+            return record
+        return replace(record, checkpoint=Payload("msgpack", to_int_versions(record.checkpoint.data)), extra=())
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        now = datetime.now(timezone.utc)
+        checkpoint_ops = [
+            UpdateOne(_key_filter(r.key), {"$setOnInsert": self._document(r, now)}, upsert=True) for r in batch
+        ]
+        write_ops = [
+            UpdateOne({**_key_filter(r.key), "task_id": w.task_id, "task_path": w.task_path, "idx": w.idx},
+                      {"$setOnInsert": self._write_document(w, now)}, upsert=True)
+            for r in batch for w in r.writes
+        ]  # fmt: skip
+        report = WriteReport()
+        report.checkpoints_written = self._bulk(self._checkpoints, checkpoint_ops)
+        report.writes_written = self._bulk(self._writes, write_ops)
+        report.checkpoints_skipped = len(checkpoint_ops) - report.checkpoints_written
+        report.writes_skipped = len(write_ops) - report.writes_written
+        return report
+
+    def _bulk(self, collection: Any, operations: list[UpdateOne]) -> int:
+        if not operations:
+            return 0
+        try:
+            result = collection.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            raise CorruptRecordError(
+                f"MongoDB refused part of a batch: {exc.details.get('writeErrors', [])[:1]}"
+            ) from exc
+        return int(result.upserted_count)
+
+    def _document(self, record: CheckpointRecord, now: datetime) -> dict[str, Any]:
+        checkpoint = record.checkpoint.data
+        if record.checkpoint.type == "msgpack":
+            checkpoint = to_int_versions(checkpoint)
+        if len(checkpoint) > _DOCUMENT_LIMIT - 64 * 1024:
+            self.problems.append(f"{record.key}: {len(checkpoint)} bytes is near MongoDB's 16 MiB document limit")
+        doc: dict[str, Any] = {
+            "parent_checkpoint_id": record.parent_checkpoint_id,
+            "type": record.checkpoint.type,
+            "checkpoint": Binary(checkpoint),
+            "metadata": metadata_to_mongo(record),
+        }
+        if self.ttl_seconds is not None:
+            doc["created_at"] = now
+        return doc
+
+    def _write_document(self, write: PendingWrite, now: datetime) -> dict[str, Any]:
+        doc: dict[str, Any] = {"channel": write.channel, "type": write.value.type, "value": Binary(write.value.data)}
+        if self.ttl_seconds is not None:
+            doc["created_at"] = now
+        return doc
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        filters = [_key_filter(k) for k in keys]
+        if not filters:
+            return 0
+        deleted = 0
+        for start in range(0, len(filters), _BATCH):
+            chunk = {"$or": filters[start : start + _BATCH]}
+            self._writes.delete_many(chunk)
+            deleted += int(self._checkpoints.delete_many(chunk).deleted_count)
+        return deleted
+
+
+def _key_filter(key: CheckpointKey) -> dict[str, str]:
+    return {"thread_id": key.thread_id, "checkpoint_ns": key.checkpoint_ns, "checkpoint_id": key.checkpoint_id}
+
+
+def _doc_key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(doc.get("thread_id")), str(doc.get("checkpoint_ns")), str(doc.get("checkpoint_id")))
+
+
+def _legacy_metadata(metadata: Any) -> bool:
+    if isinstance(metadata, dict):
+        return any(_legacy_metadata(v) for v in metadata.values())
+    return isinstance(metadata, bytes)
+
+
+def _write(doc: dict[str, Any]) -> PendingWrite:
+    return PendingWrite(
+        doc["task_id"],
+        doc.get("task_path") or "",
+        int(doc["idx"]),
+        doc["channel"],
+        Payload(doc["type"], bytes(doc["value"])),
+    )

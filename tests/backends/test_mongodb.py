@@ -1,0 +1,95 @@
+"""MongoDB against the official MongoDBSaver (server: nx-27017, a MongoDB wire-protocol server; README)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pymongo
+
+from ckpt.backends import open_store
+from ckpt.backends.errors import ExitCode
+from examples.graphs import build_graph, config
+from tests.conftest import Cli, sqlite_url
+from tests.servers import mongo_database, postgres_schema
+from tests.support import official_saver, populate_official, resume, tuple_view
+
+THREADS = ("thread-1", "thread-2", "thread-3")
+
+
+def _keys(url: str) -> list[tuple[str, str, str]]:
+    with open_store(url) as store:
+        return [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in store.headers()]
+
+
+def _database(url: str) -> pymongo.database.Database:  # type: ignore[type-arg]
+    client: pymongo.MongoClient = pymongo.MongoClient(url)  # type: ignore[type-arg]
+    return client.get_default_database()
+
+
+def test_sqlite_to_mongodb_reads_resumes_and_keeps_writing(cli: Cli, official_db: Path, db_copy: Path) -> None:
+    with mongo_database() as url:
+        result = cli("migrate", sqlite_url(official_db), url, "--verify", "-o", "json")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        keys = _keys(sqlite_url(official_db))
+        assert tuple_view(url, keys) == tuple_view(official_db, keys)
+        stored = _database(url)["checkpoints"].find_one({"thread_id": "thread-3"})
+        assert stored is not None and stored["metadata"]["source"][0] == "msgpack"
+        after_mongo, after_sqlite = resume(url, "thread-3"), resume(db_copy, "thread-3")
+        assert [m.content for m in after_mongo["messages"]] == [m.content for m in after_sqlite["messages"]]
+        with official_saver(url) as saver:  # the saver keeps writing new steps on the moved thread
+            graph = build_graph(saver)
+            assert graph.get_state(config("thread-3")).next == ()
+            history = list(graph.get_state_history(config("thread-3")))
+        assert len(history) == len([k for k in keys if k[0] == "thread-3" and k[1] == ""]) + 1
+        newest = _database(url)["checkpoints"].find_one(
+            {"thread_id": "thread-3", "checkpoint_ns": ""}, sort=[("checkpoint_id", -1)]
+        )
+        assert newest is not None
+        from ckpt.backends.msgpack_raw import unpack
+
+        versions = unpack(bytes(newest["checkpoint"]))["channel_versions"]
+        assert versions and all(isinstance(v, int) for v in versions.values())
+
+
+def test_mongodb_written_by_the_saver_to_sqlite_and_postgres(cli: Cli, tmp_path: Path) -> None:
+    with mongo_database() as url, postgres_schema() as (pg_url, pg_libpq):
+        populate_official(url)
+        keys = _keys(url)
+        assert len(keys) == 29
+        checkpoint = _database(url)["checkpoints"].find_one({"thread_id": "thread-1"})
+        assert checkpoint is not None
+        target = tmp_path / "from-mongo.db"
+        for destination, location in ((sqlite_url(target), target), (pg_url, pg_libpq)):
+            assert cli("migrate", url, destination, "--verify").exit_code == 0
+            assert tuple_view(location, keys) == tuple_view(url, keys)
+            # integer versions became padded strings: the target saver goes on counting them
+            assert resume(location, "thread-3")["messages"][-1].content == "approval: yes"
+
+
+def test_legacy_metadata_and_a_broken_document(cli: Cli, official_db: Path) -> None:
+    with mongo_database() as url:
+        cli("migrate", sqlite_url(official_db), url)
+        collection = _database(url)["checkpoints"]
+        first = collection.find_one({"thread_id": "thread-1", "checkpoint_ns": ""}, sort=[("checkpoint_id", 1)])
+        assert first is not None
+        legacy = {"source": b'"input"', "step": b"-1", "parents": {}}  # 0.2.x: serde.dumps(value), no type
+        collection.update_one({"_id": first["_id"]}, {"$set": {"metadata": legacy}})
+        broken = collection.find_one({"thread_id": "thread-2", "checkpoint_ns": ""})
+        assert broken is not None
+        collection.update_one({"_id": broken["_id"]}, {"$unset": {"checkpoint": ""}})
+        result = cli("list", url, "--checkpoints", "-o", "jsonl")
+        assert result.exit_code == ExitCode.DATA
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(rows) == 28 and rows[0]["source"] == "input" and rows[0]["step"] == -1
+        assert f"checkpoint document {broken['_id']} lacks checkpoint; skipped" in result.stderr
+
+
+def test_unreachable_server_fails_within_the_connect_timeout(cli: Cli) -> None:
+    start = time.monotonic()
+    result = cli("list", "mongodb://admin:hunter2@127.0.0.1:1/db?directConnection=true")
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert time.monotonic() - start < 15
+    assert result.stderr.startswith("error: cannot connect to mongodb://admin:***@127.0.0.1:1/db")
+    assert "hunter2" not in result.stderr
