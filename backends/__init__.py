@@ -22,7 +22,7 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError, UsageError
+from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError
 from ckpt.backends.urls import redact, scheme_of
 
 __all__ = [
@@ -52,12 +52,8 @@ _BUILTIN: dict[str, str] = {
     "rediss": "ckpt.backends.redis:RedisStore",
     "mongodb": "ckpt.backends.mongodb:MongoStore",
     "mongodb+srv": "ckpt.backends.mongodb:MongoStore",
-}
-
-# Schemes of drivers that are planned but not in this release: a clear message beats
-# "unknown scheme" for a URL the user reasonably expects to work.
-_PLANNED: dict[str, str] = {
-    scheme: "a later release" for scheme in ("redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases")
+    "couchbase": "ckpt.backends.couchbase:CouchbaseStore",
+    "couchbases": "ckpt.backends.couchbase:CouchbaseStore",
 }
 
 # scheme -> (python package the driver imports, extra that installs it)
@@ -68,6 +64,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "rediss": ("redis", "redis"),
     "mongodb": ("pymongo", "mongodb"),
     "couchbase": ("couchbase", "couchbase"),
+    "couchbases": ("couchbase", "couchbase"),
+    "mongodb+srv": ("pymongo", "mongodb"),
 }
 
 _overrides: dict[str, type[Store]] = {}
@@ -90,8 +88,6 @@ def store_class(url: str) -> type[Store]:
         return _overrides[scheme]
     target = _BUILTIN.get(scheme) or _BUILTIN.get(base_scheme)
     if target is None:
-        if scheme in _PLANNED:
-            raise UsageError(f"{scheme}:// stores are not supported by this version of ckpt yet")
         shown = f"'{scheme}'" if scheme else f"for {redact(url)!r}"
         raise UnknownSchemeError(
             f"unknown URL scheme {shown}; expected one of: {', '.join(s + '://' for s in known_schemes())}"

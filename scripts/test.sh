@@ -24,7 +24,9 @@ eval "$(bash scripts/services.sh start pg redis mongo)"
 export CKPT_REQUIRE_BACKENDS=1
 if [[ ${CI:-} == true ]]; then trap 'bash scripts/services.sh stop' EXIT; fi
 echo "MongoDB: the tests run against nx-27017 (a MongoDB wire-protocol server over SQLite), not a real mongod."
-echo "Couchbase: no Couchbase Server can be run on this machine; no Couchbase test exists yet."
+echo "Couchbase: NO Couchbase Server can be run on this machine. The layout tests run the official"
+echo "  CouchbaseSaver against a recording stand-in of its SDK objects; live-cluster tests are SKIPPED"
+echo "  unless CKPT_TEST_COUCHBASE_URL is set."
 
 echo "== mypy --strict (cli, backends, formats)"
 .venv/bin/mypy

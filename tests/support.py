@@ -128,6 +128,12 @@ def plain(value: Any) -> Any:
 def tuple_view(location: Path | str, keys: list[tuple[str, str, str]]) -> list[Any]:
     """``get_tuple`` of each checkpoint key on the official saver, as plain data."""
     with official_saver(location) as saver:
+        return tuples_of(saver, keys)
+
+
+def tuples_of(saver: Any, keys: list[tuple[str, str, str]]) -> list[Any]:
+    """``get_tuple`` of each checkpoint key on ``saver``, as plain data."""
+    if True:
         out = []
         for thread_id, ns, checkpoint_id in keys:
             cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}

@@ -9,7 +9,7 @@ import pytest
 
 from ckpt import backends
 from ckpt.backends import open_store, store_class
-from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError, UsageError
+from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError
 from ckpt.backends.jsonl import JsonlStore
 from ckpt.backends.sqlite import SqliteStore
 from ckpt.backends.urls import redact, sqlite_path
@@ -42,11 +42,6 @@ def test_unknown_scheme() -> None:
         store_class("ftp://x")
     with pytest.raises(UnknownSchemeError, match="for 'notes.txt'"):
         store_class("notes.txt")
-
-
-def test_planned_scheme_says_not_yet() -> None:
-    with pytest.raises(UsageError, match=r"mongodb:// stores are not supported by this version of ckpt yet"):
-        store_class("mongodb://localhost/db")
 
 
 def test_postgres_url_forms() -> None:
