@@ -100,8 +100,14 @@ def test_records_read_back_from_the_savers_documents_are_what_it_loads(official_
 def test_1_0_documents_without_metadata_type_are_json() -> None:
     import base64
 
-    doc = {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "1", "type": "msgpack",
-           "checkpoint": base64.b64encode(b"\x80").decode(), "metadata": base64.b64encode(b'{"step": 1}').decode()}  # fmt: skip
+    doc = {
+        "thread_id": "t",
+        "checkpoint_ns": "",
+        "checkpoint_id": "1",
+        "type": "msgpack",
+        "checkpoint": base64.b64encode(b"\x80").decode(),
+        "metadata": base64.b64encode(b'{"step": 1}').decode(),
+    }
     record = record_from_documents(doc, [])
     assert record.metadata.data == b'{"step": 1}' and record.parent_checkpoint_id is None
 
