@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -275,6 +276,14 @@ class Store(ABC):
 
     def begin_copy(self, source_kind: str, source_layout: dict[str, Any], source_url: str) -> None:
         """Told what is about to be copied in (the JSONL store puts it in its header)."""
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """An exclusive, store-wide lock for destructive work (two cron runs never both delete).
+
+        Raises ``LockedError`` at once when another holder has it. Stores that cannot lock do
+        not support destructive commands.
+        """
+        raise _missing(self, Capability.DELETE)
 
     def close(self) -> None:
         """Release connections; safe to call twice."""

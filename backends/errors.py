@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     """Server unreachable, authentication failed, or a driver extra is not installed."""
     DATA = 5
     """Stored or input data ckpt cannot read: not a checkpoint store, corrupt row, bad JSONL line."""
+    LOCKED = 6
+    """Another destructive ckpt run holds the store's lock; nothing was changed."""
     INTERRUPTED = 130
     """Ctrl-C."""
 
@@ -72,6 +74,12 @@ class DataError(CkptError):
     """Stored or input data that ckpt cannot read."""
 
     exit_code = ExitCode.DATA
+
+
+class LockedError(CkptError):
+    """Another ckpt run holds the store's lock (cron fired twice); nothing was changed."""
+
+    exit_code = ExitCode.LOCKED
 
 
 class NotAStoreError(DataError):

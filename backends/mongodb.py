@@ -13,6 +13,7 @@ batch safe to replay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import groupby
@@ -23,7 +24,7 @@ import orjson
 import pymongo
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ckpt.backends.base import (
     Capability,
@@ -36,7 +37,7 @@ from ckpt.backends.base import (
     Store,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, LockedError, NotAStoreError
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
 from ckpt.backends.mongodb_metadata import metadata_from_mongo, metadata_to_mongo
@@ -249,6 +250,22 @@ class MongoStore(Store):
         if self.ttl_seconds is not None:
             doc["created_at"] = now
         return doc
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A document ``{_id: <collection>:<name>}`` in ``ckpt_locks``: its unique ``_id`` is the lock."""
+        locks = self._checkpoints.database["ckpt_locks"]
+        lock_id = f"{self._checkpoints.name}:{name}"
+        try:
+            locks.insert_one({"_id": lock_id, "since": datetime.now(timezone.utc)})
+        except DuplicateKeyError:
+            raise LockedError(
+                f"another ckpt {name} is running on {redact(self.url)} (ckpt_locks {lock_id!r})"
+            ) from None
+        try:
+            yield
+        finally:
+            locks.delete_one({"_id": lock_id})
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         filters = [_key_filter(k) for k in keys]

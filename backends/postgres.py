@@ -36,7 +36,13 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError, StoreNotFoundError
+from ckpt.backends.errors import (
+    BackendUnavailableError,
+    CorruptRecordError,
+    LockedError,
+    NotAStoreError,
+    StoreNotFoundError,
+)
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
 from ckpt.backends.pg_layout import assemble, split
@@ -296,6 +302,18 @@ class PostgresStore(Store):
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
         report.writes_skipped = len(write_rows) - report.writes_written
         return report
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A session advisory lock keyed by schema and name, taken without waiting."""
+        key = f"ckpt:{self.schema}:{name}"
+        row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if not row or not row[0]:
+            raise LockedError(f"another ckpt {name} is running on schema {self.schema!r} (advisory lock {key!r})")
+        try:
+            yield
+        finally:
+            self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]

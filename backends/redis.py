@@ -12,7 +12,9 @@ batch; documents are set with NX, so a rerun writes nothing twice.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -31,7 +33,7 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError, UsageError
+from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, LockedError, NotAStoreError, UsageError
 from ckpt.backends.ids import checkpoint_time
 from ckpt.backends.msgpack_raw import pack, unpack
 from ckpt.backends.redis_json import Losses, ToRedis, from_redis, write_value_from_redis, write_value_to_redis
@@ -391,6 +393,18 @@ class RedisStore(Store):
             "type": type_tag,
             "blob": base64.b64encode(data).decode("ascii"),
         }
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """``SET ckpt_lock:<prefix>:<name> <token> NX PX`` (expires if the holder dies), released by token."""
+        key, token = f"ckpt_lock:{self.prefix}:{name}", uuid.uuid4().hex
+        if not self._r.set(key, token, nx=True, px=3_600_000):
+            raise LockedError(f"another ckpt {name} is running on {redact(self.url)} (key {key})")
+        try:
+            yield
+        finally:
+            if self._r.get(key) == token.encode():
+                self._r.delete(key)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         doomed = list(keys)

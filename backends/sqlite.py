@@ -7,6 +7,7 @@ opens use ``mode=ro``: no ``setup()``, no journal-mode switch, a missing file is
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,7 +30,7 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, DataError, NotAStoreError, StoreNotFoundError
+from ckpt.backends.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError, StoreNotFoundError
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import OrphanCounter, attach
 from ckpt.backends.urls import sqlite_path
@@ -294,6 +295,20 @@ class SqliteStore(Store):
         if converted is record.checkpoint.data:
             return record
         return replace(record, checkpoint=Payload(record.checkpoint.type, converted))
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """``flock`` on ``<file>.ckpt-<name>.lock`` beside the database: held until the block ends."""
+        path = f"{self.path}.ckpt-{name}.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - closed below
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(f"another ckpt {name} is running on {self.path} (lock file {path})") from None
+            yield
+        finally:
+            handle.close()
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]

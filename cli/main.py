@@ -15,7 +15,7 @@ from ckpt.cli.console import stderr
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error or differences found, 2 usage, 3 not found, "
-    "4 store unavailable or driver missing, 5 unreadable data, 130 interrupted."
+    "4 store unavailable or driver missing, 5 unreadable data, 6 store locked by another run, 130 interrupted."
 )
 
 
@@ -64,13 +64,14 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
-    from ckpt.cli import export, import_, list_, migrate, show
+    from ckpt.cli import export, import_, list_, migrate, prune, show
 
     app.command("list")(list_.list_)
     app.command("show")(show.show)
     app.command("export")(export.export)
     app.command("import")(import_.import_)
     app.command("migrate")(migrate.migrate)
+    app.command("prune")(prune.prune)
 
 
 _register()

@@ -1,0 +1,174 @@
+"""``ckpt prune``: restic-style retention for checkpoint stores, planned first, deleted in batches."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ckpt.backends import open_store
+from ckpt.backends.errors import CkptError, ExitCode, UsageError
+from ckpt.backends.retention import (
+    Policy,
+    PruneReport,
+    Spool,
+    ThreadPlan,
+    delete_spooled,
+    parse_duration,
+    plan_to_spool,
+)
+from ckpt.backends.urls import redact
+from ckpt.cli.console import info, stdout, warn
+from ckpt.cli.options import OutputOption, ThreadOption
+from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
+
+
+class PartialFailure(CkptError):
+    exit_code = ExitCode.ERROR
+
+
+def prune(
+    url: Annotated[str, typer.Argument(help="Store URL.")],
+    keep_last: Annotated[
+        Optional[int], typer.Option(help="Keep the N newest checkpoints of each thread and namespace.")
+    ] = None,
+    keep_within: Annotated[Optional[str], typer.Option(help="Keep checkpoints younger than this (e.g. 7d).")] = None,
+    keep_daily: Annotated[
+        Optional[int], typer.Option(help="Keep the newest checkpoint of each of the last N days.")
+    ] = None,
+    keep_weekly: Annotated[
+        Optional[int], typer.Option(help="Keep the newest checkpoint of each of the last N weeks.")
+    ] = None,
+    delete_idle: Annotated[
+        Optional[str], typer.Option(help="Delete whole threads not written for this long (e.g. 90d).")
+    ] = None,
+    thread: ThreadOption = None,
+    metadata: Annotated[
+        Optional[list[str]], typer.Option("--metadata", help="Only threads whose latest metadata has KEY=VALUE.")
+    ] = None,
+    exempt: Annotated[Optional[str], typer.Option(help="Never touch threads matching this glob.")] = None,
+    min_idle: Annotated[
+        str, typer.Option(help="Skip threads written within this long (a graph may be running).")
+    ] = "5m",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and the bytes it frees; delete nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
+    report: Annotated[
+        Optional[str], typer.Option("--report", help="'json': print a machine-readable report at the end.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per delete transaction.")] = 500,
+    output: OutputOption = None,
+) -> None:
+    """Delete old checkpoints by retention policy; the newest of each thread always stays.
+
+    The rules combine like restic's: a checkpoint is kept when any --keep-* rule keeps it.
+    Subgraph checkpoints follow their root checkpoint, DeltaChannel histories are kept whole,
+    and threads written in the last --min-idle are skipped. The plan comes first: --dry-run
+    prints it; a real run asks on a terminal and needs --yes otherwise. Two runs on one store
+    never both delete (the second exits 6).
+
+    Example:
+      ckpt prune sqlite:///agent.db --keep-last 10 --dry-run
+      ckpt prune postgresql://db/app --keep-within 30d --keep-daily 7 --yes --report json
+      ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
+    """
+    policy = Policy(
+        keep_last=keep_last,
+        keep_within=parse_duration(keep_within, "--keep-within") if keep_within else None,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        delete_idle=parse_duration(delete_idle, "--delete-idle") if delete_idle else None,
+        thread_glob=thread,
+        metadata=tuple(_pair(item) for item in metadata or ()),
+        exempt=exempt,
+        min_idle=parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0,
+    )
+    policy.validate()
+    if report not in (None, "json"):
+        raise UsageError(f"--report takes 'json', got {report!r}")
+    now = datetime.now(timezone.utc).timestamp()
+    fmt = resolve(output)
+    rows: list[ThreadPlan] = []
+    spool = Spool()
+    try:
+        with open_store(url, write=not dry_run) as store:
+            lock = store.lock("prune") if not dry_run else _no_lock()
+            with lock:
+                with open_store(url) as reader:  # plan on its own connection; delete on the writer
+                    totals = plan_to_spool(
+                        reader, policy, now, spool, rows.append if fmt is OutputFormat.table else None
+                    )
+                if dry_run or totals.checkpoints_to_delete == 0:
+                    totals.dry_run = dry_run
+                    _show(url, totals, rows, fmt, report)
+                    return
+                _confirm(url, totals, yes)
+                delete_spooled(store, spool, totals, batch_size)
+    finally:
+        spool.close()
+    _show(url, totals, [], fmt, report)
+    if totals.errors:
+        raise PartialFailure(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--metadata takes KEY=VALUE, got {text!r}")
+    return key, value
+
+
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _confirm(url: str, totals: PruneReport, yes: bool) -> None:
+    question = (
+        f"delete {totals.checkpoints_to_delete} checkpoints ({totals.writes_to_delete} writes, "
+        f"{human_bytes(totals.bytes_to_free)}) in {totals.threads_pruned} threads of {redact(url)}?"
+    )
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to delete without --yes when not on a terminal (try --dry-run first)")
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(int(ExitCode.OK))
+
+
+def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputFormat, report: Optional[str]) -> None:
+    if report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl):
+        write_json({"store": redact(url), **totals.as_json()})
+        return
+    if rows and fmt is OutputFormat.table:
+        table = Table(
+            "thread", "checkpoints", "delete", "writes", "bytes", "note", title="prune plan", title_justify="left"
+        )
+        for row in rows:
+            note = row.skipped or ("whole thread" if row.whole_thread else "")
+            table.add_row(
+                Text(row.thread_id),
+                str(row.checkpoints),
+                str(len(row.delete)),
+                str(row.writes),
+                human_bytes(row.bytes),
+                note,
+            )
+        stdout.print(table)
+    verb = "would delete" if totals.dry_run else "deleted"
+    count = totals.checkpoints_to_delete if totals.dry_run else totals.checkpoints_deleted
+    info(
+        f"{verb} {count} of {totals.checkpoints} checkpoints ({totals.writes_to_delete} writes, "
+        f"{human_bytes(totals.bytes_to_free)}) in {totals.threads_pruned} of {totals.threads} threads"
+        + (f"; skipped: {', '.join(f'{n} {why}' for why, n in totals.skipped.items())}" if totals.skipped else "")
+    )
+    for error in totals.errors:
+        warn(error)
