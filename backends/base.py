@@ -285,6 +285,19 @@ class Store(ABC):
         """
         raise _missing(self, Capability.DELETE)
 
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove orphans (writes without a checkpoint, unreferenced blobs, stale keys) of data
+        older than the checkpoint id ``idle_before``, then reclaim space the store's own way.
+
+        Returns counts by kind of what was (``dry_run``: would be) removed. Nothing newer than ``idle_before`` is
+        touched: a running graph may have written writes before their checkpoint (spec §8 rule 8).
+        """
+        raise _missing(self, Capability.DELETE)
+
+    def storage_bytes(self) -> int | None:
+        """Bytes the store occupies on disk or in memory, when it can tell."""
+        return None
+
     def close(self) -> None:
         """Release connections; safe to call twice."""
 

@@ -13,7 +13,7 @@ batch safe to replay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import groupby
@@ -250,6 +250,32 @@ class MongoStore(Store):
         if self.ttl_seconds is not None:
             doc["created_at"] = now
         return doc
+
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        orphans = []
+        for doc in self._writes.find(
+            {"checkpoint_id": {"$lt": idle_before}}, {"thread_id": 1, "checkpoint_ns": 1, "checkpoint_id": 1}
+        ).batch_size(_BATCH):
+            if self._checkpoints.count_documents(_key_filter(CheckpointKey(*_doc_key(doc))), limit=1) == 0:
+                orphans.append(doc["_id"])
+        if dry_run:
+            return {"orphan_writes": len(orphans)}
+        for start in range(0, len(orphans), _BATCH):
+            self._writes.delete_many({"_id": {"$in": orphans[start : start + _BATCH]}})
+        for collection in (self._checkpoints, self._writes):
+            # Not every deployment allows compact (Atlas shared tiers, stand-ins); space is reused anyway.
+            with suppress(PyMongoError):
+                collection.database.command("compact", collection.name)
+        return {"orphan_writes": len(orphans)}
+
+    def storage_bytes(self) -> int | None:
+        try:
+            return sum(
+                int(self._checkpoints.database.command("collStats", c.name).get("size", 0))
+                for c in (self._checkpoints, self._writes)
+            )
+        except PyMongoError:
+            return None
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

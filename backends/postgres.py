@@ -303,6 +303,44 @@ class PostgresStore(Store):
         report.writes_skipped = len(write_rows) - report.writes_written
         return report
 
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        orphan_writes = (
+            "checkpoint_writes w WHERE w.checkpoint_id < %s AND NOT EXISTS (SELECT 1 FROM checkpoints c "
+            "WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns "
+            "AND c.checkpoint_id = w.checkpoint_id)"
+        )
+        idle = (
+            "(SELECT thread_id, checkpoint_ns FROM checkpoints GROUP BY 1, 2 "
+            'HAVING max(checkpoint_id COLLATE "C") < %s) idle'
+        )
+        orphan_blobs = (
+            "b.thread_id = idle.thread_id AND b.checkpoint_ns = idle.checkpoint_ns AND (b.type = 'empty' "
+            "OR NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id "
+            "AND c.checkpoint_ns = b.checkpoint_ns AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version))"
+        )
+        if dry_run:
+            writes = self._conn.execute(f"SELECT count(*) FROM {orphan_writes}", (idle_before,)).fetchone()
+            blobs = self._conn.execute(
+                f"SELECT count(*) FROM checkpoint_blobs b, {idle} WHERE {orphan_blobs}", (idle_before,)
+            ).fetchone()
+            return {"orphan_writes": int(writes[0]) if writes else 0, "orphan_blobs": int(blobs[0]) if blobs else 0}
+        with self._conn.transaction():
+            deleted_writes = self._conn.execute(f"DELETE FROM {orphan_writes}", (idle_before,)).rowcount
+            deleted_blobs = self._conn.execute(
+                f"DELETE FROM checkpoint_blobs b USING {idle} WHERE {orphan_blobs}", (idle_before,)
+            ).rowcount
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            self._conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))  # autocommit: allowed
+        return {"orphan_writes": deleted_writes, "orphan_blobs": deleted_blobs}
+
+    def storage_bytes(self) -> int | None:
+        row = self._conn.execute(
+            "SELECT sum(pg_total_relation_size(format('%%I.%%I', %s::text, t)::regclass)) "
+            "FROM unnest(ARRAY['checkpoints', 'checkpoint_blobs', 'checkpoint_writes']) t",
+            (self.schema,),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """A session advisory lock keyed by schema and name, taken without waiting."""

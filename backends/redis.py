@@ -394,6 +394,39 @@ class RedisStore(Store):
             "blob": base64.b64encode(data).decode("ascii"),
         }
 
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Orphan write keys and zsets, stale latest pointers and wrong ``has_writes`` flags."""
+        removed = {"orphan_writes": 0, "orphan_zsets": 0, "stale_pointers": 0, "has_writes_fixed": 0}
+        for keys in self._scan(f"{self.write_prefix}:*"):
+            docs = self._r.json().mget(keys, "$")
+            for key, doc in zip(keys, docs):
+                if not doc or doc[0].get("checkpoint_id", "") >= idle_before:
+                    continue
+                w = doc[0]
+                owner = f"{self.prefix}:{w['thread_id']}:{w['checkpoint_ns']}:{w['checkpoint_id']}"
+                if not self._r.exists(owner):
+                    removed["orphan_writes"] += 1 if dry_run else self._r.delete(key)
+                elif not self._r.json().get(owner, "$.has_writes")[0]:
+                    if not dry_run:
+                        self._r.json().set(owner, "$.has_writes", True)
+                    removed["has_writes_fixed"] += 1
+        for keys in self._scan(f"{_ZSET_PREFIX}:*"):
+            for key in keys:
+                owner = f"{self.prefix}:{key.split(':', 1)[1]}"
+                if key.rsplit(":", 1)[-1] < idle_before and not self._r.exists(owner):
+                    removed["orphan_zsets"] += 1 if dry_run else self._r.delete(key)
+        for keys in self._scan(f"{self.prefix}_latest:*"):
+            for pointer, target in zip(keys, self._r.mget(keys)):
+                if target is not None and not self._r.exists(target):
+                    thread_id, _, ns = pointer.split(":", 1)[1].partition(":")
+                    if not dry_run:
+                        self._repoint_latest(thread_id, {stored_ns(ns)})
+                    removed["stale_pointers"] += 1
+        return removed
+
+    def storage_bytes(self) -> int | None:
+        return int(self._r.info("memory").get("used_memory", 0)) or None
+
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """``SET ckpt_lock:<prefix>:<name> <token> NX PX`` (expires if the holder dies), released by token."""

@@ -296,6 +296,26 @@ class SqliteStore(Store):
             return record
         return replace(record, checkpoint=Payload(record.checkpoint.type, converted))
 
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        orphan = (
+            "NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = writes.thread_id "
+            "AND c.checkpoint_ns = writes.checkpoint_ns AND c.checkpoint_id = writes.checkpoint_id)"
+        )
+        if dry_run:
+            count = self._conn.execute(
+                f"SELECT count(*) FROM writes WHERE checkpoint_id < ? AND {orphan}", (idle_before,)
+            )
+            return {"orphan_writes": int(count.fetchone()[0])}
+        with self._transaction() as conn:
+            removed = conn.execute(f"DELETE FROM writes WHERE checkpoint_id < ? AND {orphan}", (idle_before,)).rowcount
+        self._conn.execute("VACUUM")  # rewrites the file without the free pages
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"orphan_writes": removed}
+
+    def storage_bytes(self) -> int | None:
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """``flock`` on ``<file>.ckpt-<name>.lock`` beside the database: held until the block ends."""

@@ -64,7 +64,7 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
-    from ckpt.cli import export, import_, list_, migrate, prune, show
+    from ckpt.cli import check, compact, export, import_, list_, migrate, prune, show, size
 
     app.command("list")(list_.list_)
     app.command("show")(show.show)
@@ -72,6 +72,9 @@ def _register() -> None:
     app.command("import")(import_.import_)
     app.command("migrate")(migrate.migrate)
     app.command("prune")(prune.prune)
+    app.command("compact")(compact.compact)
+    app.command("size")(size.size)
+    app.command("check")(check.check)
 
 
 _register()

@@ -107,7 +107,7 @@ def prune(
                     totals.dry_run = dry_run
                     _show(url, totals, rows, fmt, report)
                     return
-                _confirm(url, totals, yes)
+                confirm(_question(url, totals), yes)
                 delete_spooled(store, spool, totals, batch_size)
     finally:
         spool.close()
@@ -131,11 +131,15 @@ class _no_lock:
         return None
 
 
-def _confirm(url: str, totals: PruneReport, yes: bool) -> None:
-    question = (
+def _question(url: str, totals: PruneReport) -> str:
+    return (
         f"delete {totals.checkpoints_to_delete} checkpoints ({totals.writes_to_delete} writes, "
         f"{human_bytes(totals.bytes_to_free)}) in {totals.threads_pruned} threads of {redact(url)}?"
     )
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Destructive work goes ahead with --yes, or after a yes on a terminal; never silently."""
     if yes:
         return
     if not sys.stdin.isatty():

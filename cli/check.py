@@ -1,0 +1,103 @@
+"""``ckpt check``: size budgets in CI, exit 1 on a breach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+
+from ckpt.backends import open_store
+from ckpt.backends.budgets import CheckReport, load_budgets
+from ckpt.backends.budgets import check as check_budgets
+from ckpt.backends.errors import CkptError, ExitCode, UsageError
+from ckpt.backends.urls import redact
+from ckpt.cli.console import finish_reads, info
+from ckpt.cli.output import human_bytes, write_json
+
+
+class BudgetExceeded(CkptError):
+    exit_code = ExitCode.ERROR
+
+
+def check(
+    url: Annotated[str, typer.Argument(help="Store URL.")],
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="Budget file (default: ./ckpt.toml, ./pyproject.toml).")
+    ] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="A saved `check -o json` report: fail only on growth.")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="table, json or markdown (for a PR comment).")
+    ] = "table",
+) -> None:
+    """Check a store against size budgets; exit 0 within, 1 on a breach, 2 on a config error.
+
+    Budgets: max_checkpoint_bytes, max_thread_bytes, max_channel_bytes,
+    max_checkpoints_per_thread, max_store_bytes (sizes as bytes or "256KiB", "20MB").
+
+    Example:
+      ckpt check sqlite:///agent.db
+      ckpt check sqlite:///agent.db -o markdown > budget.md
+      ckpt check sqlite:///agent.db -o json > baseline.json; ckpt check sqlite:///agent.db --baseline baseline.json
+    """
+    if output not in ("table", "json", "markdown"):
+        raise UsageError(f"--output takes table, json or markdown, got {output!r}")
+    budgets, source = load_budgets(config)
+    previous = _baseline(baseline) if baseline else None
+    with open_store(url) as store:
+        report = check_budgets(store, budgets, source, previous)
+        finish_reads(store)
+    if output == "json":
+        write_json({"store": redact(url), **report.as_json()})
+    elif output == "markdown":
+        typer.echo(markdown(url, report))
+    else:
+        _table(url, report)
+    if not report.ok:
+        raise BudgetExceeded(
+            f"{len(report.breaches)} budget(s) exceeded, first: {_describe(report.breaches[0].as_json())}"
+        )
+
+
+def _baseline(path: Path) -> dict[str, int]:
+    try:
+        data = orjson.loads(path.read_bytes())
+        return {str(k): int(v) for k, v in data["measurements"].items()}
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a `ckpt check -o json` report ({exc})") from exc
+
+
+def _describe(breach: dict[str, object]) -> str:
+    where = ", ".join(f"{k} {v!r}" for k, v in breach.items() if k not in ("budget", "limit", "actual"))
+    return f"{breach['budget']} {breach['actual']} > {breach['limit']}" + (f" ({where})" if where else "")
+
+
+def _table(url: str, report: CheckReport) -> None:
+    info(
+        f"{redact(url)}: {human_bytes(report.store_bytes)}, {report.threads} threads, {report.checkpoints} checkpoints; budgets from {report.source}"
+    )
+    for breach in report.breaches:
+        info(f"  over budget: {_describe(breach.as_json())}")
+    if report.tolerated:
+        info(f"  {report.tolerated} breach(es) no larger than in the baseline were tolerated")
+    if report.ok:
+        info("  all budgets met")
+
+
+def markdown(url: str, report: CheckReport) -> str:
+    lines = [
+        f"### ckpt budget check: {'✅ within budget' if report.ok else '❌ over budget'}",
+        "",
+        f"`{redact(url)}`: {human_bytes(report.store_bytes)} in {report.checkpoints} checkpoints, "
+        f"{report.threads} threads.",
+        "",
+    ]
+    if report.breaches:
+        lines += ["| budget | limit | actual | where |", "|---|---|---|---|"]
+        for breach in report.breaches:
+            where = ", ".join(f"{k}=`{v}`" for k, v in breach.where.items()) or "store"
+            lines.append(f"| {breach.budget} | {breach.limit} | {breach.actual} | {where} |")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""``ckpt compact``: remove orphans on idle data, then reclaim space the store's own way."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+
+from ckpt.backends import open_store
+from ckpt.backends.ids import lowest_id_at
+from ckpt.backends.retention import parse_duration
+from ckpt.backends.urls import redact
+from ckpt.cli.console import info
+from ckpt.cli.options import OutputOption
+from ckpt.cli.output import OutputFormat, human_bytes, write_json
+from ckpt.cli.prune import confirm
+
+
+def compact(
+    url: Annotated[str, typer.Argument(help="Store URL.")],
+    min_idle: Annotated[
+        str, typer.Option(help="Leave data younger than this alone (writes may precede their checkpoint).")
+    ] = "5m",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the orphans; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Compact without asking (cron).")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Remove orphans (writes without a checkpoint, unreferenced blobs, stale Redis keys) and reclaim space.
+
+    SQLite runs VACUUM, PostgreSQL VACUUM (ANALYZE), MongoDB compact where allowed. Only data
+    older than --min-idle is touched. Bytes are reported before and after.
+
+    Example:
+      ckpt compact sqlite:///agent.db --dry-run
+      ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
+    """
+    seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
+    idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
+    with open_store(url, write=not dry_run) as store:
+        before = store.storage_bytes()
+        if dry_run:
+            removed = store.compact(idle_before, dry_run=True)
+        else:
+            with store.lock("compact"):
+                confirm(f"compact {redact(url)} (remove orphans older than {min_idle}, reclaim space)?", yes)
+                removed = store.compact(idle_before)
+        after = store.storage_bytes()
+    body = {"store": redact(url), "dry_run": dry_run, "removed": removed, "bytes_before": before, "bytes_after": after}
+    if output in (OutputFormat.json, OutputFormat.jsonl):
+        write_json(body)
+        return
+    found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in removed.items()) or "nothing"
+    sizes = (
+        f"{human_bytes(before)} → {human_bytes(after)}" if before is not None and after is not None else "size unknown"
+    )
+    info(f"{'would remove' if dry_run else 'removed'} {found} in {redact(url)}; {sizes}")
