@@ -76,9 +76,8 @@ def _describe(breach: dict[str, object]) -> str:
 
 
 def _table(url: str, report: CheckReport) -> None:
-    info(
-        f"{redact(url)}: {human_bytes(report.store_bytes)}, {report.threads} threads, {report.checkpoints} checkpoints; budgets from {report.source}"
-    )
+    totals = f"{human_bytes(report.store_bytes)}, {report.threads} threads, {report.checkpoints} checkpoints"
+    info(f"{redact(url)}: {totals}; budgets from {report.source}")
     for breach in report.breaches:
         info(f"  over budget: {_describe(breach.as_json())}")
     if report.tolerated:
