@@ -37,7 +37,7 @@ def test_relative_sqlite_url_is_relative_to_the_working_directory(
 
 def test_unknown_scheme() -> None:
     with pytest.raises(
-        UnknownSchemeError, match=r"unknown URL scheme 'ftp'; expected one of: postgres://, .*sqlite://"
+        UnknownSchemeError, match=r"unknown URL scheme 'ftp'; expected one of: couchbase://, .*postgres://, .*sqlite://"
     ):
         store_class("ftp://x")
     with pytest.raises(UnknownSchemeError, match="for 'notes.txt'"):
