@@ -70,6 +70,12 @@ class BackendUnavailableError(CkptError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+class AccessDeniedError(CkptError):
+    """The store is there but this user may not change it (read-only role, read-only file)."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
 class DataError(CkptError):
     """Stored or input data that ckpt cannot read."""
 

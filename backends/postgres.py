@@ -37,6 +37,7 @@ from ckpt.backends.base import (
     WriteReport,
 )
 from ckpt.backends.errors import (
+    AccessDeniedError,
     BackendUnavailableError,
     CorruptRecordError,
     LockedError,
@@ -101,10 +102,33 @@ class PostgresStore(Store):
         if "checkpoints" not in columns and not self.writable:
             raise NotAStoreError(f"schema {self.schema!r} has no LangGraph checkpoint tables")
         if self.writable:
+            self._check_privileges(columns)
             self._migrate(columns)
             columns = self._columns()
         migration = self._migration()
         return pg_schema.describe(columns, migration)
+
+    def _check_privileges(self, columns: dict[str, set[str]]) -> None:
+        """Refuse a write open up front when this role may not change the saver's tables."""
+        needed = [
+            (t, p)
+            for t in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+            if t in columns
+            for p in ("INSERT", "DELETE")
+        ]
+        if not needed:
+            needed_schema = self._conn.execute("SELECT has_schema_privilege(%s, 'CREATE')", (self.schema,)).fetchone()
+            if needed_schema and not needed_schema[0]:
+                raise AccessDeniedError(
+                    f"this role may not create tables in schema {self.schema!r} of {redact(self.url)}"
+                )
+            return
+        for table, privilege in needed:
+            row = self._conn.execute("SELECT has_table_privilege(%s, %s)", (table, privilege)).fetchone()
+            if row and not row[0]:
+                raise AccessDeniedError(
+                    f"this role may not {privilege} on {self.schema}.{table} in {redact(self.url)}; nothing was changed"
+                )
 
     def _columns(self) -> dict[str, set[str]]:
         rows = self._conn.execute(

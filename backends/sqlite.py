@@ -30,7 +30,14 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError, StoreNotFoundError
+from ckpt.backends.errors import (
+    AccessDeniedError,
+    BackendUnavailableError,
+    DataError,
+    LockedError,
+    NotAStoreError,
+    StoreNotFoundError,
+)
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import OrphanCounter, attach
 from ckpt.backends.urls import sqlite_path
@@ -111,6 +118,8 @@ class SqliteStore(Store):
             raise NotAStoreError(
                 f"{self.path} uses the pre-1.0 SqliteSaver layout (thread_ts, pickle), which ckpt does not read"
             )
+        if self.writable and not os.access(self.path, os.W_OK):
+            raise AccessDeniedError(f"{self.path} is read-only for this user; nothing was changed")
         if "task_path" not in writes and self.writable:
             self._conn.execute(_ADD_TASK_PATH)  # what the saver's own setup() does
             return True

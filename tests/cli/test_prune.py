@@ -259,3 +259,29 @@ def test_a_running_writer_loses_nothing(official_db: Path, tmp_path: Path) -> No
         == 100
     )
     assert conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id LIKE 'old-%'").fetchone()[0] == 100
+
+
+def test_a_read_only_role_is_refused_before_anything_is_deleted(cli: Cli, official_db: Path) -> None:
+    import psycopg
+
+    with postgres_schema() as (url, libpq):
+        assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
+        schema = url.rsplit("schema=", 1)[1]
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("DO $$ BEGIN CREATE ROLE ckpt_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+            conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO ckpt_reader')
+            conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO ckpt_reader')
+        reader = url.replace("postgresql://postgres@", "postgresql://ckpt_reader@")
+        result = cli("prune", reader, "--keep-last", "1", "--min-idle", "0", "--yes")
+        assert result.exit_code == ExitCode.UNAVAILABLE
+        assert result.stderr.startswith("error: this role may not INSERT on ") and len(result.stderr.splitlines()) == 1
+        assert (
+            json.loads(cli("prune", reader, "--keep-last", "1", "--min-idle", "0", "--dry-run", "-o", "json").stdout)[
+                "checkpoints_to_delete"
+            ]
+            > 0
+        )  # a plan needs only SELECT
+        assert _census(url)[0] == 29
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM ckpt_reader')
+            conn.execute(f'REVOKE USAGE ON SCHEMA "{schema}" FROM ckpt_reader')
