@@ -16,6 +16,8 @@ from enum import Enum
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from ckpt.backends.ids import checkpoint_time
 
 S = TypeVar("S", bound="Store")
@@ -199,9 +201,14 @@ class Store(ABC):
     def layout(self) -> dict[str, Any]:
         """The detected saver and layout version, for export headers and ``doctor``."""
 
-    @abstractmethod
     def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        """Cheap scan in ``(thread_id, checkpoint_ns, checkpoint_id)`` order; no blob decoding."""
+        """Cheap scan in ``(thread_id, checkpoint_ns, checkpoint_id)`` order; no blob decoding.
+
+        This default derives headers from full records; drivers whose layout allows a cheaper
+        scan (SQLite, PostgreSQL) override it.
+        """
+        for record in self.records(selection):
+            yield header_of(record)
 
     @abstractmethod
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
@@ -330,6 +337,27 @@ def _missing(store: Store, capability: Capability) -> Exception:
     from ckpt.backends.errors import UsageError
 
     return UsageError(f"{store.kind} stores do not support {capability.value}")
+
+
+def header_of(record: CheckpointRecord) -> CheckpointHeader:
+    """The header of a full record (metadata parsed when it is JSON)."""
+    metadata: dict[str, Any] | None = None
+    error = None
+    if record.metadata.type == "json":
+        try:
+            parsed = orjson.loads(record.metadata.data or b"{}")
+            metadata = parsed if isinstance(parsed, dict) else None
+        except orjson.JSONDecodeError as exc:
+            error = f"metadata is not JSON ({exc})"
+    return CheckpointHeader(
+        key=record.key,
+        parent_checkpoint_id=record.parent_checkpoint_id,
+        metadata=metadata,
+        checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
+        writes_bytes=sum(len(w.value.data) for w in record.writes),
+        writes_count=len(record.writes),
+        metadata_error=error,
+    )
 
 
 def find_record(

@@ -25,7 +25,6 @@ from couchbase.options import ClusterOptions, QueryOptions
 
 from ckpt.backends.base import (
     Capability,
-    CheckpointHeader,
     CheckpointKey,
     CheckpointRecord,
     Selection,
@@ -137,17 +136,6 @@ class CouchbaseStore(Store):
                 if selection.matches(record.key):
                     yield record
             first, last = False, _key(page[-1])
-
-    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        for record in self.records(selection):
-            yield CheckpointHeader(
-                key=record.key,
-                parent_checkpoint_id=record.parent_checkpoint_id,
-                metadata=None,
-                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
-                writes_bytes=sum(len(w.value.data) for w in record.writes),
-                writes_count=len(record.writes),
-            )
 
     def read_problems(self) -> list[str]:
         return list(self.problems)

@@ -22,7 +22,6 @@ import orjson
 
 from ckpt.backends.base import (
     Capability,
-    CheckpointHeader,
     CheckpointKey,
     CheckpointRecord,
     Payload,
@@ -101,18 +100,6 @@ class JsonlStore(Store):
             record = _record_from(self.path, lineno, _parse_line(self.path, lineno, line))
             if selection.matches(record.key):
                 yield record
-
-    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        for record in self.records(selection):
-            metadata = orjson.loads(record.metadata.data) if record.metadata.type == "json" else None
-            yield CheckpointHeader(
-                key=record.key,
-                parent_checkpoint_id=record.parent_checkpoint_id,
-                metadata=metadata,
-                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
-                writes_bytes=sum(len(w.value.data) for w in record.writes),
-                writes_count=len(record.writes),
-            )
 
     def validate(self) -> int:
         """Read the whole file once; raises ``FormatError`` naming the first bad line."""

@@ -20,7 +20,6 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import orjson
 import pymongo
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -28,7 +27,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ckpt.backends.base import (
     Capability,
-    CheckpointHeader,
     CheckpointKey,
     CheckpointRecord,
     Payload,
@@ -175,17 +173,6 @@ class MongoStore(Store):
             metadata=Payload("json", metadata),
             writes=pending,
         )
-
-    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        for record in self.records(selection):
-            yield CheckpointHeader(
-                key=record.key,
-                parent_checkpoint_id=record.parent_checkpoint_id,
-                metadata=orjson.loads(record.metadata.data),
-                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
-                writes_bytes=sum(len(w.value.data) for w in record.writes),
-                writes_count=len(record.writes),
-            )
 
     def count(self, selection: Selection = Selection()) -> int | None:
         return int(self._checkpoints.count_documents(self._filter(selection)))

@@ -23,7 +23,6 @@ import redis
 
 from ckpt.backends.base import (
     Capability,
-    CheckpointHeader,
     CheckpointKey,
     CheckpointRecord,
     Payload,
@@ -239,17 +238,6 @@ class RedisStore(Store):
         for record in sorted(records, key=lambda r: (r.key.checkpoint_ns, r.key.checkpoint_id)):
             if selection.matches(record.key):
                 yield record
-
-    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        for record in self.records(selection):
-            yield CheckpointHeader(
-                key=record.key,
-                parent_checkpoint_id=record.parent_checkpoint_id,
-                metadata=_metadata_dict(record.metadata.data),
-                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
-                writes_bytes=sum(len(w.value.data) for w in record.writes),
-                writes_count=len(record.writes),
-            )
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():

@@ -29,6 +29,7 @@ from ckpt.backends.base import (
     Store,
     ThreadSummary,
     WriteReport,
+    header_of,
 )
 from ckpt.backends.errors import (
     AccessDeniedError,
@@ -215,19 +216,8 @@ class SqliteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        where = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
-        return next(self._headers_where(where, (thread_id, checkpoint_ns, row[0])), None)
-
-    def _headers_where(self, where: str, params: Sequence[Any]) -> Iterator[CheckpointHeader]:
-        for record in self._records(where, params, Selection()):
-            yield CheckpointHeader(
-                key=record.key,
-                parent_checkpoint_id=record.parent_checkpoint_id,
-                metadata=_parse_metadata(record.metadata.data)[0],
-                checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
-                writes_bytes=sum(len(w.value.data) for w in record.writes),
-                writes_count=len(record.writes),
-            )
+        record = self.get(CheckpointKey(thread_id, checkpoint_ns, row[0]))
+        return header_of(record) if record is not None else None
 
     def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
         if selection.since is not None or selection.until is not None:
