@@ -1,0 +1,127 @@
+"""``ckpt diff``: what changed between two checkpoints, or between one thread in two stores."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import orjson
+import typer
+from rich.text import Text
+
+from ckpt.backends import Selection, open_store
+from ckpt.backends.base import Store, find_record
+from ckpt.backends.errors import CheckpointNotFoundError, ExitCode, UsageError
+from ckpt.backends.urls import redact, scheme_of
+from ckpt.cli.console import stdout
+from ckpt.cli.options import AesKeyOption, OutputOption
+from ckpt.cli.output import OutputFormat, resolve, write_json
+from ckpt.formats.diff import channel_changes, document, json_patch
+from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+from ckpt.formats.state import CheckpointView, view_record
+from ckpt.formats.view import message_line
+
+
+def diff(
+    url: Annotated[str, typer.Argument(help="Store URL.")],
+    thread_or_url: Annotated[str, typer.Argument(help="Thread id, or a second store URL (with --thread).")],
+    from_id: Annotated[
+        Optional[str], typer.Option("--from", help="Older checkpoint id (default: the parent of --to).")
+    ] = None,
+    to_id: Annotated[Optional[str], typer.Option("--to", help="Newer checkpoint id (default: the latest).")] = None,
+    thread: Annotated[
+        Optional[str], typer.Option("--thread", "-t", help="Thread to compare across two stores.")
+    ] = None,
+    ns: Annotated[str, typer.Option("--ns", help="Checkpoint namespace ('' = root graph).")] = "",
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include internal channels (branch:to:*, __pregel_tasks, …).")
+    ] = False,
+    aes_key: AesKeyOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Show what changed: per channel, messages as appended/removed/changed; exit 1 when different.
+
+    With -o json the difference is an RFC 6902 JSON Patch. Two store URLs and --thread compare
+    every checkpoint of that thread in both stores (to check a migration).
+
+    Example:
+      ckpt diff sqlite:///agent.db thread-1
+      ckpt diff sqlite:///agent.db thread-1 --from 1f0…-8001-… --to 1f0…-8003-… -o json
+      ckpt diff sqlite:///agent.db postgresql://db/app --thread thread-1
+    """
+    decoder = PayloadDecoder(aes_key_from(aes_key))
+    fmt = resolve(output)
+    if scheme_of(thread_or_url) and thread is not None:
+        _two_stores(url, thread_or_url, thread, ns, decoder, show_all, fmt)
+        return
+    if thread is not None:
+        raise UsageError(f"{thread_or_url!r} is not a store URL; --thread is for comparing two stores")
+    with open_store(url) as store:
+        newer = view_record(find_record(store, thread_or_url, ns, to_id), decoder)
+        older_id = from_id or newer.parent_checkpoint_id
+        if older_id is None:
+            raise CheckpointNotFoundError(f"checkpoint {newer.checkpoint_id} has no parent; pass --from")
+        older = view_record(find_record(store, thread_or_url, ns, older_id), decoder)
+    a, b = document(older, include_internal=show_all), document(newer, include_internal=show_all)
+    patch = json_patch(a, b)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        write_json(patch, pretty=fmt is OutputFormat.json)
+    else:
+        _print(older, newer, a, b)
+    if patch:
+        raise typer.Exit(int(ExitCode.ERROR))  # like diff(1): "different" is a result, not an error
+
+
+def _two_stores(
+    url_a: str, url_b: str, thread: str, ns: str, decoder: PayloadDecoder, show_all: bool, fmt: OutputFormat
+) -> None:
+    with open_store(url_a) as a, open_store(url_b) as b:
+        left, right = _views(a, thread, ns, decoder), _views(b, thread, ns, decoder)
+    patches: dict[str, Any] = {}
+    for checkpoint_id in sorted(set(left) | set(right)):
+        if checkpoint_id not in right:
+            patches[checkpoint_id] = f"only in {redact(url_a)}"
+        elif checkpoint_id not in left:
+            patches[checkpoint_id] = f"only in {redact(url_b)}"
+        else:
+            ops = json_patch(
+                document(left[checkpoint_id], include_internal=show_all),
+                document(right[checkpoint_id], include_internal=show_all),
+            )
+            if ops:
+                patches[checkpoint_id] = ops
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        write_json(patches, pretty=fmt is OutputFormat.json)
+    else:
+        for checkpoint_id, found in patches.items():
+            stdout.print(Text(f"{checkpoint_id}: {found if isinstance(found, str) else _short(found)}"))
+        if not patches:
+            stdout.print(Text(f"thread {thread!r}: {len(left)} checkpoints, identical in both stores"))
+    if patches:
+        raise typer.Exit(int(ExitCode.ERROR))
+
+
+def _views(store: Store, thread: str, ns: str, decoder: PayloadDecoder) -> dict[str, CheckpointView]:
+    selection = Selection(thread_id=thread, checkpoint_ns=ns)
+    return {r.key.checkpoint_id: view_record(r, decoder) for r in store.records(selection)}
+
+
+def _short(value: Any, width: int = 160) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print(older: CheckpointView, newer: CheckpointView, a: dict[str, Any], b: dict[str, Any]) -> None:
+    stdout.print(Text(f"{older.checkpoint_id} → {newer.checkpoint_id}", style="bold"))
+    for change in channel_changes(a["values"], b["values"]):
+        if change.kind == "messages":
+            for label, messages in (("+", change.appended), ("-", change.removed), ("~", change.changed)):
+                for message in messages:
+                    stdout.print(Text(f"  {change.channel} {label} {message_line(message)}"))
+        elif change.kind == "changed":
+            stdout.print(Text(f"  {change.channel}: {_short(change.before, 70)} → {_short(change.after, 70)}"))
+        else:
+            value = change.after if change.kind == "added" else change.before
+            stdout.print(Text(f"  {change.channel} {change.kind}: {_short(value, 140)}"))
+    for field in ("metadata", "next", "interrupts"):
+        if a[field] != b[field]:
+            stdout.print(Text(f"  {field}: {_short(a[field], 70)} → {_short(b[field], 70)}"))
