@@ -97,6 +97,9 @@ class MongoStore(Store):
         sample = self._checkpoints.find_one({}, {"metadata": 1})
         legacy = sample is not None and _legacy_metadata(sample.get("metadata"))
         return {
+            "drift": ["metadata leaves are untyped JSON (<= 0.2); MongoDBSaver 0.3+ cannot load them"]
+            if legacy
+            else [],
             "saver": "langgraph-checkpoint-mongodb",
             "version": "<=0.2 (JSON metadata leaves)" if legacy else ">=0.3 (typed metadata leaves)",
             "database": self._checkpoints.database.name,

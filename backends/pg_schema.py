@@ -59,8 +59,14 @@ TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_mi
 def describe(columns: dict[str, set[str]], migration: int | None) -> dict[str, Any]:
     """The layout found, as reported by ``layout()`` and in export headers."""
     writes = columns.get("checkpoint_writes", set())
+    drift = []
+    if migration != LATEST_VERSION:
+        drift.append(
+            f"checkpoint_migrations is at {migration}; PostgresSaver 3.2.0 setup() runs up to {LATEST_VERSION}"
+        )
     return {
         "saver": "langgraph-checkpoint-postgres",
+        "drift": drift,
         "migration": migration,
         "version": ">=2.0 (migration 9, task_path)"
         if migration == LATEST_VERSION

@@ -108,7 +108,12 @@ class RedisStore(Store):
                 f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
             )
         old = self._index != self.prefix
+        drift = []
+        if old:
+            names = f"{self._index}, {self._write_index}"
+            drift.append(f"search indexes are named {names} (<= 0.2); RedisSaver 0.5 names them {self.prefix}")
         return {
+            "drift": drift,
             "saver": "langgraph-checkpoint-redis",
             "version": "<=0.2 (plural index names)" if old else ">=0.3 (checkpoint/checkpoint_write indexes)",
             "prefix": self.prefix,

@@ -141,11 +141,13 @@ class SqliteStore(Store):
 
     def layout(self) -> dict[str, Any]:
         journal = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        drift = [] if self._task_path else ["writes has no task_path column; SqliteSaver 3.1.2 setup() adds it"]
         return {
             "saver": "langgraph-checkpoint-sqlite",
             "version": ">=3.1.2" if self._task_path else "<3.1.2 (no writes.task_path)",
             "task_path": self._task_path,
             "journal_mode": journal,
+            "drift": drift,
         }
 
     def close(self) -> None:

@@ -64,7 +64,7 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
-    from ckpt.cli import check, compact, diff, export, import_, list_, migrate, prune, show, size
+    from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, show, size
 
     app.command("list")(list_.list_)
     app.command("show")(show.show)
@@ -76,6 +76,7 @@ def _register() -> None:
     app.command("compact")(compact.compact)
     app.command("size")(size.size)
     app.command("check")(check.check)
+    app.command("doctor")(doctor.doctor)
 
 
 _register()

@@ -1,0 +1,66 @@
+"""``ckpt doctor``: detect the saver and layout, and report what needs care; exit 1 with findings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from ckpt.backends import open_store
+from ckpt.backends.errors import CkptError, ExitCode, NotAStoreError
+from ckpt.backends.ids import lowest_id_at
+from ckpt.backends.retention import parse_duration
+from ckpt.backends.urls import redact
+from ckpt.cli.console import stdout
+from ckpt.cli.options import AesKeyOption, OutputOption
+from ckpt.cli.output import OutputFormat, resolve, write_json
+from ckpt.formats.doctor import diagnose
+from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+
+
+class Unhealthy(CkptError):
+    exit_code = ExitCode.ERROR
+
+
+def doctor(
+    url: Annotated[str, typer.Argument(help="Store URL.")],
+    min_idle: Annotated[
+        str, typer.Option(help="Orphans younger than this may be in flight; they are not counted.")
+    ] = "5m",
+    aes_key: AesKeyOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Detect the saver and its layout version, and report drift, orphans, undecodable rows and keys without TTL.
+
+    Read-only: nothing is changed. Exit 0 when healthy, 1 with findings.
+
+    Example:
+      ckpt doctor sqlite:///agent.db
+      ckpt doctor postgresql://db/app -o json
+    """
+    fmt = resolve(output)
+    seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
+    idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
+    try:
+        with open_store(url) as store:
+            report = diagnose(store, idle_before, PayloadDecoder(aes_key_from(aes_key)))
+    except NotAStoreError as exc:
+        if fmt in (OutputFormat.json, OutputFormat.jsonl):
+            write_json({"healthy": False, "store": redact(url), "findings": [str(exc)]})
+        raise Unhealthy(str(exc)) from exc
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        write_json({"store": redact(url), **report.as_json()})
+    else:
+        layout = report.layout
+        stdout.print(
+            Text(f"{redact(url)}: {layout.get('saver')} {layout.get('version')}, {report.checkpoints} checkpoints")
+        )
+        stdout.print(Text(f"  supports: {', '.join(report.capabilities) or 'reading only'}"))
+        for finding in report.findings:
+            stdout.print(Text(f"  finding: {finding}", style="yellow"))
+        if report.healthy:
+            stdout.print(Text("  healthy", style="green"))
+    if not report.healthy:
+        raise typer.Exit(int(ExitCode.ERROR))
