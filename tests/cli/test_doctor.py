@@ -31,8 +31,8 @@ def test_recognises_each_official_saver(cli: Cli, tmp_path: Path, kind: str) -> 
 def test_reports_older_layout_planted_orphan_and_undecodable_row(cli: Cli, db_copy: Path) -> None:
     conn = sqlite3.connect(db_copy)
     conn.execute(
-        "INSERT INTO writes SELECT thread_id, checkpoint_ns, '1f000000-0000-6000-8000-000000000001', task_id, task_path,"
-        " idx, channel, type, value FROM writes LIMIT 1"
+        "INSERT INTO writes SELECT thread_id, checkpoint_ns, '1f000000-0000-6000-8000-000000000001', task_id,"
+        " task_path, idx, channel, type, value FROM writes LIMIT 1"
     )
     cid = conn.execute("SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = 'thread-2'").fetchone()[0]
     conn.execute("UPDATE checkpoints SET checkpoint = X'c1' WHERE checkpoint_id = ?", (cid,))
