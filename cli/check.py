@@ -14,6 +14,7 @@ from ckpt.backends.budgets import check as check_budgets
 from ckpt.backends.errors import CkptError, ExitCode, UsageError
 from ckpt.backends.urls import redact
 from ckpt.cli.console import finish_reads, info
+from ckpt.cli.options import StoreArgument, resolve_store
 from ckpt.cli.output import human_bytes, write_json
 
 
@@ -22,7 +23,7 @@ class BudgetExceeded(CkptError):
 
 
 def check(
-    url: Annotated[str, typer.Argument(help="Store URL.")],
+    url: StoreArgument = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", help="Budget file (default: ./ckpt.toml, ./pyproject.toml).")
     ] = None,
@@ -43,6 +44,7 @@ def check(
       ckpt check sqlite:///agent.db -o markdown > budget.md
       ckpt check sqlite:///agent.db -o json > baseline.json; ckpt check sqlite:///agent.db --baseline baseline.json
     """
+    url = resolve_store(url)
     if output not in ("table", "json", "markdown"):
         raise UsageError(f"--output takes table, json or markdown, got {output!r}")
     budgets, source = load_budgets(config)

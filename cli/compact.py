@@ -12,13 +12,13 @@ from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.retention import parse_duration
 from ckpt.backends.urls import redact
 from ckpt.cli.console import info
-from ckpt.cli.options import OutputOption
+from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.prune import confirm
 
 
 def compact(
-    url: Annotated[str, typer.Argument(help="Store URL.")],
+    url: StoreArgument = None,
     min_idle: Annotated[
         str, typer.Option(help="Leave data younger than this alone (writes may precede their checkpoint).")
     ] = "5m",
@@ -35,6 +35,7 @@ def compact(
       ckpt compact sqlite:///agent.db --dry-run
       ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
     """
+    url = resolve_store(url)
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
     with open_store(url, write=not dry_run) as store:

@@ -13,7 +13,7 @@ from ckpt.backends.base import Store, find_record
 from ckpt.backends.errors import CheckpointNotFoundError, ExitCode, UsageError
 from ckpt.backends.urls import redact, scheme_of
 from ckpt.cli.console import stdout
-from ckpt.cli.options import AesKeyOption, OutputOption
+from ckpt.cli.options import AesKeyOption, OutputOption, resolve_store
 from ckpt.cli.output import OutputFormat, resolve, write_json
 from ckpt.formats.diff import channel_changes, document, json_patch
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
@@ -48,8 +48,11 @@ def diff(
       ckpt diff sqlite:///agent.db thread-1 --from 1f0…-8001-… --to 1f0…-8003-… -o json
       ckpt diff sqlite:///agent.db postgresql://db/app --thread thread-1
     """
+    url = resolve_store(url)
     decoder = PayloadDecoder(aes_key_from(aes_key))
     fmt = resolve(output)
+    if thread is not None and thread_or_url.startswith("@"):
+        thread_or_url = resolve_store(thread_or_url)
     if scheme_of(thread_or_url) and thread is not None:
         _two_stores(url, thread_or_url, thread, ns, decoder, show_all, fmt)
         return

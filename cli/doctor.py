@@ -14,7 +14,7 @@ from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.retention import parse_duration
 from ckpt.backends.urls import redact
 from ckpt.cli.console import stdout
-from ckpt.cli.options import AesKeyOption, OutputOption
+from ckpt.cli.options import AesKeyOption, OutputOption, StoreArgument, resolve_store
 from ckpt.cli.output import OutputFormat, resolve, write_json
 from ckpt.formats.doctor import diagnose
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
@@ -25,7 +25,7 @@ class Unhealthy(CkptError):
 
 
 def doctor(
-    url: Annotated[str, typer.Argument(help="Store URL.")],
+    url: StoreArgument = None,
     min_idle: Annotated[
         str, typer.Option(help="Orphans younger than this may be in flight; they are not counted.")
     ] = "5m",
@@ -40,6 +40,7 @@ def doctor(
       ckpt doctor sqlite:///agent.db
       ckpt doctor postgresql://db/app -o json
     """
+    url = resolve_store(url)
     fmt = resolve(output)
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)

@@ -12,7 +12,15 @@ from ckpt.backends.jsonl import JsonlStore
 from ckpt.backends.transfer import copy_records
 from ckpt.backends.urls import is_jsonl_path, redact
 from ckpt.cli.console import info, warn
-from ckpt.cli.options import AesKeyOption, OutputOption, SinceOption, ThreadOption, UntilOption, selection
+from ckpt.cli.options import (
+    AesKeyOption,
+    OutputOption,
+    SinceOption,
+    ThreadOption,
+    UntilOption,
+    resolve_store,
+    selection,
+)
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.progress import copy_progress
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
@@ -40,6 +48,7 @@ def export(
       ckpt export sqlite:///agent.db backup.jsonl.gz
       ckpt export sqlite:///agent.db - --thread 'user-42' --decode | jq .decoded
     """
+    url = resolve_store(url)
     if not is_jsonl_path(file):
         raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")
     chosen = selection(thread, since, until)

@@ -12,7 +12,7 @@ from ckpt.backends.jsonl import JsonlStore
 from ckpt.backends.transfer import DEFAULT_BATCH, copy_records
 from ckpt.backends.urls import is_jsonl_path, redact
 from ckpt.cli.console import info
-from ckpt.cli.options import OutputOption, ThreadOption, selection
+from ckpt.cli.options import OutputOption, ThreadOption, resolve_store, selection
 from ckpt.cli.output import OutputFormat, write_json
 from ckpt.cli.progress import copy_progress
 
@@ -31,6 +31,7 @@ def import_(
     Example:
       ckpt import backup.jsonl.gz sqlite:///restored.db
     """
+    url = resolve_store(url)
     if not is_jsonl_path(file) or file == "-":
         raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {file!r}")
     with JsonlStore.open(file) as source:

@@ -11,7 +11,16 @@ from ckpt.backends import open_store
 from ckpt.backends.base import Capability, CheckpointHeader, ThreadSummary
 from ckpt.backends.ids import checkpoint_time
 from ckpt.cli.console import finish_reads, warn
-from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, iso_time, selection
+from ckpt.cli.options import (
+    OutputOption,
+    SinceOption,
+    StoreArgument,
+    ThreadOption,
+    UntilOption,
+    iso_time,
+    resolve_store,
+    selection,
+)
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
 THREAD_COLUMNS = ("thread_id", "namespaces", "checkpoints", "first", "last", "bytes")
@@ -29,7 +38,7 @@ CHECKPOINT_COLUMNS = (
 
 
 def list_(
-    url: Annotated[str, typer.Argument(help="Store URL, e.g. sqlite:///agent.db, or an export .jsonl[.gz] file.")],
+    url: StoreArgument = None,
     thread: ThreadOption = None,
     checkpoints: Annotated[
         bool, typer.Option("--checkpoints", "-c", help="One row per checkpoint instead of per thread.")
@@ -48,6 +57,7 @@ def list_(
       ckpt list sqlite:///agent.db --thread 'user-*' -o json
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
+    url = resolve_store(url)
     fmt = resolve(output)
     chosen = selection(thread, since, until, ns)
     with open_store(url) as store:

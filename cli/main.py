@@ -58,8 +58,15 @@ def _root(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
+    context: Annotated[
+        Optional[str],
+        typer.Option("--context", help="Use the store named NAME in ckpt.toml or ~/.config/ckpt/config.toml."),
+    ] = None,
 ) -> None:
     """Operate LangGraph checkpoint stores."""
+    from ckpt.cli.profiles import select
+
+    select(context)
 
 
 def _register() -> None:

@@ -12,7 +12,7 @@ from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, plan_copy
 from ckpt.backends.transfer import migrate as migrate_stores
 from ckpt.backends.urls import redact
 from ckpt.cli.console import info, warn
-from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection, with_query
+from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, resolve_store, selection, with_query
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.progress import copy_progress
 from ckpt.formats.verify import VerifyReport
@@ -56,6 +56,8 @@ def migrate(
       ckpt migrate sqlite:///agent.db 'postgresql://db/app?schema=lg' --thread 'user-*' --dry-run
       ckpt migrate postgresql://db/app backup.jsonl.gz
     """
+    source = resolve_store(source)
+    target = resolve_store(target)
     chosen = selection(thread, since, until)
     if ttl is not None:
         target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")

@@ -12,6 +12,19 @@ from ckpt.backends.base import Selection
 from ckpt.backends.errors import UsageError
 from ckpt.cli.output import OutputFormat
 
+StoreArgument = Annotated[
+    Optional[str],
+    typer.Argument(help="Store URL, an export .jsonl[.gz], or @NAME (default: --context NAME, then $CKPT_URL)."),
+]
+
+
+def resolve_store(url: str | None) -> str:
+    """A store argument with contexts applied (``@NAME``, ``--context``, ``$CKPT_URL``)."""
+    from ckpt.cli.profiles import resolve
+
+    return resolve(url)
+
+
 OutputOption = Annotated[
     Optional[OutputFormat],
     typer.Option("--output", "-o", help="Output format (default: table on a terminal, jsonl when piped)."),

@@ -23,7 +23,7 @@ from ckpt.backends.retention import (
 )
 from ckpt.backends.urls import redact
 from ckpt.cli.console import info, stdout, warn
-from ckpt.cli.options import OutputOption, ThreadOption
+from ckpt.cli.options import OutputOption, StoreArgument, ThreadOption, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 
 
@@ -32,7 +32,7 @@ class PartialFailure(CkptError):
 
 
 def prune(
-    url: Annotated[str, typer.Argument(help="Store URL.")],
+    url: StoreArgument = None,
     keep_last: Annotated[
         Optional[int], typer.Option(help="Keep the N newest checkpoints of each thread and namespace.")
     ] = None,
@@ -77,6 +77,7 @@ def prune(
       ckpt prune postgresql://db/app --keep-within 30d --keep-daily 7 --yes --report json
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
     """
+    url = resolve_store(url)
     policy = Policy(
         keep_last=keep_last,
         keep_within=parse_duration(keep_within, "--keep-within") if keep_within else None,

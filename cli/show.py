@@ -14,7 +14,7 @@ from ckpt.backends import open_store
 from ckpt.backends.base import find_record
 from ckpt.backends.ids import checkpoint_time
 from ckpt.cli.console import finish_reads, stdout
-from ckpt.cli.options import AesKeyOption, OutputOption, iso_time
+from ckpt.cli.options import AesKeyOption, OutputOption, iso_time, resolve_store
 from ckpt.cli.output import OutputFormat, emit_rows, resolve, write_json
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
 from ckpt.formats.state import CheckpointView, view_record
@@ -40,6 +40,7 @@ def show(
       ckpt show sqlite:///agent.db thread-1
       ckpt show sqlite:///agent.db thread-1 --checkpoint 1f0c...-8002-... -o json
     """
+    url = resolve_store(url)
     fmt = resolve(output)
     decoder = PayloadDecoder(aes_key_from(aes_key))
     with open_store(url) as store:

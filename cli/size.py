@@ -10,7 +10,15 @@ import typer
 from ckpt.backends import open_store
 from ckpt.backends.sizes import GROWTH_STEPS, measure
 from ckpt.cli.console import finish_reads, warn
-from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, selection
+from ckpt.cli.options import (
+    OutputOption,
+    SinceOption,
+    StoreArgument,
+    ThreadOption,
+    UntilOption,
+    resolve_store,
+    selection,
+)
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve, write_json
 
 
@@ -22,7 +30,7 @@ class By(str, Enum):
 
 
 def size(
-    url: Annotated[str, typer.Argument(help="Store URL.")],
+    url: StoreArgument = None,
     by: Annotated[By, typer.Option("--by", help="Group bytes by thread, namespace, channel or day.")] = By.thread,
     top: Annotated[int, typer.Option("--top", min=1, help="Show the N largest.")] = 20,
     thread: ThreadOption = None,
@@ -40,6 +48,7 @@ def size(
       ckpt size sqlite:///agent.db --by channel --top 5
       ckpt size postgresql://db/app --by day -o json
     """
+    url = resolve_store(url)
     fmt = resolve(output)
     with open_store(url) as store:
         report = measure(store, selection(thread, since, until), top=top)
