@@ -71,11 +71,12 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
-    from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, show, size
+    from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, replay, show, size
 
     app.command("list")(list_.list_)
     app.command("show")(show.show)
     app.command("diff")(diff.diff)
+    app.command("replay")(replay.replay)
     app.command("export")(export.export)
     app.command("import")(import_.import_)
     app.command("migrate")(migrate.migrate)

@@ -112,6 +112,9 @@ def next_nodes(checkpoint: dict[str, Any]) -> list[str]:
             node_seen = {}
         if _newer(versions.get(channel), node_seen.get(channel)) and node not in nodes:
             nodes.append(node)
+    start_seen = seen.get("__start__") if isinstance(seen.get("__start__"), dict) else {}
+    if "__start__" in values and _newer(versions.get("__start__"), (start_seen or {}).get("__start__")):
+        nodes.append("__start__")  # an input checkpoint: the graph starts from its input
     for send in values.get(_TASKS) or []:
         if isinstance(send, dict) and "$send" in send and send["$send"] not in nodes:
             nodes.append(send["$send"])
