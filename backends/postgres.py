@@ -282,7 +282,7 @@ class PostgresStore(Store):
         selection = Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
         return next((h for h in self.headers(selection) if h.key.checkpoint_id == row[0]), None)
 
-    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
         if selection.since is not None or selection.until is not None:
             yield from super().threads(selection)
             return

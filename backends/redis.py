@@ -216,7 +216,7 @@ class RedisStore(Store):
             pipe.pttl(key)
         return [int(t) for t in pipe.execute()] if keys else []
 
-    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
         """As the base summary, plus how many checkpoints of each thread have no TTL."""
         for summary in super().threads(selection):
             keys = self._search_keys(self._index, summary.thread_id)

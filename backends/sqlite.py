@@ -11,7 +11,7 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -162,7 +162,8 @@ class SqliteStore(Store):
         try:
             yield
         finally:
-            self._conn.execute("RELEASE ckpt_read")
+            with suppress(sqlite3.ProgrammingError):  # the reader left early and the store is closed
+                self._conn.execute("RELEASE ckpt_read")
 
     def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
         where, params = _where(selection)
@@ -221,12 +222,15 @@ class SqliteStore(Store):
         record = self.get(CheckpointKey(thread_id, checkpoint_ns, row[0]))
         return header_of(record) if record is not None else None
 
-    def threads(self, selection: Selection = Selection()) -> Iterator[ThreadSummary]:
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
         if selection.since is not None or selection.until is not None:
             yield from super().threads(selection)
             return
+        if not details:
+            yield from self._thread_counts(selection)
+            return
         where, params = _where(selection)
-        # length() of a BLOB reads the row header only, never the blob's overflow pages.
+        # Byte sums read every row's page (the blob is stored in it): ask for them only with details.
         ckpt_sql = (
             "SELECT thread_id, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id), max(checkpoint_id), "
             "sum(ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0)) "
@@ -242,6 +246,18 @@ class SqliteStore(Store):
                 if selection.matches_thread(row[0]):
                     extra = group[0][1] if group else 0
                     yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], (row[5] or 0) + (extra or 0))
+
+    def _thread_counts(self, selection: Selection) -> Iterator[ThreadSummary]:
+        """Counts and first/last ids from the primary-key index alone: no table page is read."""
+        where, params = _where(selection)
+        sql = (
+            "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
+            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
+        )
+        with self._snapshot():
+            for row in self._rows(sql, params):
+                if selection.matches_thread(row[0]):
+                    yield ThreadSummary(row[0], None, row[1], row[2], row[3], None)
 
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("langgraph-ckpt")
-except PackageNotFoundError:  # running from a checkout without an install
-    __version__ = "0+unknown"
+def version() -> str:
+    """The installed distribution's version (looked up only when asked: it costs start-up time)."""
+    from importlib.metadata import PackageNotFoundError, version as distribution_version
+
+    try:
+        return distribution_version("langgraph-ckpt")
+    except PackageNotFoundError:  # running from a checkout without an install
+        return "0+unknown"

@@ -23,7 +23,8 @@ from ckpt.cli.options import (
 )
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
-THREAD_COLUMNS = ("thread_id", "namespaces", "checkpoints", "first", "last", "bytes")
+THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
+SIZE_COLUMNS = ("namespaces", "bytes")
 CHECKPOINT_COLUMNS = (
     "thread_id",
     "checkpoint_ns",
@@ -44,17 +45,22 @@ def list_(
         bool, typer.Option("--checkpoints", "-c", help="One row per checkpoint instead of per thread.")
     ] = False,
     ns: Annotated[Optional[str], typer.Option("--ns", help="Only this checkpoint namespace ('' = root graph).")] = None,
+    sizes: Annotated[
+        bool,
+        typer.Option("--sizes", "-s", help="Also count namespaces and bytes (reads every row, not just the index)."),
+    ] = False,
     since: SinceOption = None,
     until: UntilOption = None,
     output: OutputOption = None,
 ) -> None:
-    """List threads with their checkpoint counts, times and sizes; no checkpoint is decoded.
+    """List threads with their checkpoint counts and first/last times; no checkpoint is decoded.
 
-    Times come from the uuid6 checkpoint ids; bytes count checkpoints, metadata and pending writes.
+    Times come from the uuid6 checkpoint ids. --sizes adds namespaces and bytes (checkpoints,
+    metadata and pending writes), which costs a read of every row; `ckpt size` breaks bytes down.
 
     Example:
       ckpt list sqlite:///agent.db
-      ckpt list sqlite:///agent.db --thread 'user-*' -o json
+      ckpt list sqlite:///agent.db --thread 'user-*' --sizes -o json
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
     url = resolve_store(url)
@@ -67,8 +73,9 @@ def list_(
                 rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
             )
         else:
-            columns = THREAD_COLUMNS + (("keys_without_ttl",) if Capability.TTL in store.capabilities else ())
-            rows = (_thread_row(t) for t in store.threads(chosen))
+            columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
+            columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
+            rows = (_thread_row(t, sizes) for t in store.threads(chosen, details=sizes))
             count = emit_rows(
                 rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
             )
@@ -77,16 +84,18 @@ def list_(
         finish_reads(store)
 
 
-def _thread_row(summary: ThreadSummary) -> dict[str, Any]:
-    return {
+def _thread_row(summary: ThreadSummary, sizes: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
         "thread_id": summary.thread_id,
-        "namespaces": summary.namespaces,
         "checkpoints": summary.checkpoints,
         "first": iso_time(checkpoint_time(summary.first_checkpoint_id or "")),
         "last": iso_time(checkpoint_time(summary.last_checkpoint_id or "")),
-        "bytes": summary.bytes,
-        **({"keys_without_ttl": summary.keys_without_ttl} if summary.keys_without_ttl is not None else {}),
     }
+    if sizes:
+        row["namespaces"], row["bytes"] = summary.namespaces, summary.bytes
+    if summary.keys_without_ttl is not None:
+        row["keys_without_ttl"] = summary.keys_without_ttl
+    return row
 
 
 def _checkpoint_row(header: CheckpointHeader) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from ckpt.backends.errors import CkptError, ExitCode
 from ckpt.backends.urls import redact
-from ckpt.cli import __version__
+from ckpt.cli import version as installed_version
 from ckpt.cli.console import stderr
 
 EXIT_CODES_HELP = (
@@ -49,7 +49,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"ckpt {__version__}")
+        typer.echo(f"ckpt {installed_version()}")
         raise typer.Exit()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timezone
 from typing import Annotated, Optional
 
@@ -80,9 +81,10 @@ def selection(
 
 
 def iso_time(epoch: float | None) -> str | None:
+    """``2026-11-27T19:08:54Z`` (UTC, whole seconds)."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def with_query(url: str, name: str, value: str, *, only_schemes: tuple[str, ...], option: str) -> str:

@@ -21,8 +21,11 @@ def _counts(path: Path) -> dict[str, int]:
 
 
 def test_list_threads_matches_the_tables(cli: Cli, official_db: Path) -> None:
-    result = cli("list", sqlite_url(official_db), "-o", "json")
+    fast = json.loads(cli("list", sqlite_url(official_db), "-o", "json").stdout)
+    assert set(fast[0]) == {"thread_id", "checkpoints", "first", "last"}  # the index alone answers these
+    result = cli("list", sqlite_url(official_db), "--sizes", "-o", "json")
     rows = json.loads(result.stdout)
+    assert [{k: r[k] for k in fast[0]} for r in rows] == fast
     assert {r["thread_id"]: r["checkpoints"] for r in rows} == _counts(official_db)
     conn = sqlite3.connect(f"file:{official_db}?mode=ro", uri=True)
     expected_bytes = conn.execute(
@@ -43,7 +46,8 @@ def test_list_thread_glob_and_formats(cli: Cli, official_db: Path) -> None:
     assert [r["thread_id"] for r in table] == ["thread-1", "thread-2", "thread-3"]
     assert cli("list", url, "--thread", "nobody*", "-o", "json").stdout.strip() == "[]"
     rendered = cli("list", url, "-o", "table").stdout
-    assert "thread-3" in rendered and "KiB" in rendered
+    assert "thread-3" in rendered and "KiB" not in rendered
+    assert "KiB" in cli("list", url, "--sizes", "-o", "table").stdout
 
 
 def test_list_checkpoints_rows(cli: Cli, official_db: Path) -> None:
