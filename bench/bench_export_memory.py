@@ -73,7 +73,8 @@ def main() -> None:
             results.append(row)
             if not args.json:
                 print(
-                    f"{store} -> {suffix:<9} wall {row['median_wall_s']:>7} s  peak RSS {row['median_peak_rss_mib']:>6} MiB"
+                    f"{store} -> {suffix:<9} wall {row['median_wall_s']:>7} s  "
+                    f"peak RSS {row['median_peak_rss_mib']:>6} MiB"
                     f"  (runs: {row['runs_peak_rss_mib']} MiB, output {row['output_mib']} MiB)",
                     flush=True,
                 )

@@ -1,6 +1,7 @@
 """Scratch investigation: why is ``ckpt list`` slower than a bare GROUP BY, and what would fix it?
 
     /work/venv/bin/python bench/list_variants.py bench/data/1m.db [--repeat 3] [--indexed COPY]
+    /work/venv/bin/python bench/list_variants.py bench/data/1m.db --micro
 
 Prints ``EXPLAIN QUERY PLAN`` of the two queries in ``SqliteStore.threads()`` and times
 variants of them, fully fetched, in-process with a warm page cache (median of --repeat,
@@ -34,12 +35,24 @@ NO_DISTINCT = (
     "sum(ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0)) "
     "FROM checkpoints GROUP BY thread_id ORDER BY thread_id"
 )
+COUNT_MIN_MAX = (
+    "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
+    "FROM checkpoints GROUP BY thread_id ORDER BY thread_id"
+)
 # count(DISTINCT checkpoint_ns) without the temp b-tree: the PK index is already ordered by ns.
 NS_SUBQUERY = (
     "SELECT thread_id, count(*), sum(n), min(lo), max(hi) FROM ("
     "SELECT thread_id, checkpoint_ns, count(*) AS n, min(checkpoint_id) AS lo, max(checkpoint_id) AS hi "
     "FROM checkpoints GROUP BY thread_id, checkpoint_ns) GROUP BY thread_id ORDER BY thread_id"
 )
+# Price of each aggregate over the PK index: one connection, median of 5 after a warm-up.
+MICRO = {
+    "count(*)": "count(*)",
+    "+ min(id)": "count(*), min(checkpoint_id)",
+    "+ max(id)": "count(*), max(checkpoint_id)",
+    "+ min(id), max(id)": "count(*), min(checkpoint_id), max(checkpoint_id)",
+    "+ count(DISTINCT ns)": "count(*), count(DISTINCT checkpoint_ns)",
+}
 INDEXES = (
     "CREATE INDEX bench_ckpt_size ON checkpoints "
     "(thread_id, checkpoint_ns, checkpoint_id, ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0))",
@@ -83,13 +96,32 @@ def plans(path: str, queries: dict[str, str]) -> None:
     conn.close()
 
 
+def micro(path: str) -> None:
+    conn = connect(path)
+    print("aggregates over the PK index (SELECT thread_id, ... GROUP BY thread_id), median of 5:")
+    for name, columns in MICRO.items():
+        sql = f"SELECT thread_id, {columns} FROM checkpoints GROUP BY thread_id"
+        times: list[float] = []
+        for i in range(6):
+            t0 = time.perf_counter()
+            conn.execute(sql).fetchall()
+            if i:
+                times.append(time.perf_counter() - t0)
+        print(f"  {name:<22} {statistics.median(times):7.3f} s", flush=True)
+    conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--indexed", metavar="COPY", help="copy the store here and add covering indexes")
+    parser.add_argument("--micro", action="store_true", help="only price each aggregate on one connection")
     args = parser.parse_args()
     path: str = args.path
+    if args.micro:
+        micro(path)
+        return
     ckpt_q, writes_q = CKPT_Q.format(hint=""), WRITES_Q.format(hint="")
     print(f"{path} ({os.path.getsize(path) / 2**20:,.0f} MiB), sqlite {sqlite3.sqlite_version}")
     print("EXPLAIN QUERY PLAN:")
@@ -102,10 +134,15 @@ def main() -> None:
         ("  writes query only", (writes_q,), ()),
         ("both, mmap_size=8GiB", (ckpt_q, writes_q), (f"PRAGMA mmap_size={big}",)),
         ("both, cache_size=1GiB", (ckpt_q, writes_q), ("PRAGMA cache_size=-1048576",)),
-        ("both, NOT INDEXED (table scan+sort)", (CKPT_Q.format(hint="NOT INDEXED"), WRITES_Q.format(hint="NOT INDEXED")), ()),
+        (
+            "both, NOT INDEXED (table scan+sort)",
+            (CKPT_Q.format(hint="NOT INDEXED"), WRITES_Q.format(hint="NOT INDEXED")),
+            (),
+        ),
         ("ckpt query w/o count(DISTINCT)", (NO_DISTINCT,), ()),
         ("no byte sums, no writes query", (NO_BYTES,), ()),
         ("no byte sums, ns via subquery", (NS_SUBQUERY,), ()),
+        ("no byte sums, no count(DISTINCT)", (COUNT_MIN_MAX,), ()),
     ]
     print(f"timings (warm cache, median of {args.repeat}):")
     base = 0.0
@@ -122,8 +159,10 @@ def main() -> None:
                 conn.execute(ddl)
             conn.commit()
             conn.close()
-            print(f"built covering indexes on {args.indexed} in {time.perf_counter() - t0:.0f}s "
-                  f"(+{(os.path.getsize(args.indexed) - os.path.getsize(path)) / 2**20:,.0f} MiB)")
+            print(
+                f"built covering indexes on {args.indexed} in {time.perf_counter() - t0:.0f}s "
+                f"(+{(os.path.getsize(args.indexed) - os.path.getsize(path)) / 2**20:,.0f} MiB)"
+            )
         print("with covering indexes (copy):")
         plans(args.indexed, {"threads ckpt": ckpt_q, "threads writes": writes_q})
         for name, queries in (("bare GROUP BY (a)", (BARE,)), ("threads(): both queries", (ckpt_q, writes_q))):

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ckpt.backends.sqlite import SCHEMA_3_1_2
 
@@ -59,7 +60,7 @@ class TemplateCheckpoint:
     checkpoint_ns: str
     type: str
     checkpoint: bytes
-    metadata: dict[str, object]
+    metadata: dict[str, Any]
     writes: tuple[TemplateWrite, ...]
 
 
@@ -109,9 +110,13 @@ class Generator:
         self.turns = turns
         self.rng = random.Random(seed)
 
-    def thread(
-        self, n: int, start: float
-    ) -> Iterator[tuple[float, CheckpointRow, list[WriteRow]]]:
+    def fresh(self, ids: dict[str, str], old: str) -> str:
+        """A new random id for a template task id, the same one throughout a run."""
+        if old not in ids:
+            ids[old] = old if old.startswith("00000000-") else hex_uuid(self.rng.getrandbits(128))
+        return ids[old]
+
+    def thread(self, n: int, start: float) -> Iterator[tuple[float, CheckpointRow, list[WriteRow]]]:
         """The n checkpoints of one thread: whole runs of the graph, the last one possibly cut short."""
         rng = self.rng
         thread_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -122,18 +127,12 @@ class Generator:
         while emitted < n:
             template = self.turns[rng.randrange(len(self.turns))]
             ids: dict[str, str] = {}  # template id (checkpoint or task) -> fresh id, per run
-
-            def fresh(old: str) -> str:
-                if old not in ids:
-                    ids[old] = old if old.startswith("00000000-") else hex_uuid(rng.getrandbits(128))
-                return ids[old]
-
             max_step = 0
             for tc in template:
                 if emitted >= n:
                     break
                 now += rng.uniform(0.02, 2.5)
-                step = int(tc.metadata.get("step", 0))  # type: ignore[call-overload]
+                step = int(tc.metadata.get("step", 0))
                 root = tc.checkpoint_ns == ""
                 if root:
                     step += step_offset
@@ -141,19 +140,25 @@ class Generator:
                     ns = ""
                 else:
                     name, _, task = tc.checkpoint_ns.partition(":")
-                    ns = f"{name}:{fresh(task)}"
+                    ns = f"{name}:{self.fresh(ids, task)}"
                 cid = uuid6(now, step, rng.getrandbits(48))
                 ids[tc.checkpoint_id] = cid
                 metadata = dict(tc.metadata, step=step)
-                parents = tc.metadata.get("parents") or {}
-                metadata["parents"] = {k: ids.get(v, v) for k, v in parents.items()}  # type: ignore[union-attr]
+                parents: dict[str, str] = tc.metadata.get("parents") or {}
+                metadata["parents"] = {k: ids.get(v, v) for k, v in parents.items()}
                 blob = tc.checkpoint.replace(tc.checkpoint_id.encode(), cid.encode())
                 row: CheckpointRow = (
-                    thread_id, ns, cid, last_in_ns.get(ns), tc.type, blob, json.dumps(metadata).encode()
+                    thread_id,
+                    ns,
+                    cid,
+                    last_in_ns.get(ns),
+                    tc.type,
+                    blob,
+                    json.dumps(metadata).encode(),
                 )
                 last_in_ns[ns] = cid
                 wrows: list[WriteRow] = [
-                    (thread_id, ns, cid, fresh(w.task_id), w.task_path, w.idx, w.channel, w.type, w.value)
+                    (thread_id, ns, cid, self.fresh(ids, w.task_id), w.task_path, w.idx, w.channel, w.type, w.value)
                     for w in tc.writes
                 ]
                 emitted += 1
@@ -203,8 +208,8 @@ def build(n: int, path: str, threads: int | None, seed: int, interleave: int, te
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)", (r[1] for r in rows))
         conn.executemany(
-            "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, "
+            "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (w for r in rows for w in r[2]),
         )
         conn.execute("COMMIT")
@@ -226,7 +231,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("n", type=int, help="number of checkpoints")
     parser.add_argument("path", help="SQLite file to (re)create")
-    parser.add_argument("--threads", type=int, default=None, help="fixed thread count (default: 10-20 checkpoints each)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="fixed thread count (default: 10-20 checkpoints each)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--interleave", type=int, default=1000, help="threads written concurrently (default 1000)")
     parser.add_argument("--template", default=REAL_DB, help=f"real store to clone rows from (default {REAL_DB})")
