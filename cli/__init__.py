@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def version() -> str:
     """The installed distribution's version (looked up only when asked: it costs start-up time)."""
-    from importlib.metadata import PackageNotFoundError, version as distribution_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
 
     try:
         return distribution_version("langgraph-ckpt")
