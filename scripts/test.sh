@@ -33,4 +33,4 @@ echo "== mypy --strict (cli, backends, formats)"
 echo "== ruff"
 .venv/bin/ruff check cli backends formats tests examples scripts bench
 echo "== pytest"
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -rs "$@"
