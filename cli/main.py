@@ -62,11 +62,18 @@ def _root(
         Optional[str],
         typer.Option("--context", help="Use the store named NAME in ckpt.toml or ~/.config/ckpt/config.toml."),
     ] = None,
+    key_prefix: Annotated[
+        Optional[str],
+        typer.Option(
+            "--key-prefix",
+            help="Redis: the RedisSaver checkpoint_prefix (writes use PREFIX_write), for every redis:// URL given.",
+        ),
+    ] = None,
 ) -> None:
     """Operate LangGraph checkpoint stores."""
     from ckpt.cli.profiles import select
 
-    select(context)
+    select(context, key_prefix)
 
 
 def _register() -> None:

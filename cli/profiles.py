@@ -28,12 +28,13 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_selected: dict[str, str | None] = {"context": None}
+_selected: dict[str, str | None] = {"context": None, "key_prefix": None}
 
 
-def select(context: str | None) -> None:
-    """Remember the root ``--context`` for this invocation."""
+def select(context: str | None, key_prefix: str | None = None) -> None:
+    """Remember the root ``--context`` and ``--key-prefix`` for this invocation."""
     _selected["context"] = context
+    _selected["key_prefix"] = key_prefix
 
 
 def config_files() -> list[Path]:
@@ -72,6 +73,16 @@ def context_url(name: str) -> str:
 
 
 def resolve(url: str | None) -> str:
+    """A store argument with contexts and ``--key-prefix`` applied."""
+    resolved = _resolve(url)
+    prefix = _selected["key_prefix"]
+    if prefix and resolved.startswith(("redis://", "rediss://")) and "checkpoint_prefix=" not in resolved:
+        separator = "&" if "?" in resolved else "?"
+        resolved += f"{separator}checkpoint_prefix={prefix}&checkpoint_write_prefix={prefix}_write"
+    return resolved
+
+
+def _resolve(url: str | None) -> str:
     """A store argument as given, ``@NAME``, or ``@``/omitted for the default store."""
     if url and url.startswith("@") and len(url) > 1:
         return context_url(url[1:])

@@ -281,3 +281,14 @@ def test_shallow_saver_keys_are_refused(cli: Cli) -> None:
         result = cli("list", url)
         assert result.exit_code == ExitCode.DATA
         assert "holds ShallowRedisSaver keys" in result.stderr
+
+
+def test_key_prefix_option_reads_and_writes_custom_prefixes(cli: Cli, official_db: Path) -> None:
+    with fresh_redis() as url:
+        assert cli("--key-prefix", "agents", "migrate", sqlite_url(official_db), url).exit_code == 0
+        client = redis.Redis.from_url(url, decode_responses=True)
+        assert any(client.scan_iter(match="agents:thread-1:*")) and not any(client.scan_iter(match="checkpoint:*"))
+        assert any(client.scan_iter(match="agents_write:thread-1:*"))
+        rows = json.loads(cli("--key-prefix", "agents", "list", url, "-o", "json").stdout)
+        assert [r["thread_id"] for r in rows] == ["thread-1", "thread-2", "thread-3"]
+        assert cli("list", url).exit_code == ExitCode.DATA  # default prefix: no RedisSaver data there
