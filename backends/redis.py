@@ -267,18 +267,19 @@ class RedisStore(Store):
         docs = [(r, self._checkpoint_doc(r)) for r in batch]
         report = WriteReport()
         pipe = self._r.pipeline(transaction=True)
+        json_commands = pipe.json()  # once per batch: each call re-registers redis-py's reply callbacks
         plan: list[str] = []
         for record, doc in docs:
             key = self._checkpoint_key(record.key)
-            pipe.json().set(key, "$", doc, nx=True)
+            json_commands.set(key, "$", doc, nx=True)
             plan.append("checkpoint")
             if doc["has_writes"]:
-                pipe.json().set(key, "$.has_writes", True)
+                json_commands.set(key, "$.has_writes", True)
                 plan.append("flag")
             zset: dict[str, int] = {}
             for write in record.writes:
                 write_key = self._write_key(record.key, write)
-                pipe.json().set(write_key, "$", self._write_doc(record.key, write), nx=True)
+                json_commands.set(write_key, "$", self._write_doc(record.key, write), nx=True)
                 plan.append("write")
                 # RedisSaver scores a key by its position in the put_writes call: its idx for a
                 # task's regular writes, 0 for a special write (idx < 0), which comes alone.
