@@ -343,16 +343,22 @@ def _missing(store: Store, capability: Capability) -> Exception:
     return UsageError(f"{store.kind} stores do not support {capability.value}")
 
 
+def parse_metadata(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """JSON metadata bytes → ``(dict, None)``, or ``(None, why)`` when they are not a JSON object."""
+    if not data:
+        return {}, None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, f"metadata is not JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return None, "metadata is not a JSON object"
+    return parsed, None
+
+
 def header_of(record: CheckpointRecord) -> CheckpointHeader:
     """The header of a full record (metadata parsed when it is JSON)."""
-    metadata: dict[str, Any] | None = None
-    error = None
-    if record.metadata.type == "json":
-        try:
-            parsed = orjson.loads(record.metadata.data or b"{}")
-            metadata = parsed if isinstance(parsed, dict) else None
-        except orjson.JSONDecodeError as exc:
-            error = f"metadata is not JSON ({exc})"
+    metadata, error = parse_metadata(record.metadata.data) if record.metadata.type == "json" else (None, None)
     return CheckpointHeader(
         key=record.key,
         parent_checkpoint_id=record.parent_checkpoint_id,

@@ -19,7 +19,7 @@ import orjson
 
 from ckpt.backends.base import CheckpointKey, CheckpointRecord, Payload, PendingWrite
 from ckpt.backends.errors import CorruptRecordError
-from ckpt.backends.msgpack_raw import RawExt, pack, unpack
+from ckpt.backends.msgpack_raw import pack, plain_json, unpack
 from ckpt.backends.versions import to_int_versions
 
 WRITES_IDX_MAP = {"__error__": -1, "__scheduled__": -2, "__interrupt__": -3, "__resume__": -4}
@@ -117,20 +117,8 @@ def _metadata_json(type_tag: str, data: bytes) -> bytes:
     if type_tag == "json" or not data:
         return data or b"{}"
     if type_tag == "msgpack":
-        return orjson.dumps(_plain(unpack(data)), option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(plain_json(unpack(data)), option=orjson.OPT_NON_STR_KEYS)
     raise ValueError(f"metadata of type {type_tag!r}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, RawExt):
-        return {"$ext": value.code, "v": _plain(value.payload())}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        raise ValueError("bytes in metadata")
-    return value
 
 
 def _write(doc: dict[str, Any]) -> PendingWrite:

@@ -15,7 +15,7 @@ from bson.binary import Binary
 
 from ckpt.backends.base import CheckpointRecord
 from ckpt.backends.errors import CorruptRecordError
-from ckpt.backends.msgpack_raw import RawExt, pack, unpack
+from ckpt.backends.msgpack_raw import pack, plain_json, unpack
 
 
 def metadata_from_mongo(metadata: Any) -> bytes:
@@ -30,25 +30,13 @@ def _leaves_to_plain(value: Any) -> Any:
         if type_tag == "null":
             return None
         if type_tag == "msgpack":
-            return _plain(unpack(data))
+            return plain_json(unpack(data))
         if type_tag == "json":
             return orjson.loads(data)
         raise ValueError(f"metadata leaf of type {type_tag!r}")
     if isinstance(value, bytes):  # <= 0.2: serde.dumps(value), JSON without a type
         return orjson.loads(value)
     raise ValueError(f"metadata leaf {value!r} is not a [type, bytes] pair")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, RawExt):
-        return {"$ext": value.code, "v": _plain(value.payload())}
-    if isinstance(value, bytes):
-        raise ValueError("bytes in metadata")
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def metadata_to_mongo(record: CheckpointRecord) -> dict[str, Any]:

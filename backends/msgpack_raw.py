@@ -40,3 +40,16 @@ def _default(value: Any) -> Any:
     if isinstance(value, RawExt):
         return ormsgpack.Ext(value.code, value.data)
     raise TypeError(f"cannot pack {type(value).__name__}")
+
+
+def plain_json(value: Any) -> Any:
+    """An unpacked metadata value as JSON: ext values kept as ``{"$ext": code, "v": …}``, never revived."""
+    if isinstance(value, RawExt):
+        return {"$ext": value.code, "v": plain_json(value.payload())}
+    if isinstance(value, bytes):
+        raise ValueError("bytes in metadata")
+    if isinstance(value, list):
+        return [plain_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    return value

@@ -31,6 +31,7 @@ from ckpt.backends.base import (
     Store,
     ThreadSummary,
     WriteReport,
+    parse_metadata,
 )
 from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, LockedError, NotAStoreError, UsageError
 from ckpt.backends.ids import checkpoint_time
@@ -341,7 +342,7 @@ class RedisStore(Store):
         return f"{_ZSET_PREFIX}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
 
     def _checkpoint_doc(self, record: CheckpointRecord) -> dict[str, Any]:
-        metadata = _metadata_dict(record.metadata.data) or {}
+        metadata = parse_metadata(record.metadata.data)[0] or {}
         checkpoint = self._checkpoint_json(record)
         doc: dict[str, Any] = {
             "thread_id": record.key.thread_id,
@@ -472,14 +473,6 @@ class RedisStore(Store):
 def _refuse_colon(key: CheckpointKey) -> None:
     if ":" in key.thread_id:
         raise CorruptRecordError(f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously")
-
-
-def _metadata_dict(data: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(data or b"{}")
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _record(

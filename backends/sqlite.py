@@ -16,8 +16,6 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from ckpt.backends.base import (
     Capability,
     CheckpointHeader,
@@ -30,6 +28,7 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
     header_of,
+    parse_metadata,
 )
 from ckpt.backends.errors import (
     AccessDeniedError,
@@ -401,20 +400,8 @@ def _blob(value: Any) -> bytes:
     return bytes(value)
 
 
-def _parse_metadata(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    if not data:
-        return {}, None
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return None, f"metadata is not JSON ({exc})"
-    if not isinstance(parsed, dict):
-        return None, "metadata is not a JSON object"
-    return parsed, None
-
-
 def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
-    metadata, error = _parse_metadata(_blob(row[4]))
+    metadata, error = parse_metadata(_blob(row[4]))
     return CheckpointHeader(
         key=CheckpointKey(row[0], row[1], row[2]),
         parent_checkpoint_id=row[3],

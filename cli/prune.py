@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Annotated, Optional
 
@@ -98,7 +99,7 @@ def prune(
     spool = Spool()
     try:
         with open_store(url, write=not dry_run) as store:
-            lock = store.lock("prune") if not dry_run else _no_lock()
+            lock = store.lock("prune") if not dry_run else nullcontext()
             with lock:
                 with open_store(url) as reader:  # plan on its own connection; delete on the writer
                     totals = plan_to_spool(
@@ -122,14 +123,6 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise UsageError(f"--metadata takes KEY=VALUE, got {text!r}")
     return key, value
-
-
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def _question(url: str, totals: PruneReport) -> str:
