@@ -4,10 +4,13 @@
 leaves are ``[type, BinData]`` pairs (0.2.x: plain JSON bytes, read too); ``checkpoint_writes``
 documents one write each. Reads follow the savers' unique indexes (thread, ns, checkpoint id
 descending) with cursor batches, reversing each (thread, ns) group so records come out in
-ascending key order; writes go through ``bulk_write`` of ``$setOnInsert`` upserts, so a rerun
-changes nothing. MongoDBSaver counts channel versions as integers: records are converted.
-No multi-document transactions: a standalone MongoDB has none, and per-document upserts make a
-batch safe to replay.
+ascending key order. Writes are ``insert_many(ordered=False)`` when the saver's unique indexes
+are in place: records are immutable, so a duplicate-key error (11000) means "already there" and
+a rerun changes nothing. Without those indexes, ``bulk_write`` of ``$setOnInsert`` upserts does
+the same job, slower (a stand-in like nx-27017 scans the collection for every upsert filter).
+MongoDBSaver counts channel versions as integers: records are converted.
+No multi-document transactions: a standalone MongoDB has none, and per-document inserts or
+upserts make a batch safe to replay.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ CHECKPOINT_INDEX = [("thread_id", ASCENDING), ("checkpoint_ns", ASCENDING), ("ch
 WRITES_INDEX = [*CHECKPOINT_INDEX, ("task_id", ASCENDING), ("idx", ASCENDING)]
 _BATCH = 500
 _DOCUMENT_LIMIT = 16 * 1024 * 1024
+_DUPLICATE_KEY = 11000
 
 
 class MongoStore(Store):
@@ -64,6 +68,8 @@ class MongoStore(Store):
         self._writes = database[options.get("writes_collection", "checkpoint_writes")]
         self.ttl_seconds = int(options["ttl"]) if "ttl" in options else None
         self.problems: list[str] = []
+        self._insert_only = False
+        """Both unique key indexes exist, so a duplicate insert fails instead of doubling a record."""
         self._layout = self._detect()
 
     @classmethod
@@ -108,12 +114,15 @@ class MongoStore(Store):
 
     def _ensure_indexes(self) -> None:
         """The unique indexes MongoDBSaver creates (and its TTL index when ``?ttl=SECONDS``)."""
+        unique = []
         for collection, keys in ((self._checkpoints, CHECKPOINT_INDEX), (self._writes, WRITES_INDEX)):
             existing = [list(i["key"].items()) for i in collection.list_indexes()]
             if keys not in existing:
                 collection.create_index(keys, unique=True)
             if self.ttl_seconds is not None:
                 collection.create_index([("created_at", ASCENDING)], expireAfterSeconds=self.ttl_seconds)
+            unique.append(_has_unique_index(collection, keys))
+        self._insert_only = all(unique)
 
     def layout(self) -> dict[str, Any]:
         return dict(self._layout)
@@ -193,24 +202,39 @@ class MongoStore(Store):
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         batch = list(records)
         now = datetime.now(timezone.utc)
-        checkpoint_ops = [
-            UpdateOne(_key_filter(r.key), {"$setOnInsert": self._document(r, now)}, upsert=True) for r in batch
-        ]
-        write_ops = [
-            UpdateOne({**_key_filter(r.key), "task_id": w.task_id, "task_path": w.task_path, "idx": w.idx},
-                      {"$setOnInsert": self._write_document(w, now)}, upsert=True)
+        # (filter, fields) pairs; an inserted document is the filter's fields followed by the rest,
+        # which is also what an upsert's $setOnInsert makes, so both paths store the same document.
+        checkpoints = [(_key_filter(r.key), self._document(r, now)) for r in batch]
+        writes = [
+            ({**_key_filter(r.key), "task_id": w.task_id, "task_path": w.task_path, "idx": w.idx},
+             self._write_document(w, now))
             for r in batch for w in r.writes
         ]  # fmt: skip
+        put = self._insert if self._insert_only else self._upsert
         report = WriteReport()
-        report.checkpoints_written = self._bulk(self._checkpoints, checkpoint_ops)
-        report.writes_written = self._bulk(self._writes, write_ops)
-        report.checkpoints_skipped = len(checkpoint_ops) - report.checkpoints_written
-        report.writes_skipped = len(write_ops) - report.writes_written
+        report.checkpoints_written = put(self._checkpoints, checkpoints)
+        report.writes_written = put(self._writes, writes)
+        report.checkpoints_skipped = len(checkpoints) - report.checkpoints_written
+        report.writes_skipped = len(writes) - report.writes_written
         return report
 
-    def _bulk(self, collection: Any, operations: list[UpdateOne]) -> int:
-        if not operations:
+    def _insert(self, collection: Any, documents: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
+        """Insert all, unordered; a duplicate key is a record already there (records never change)."""
+        if not documents:
             return 0
+        try:
+            return len(collection.insert_many([{**key, **rest} for key, rest in documents], ordered=False).inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            refused = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
+            if refused:
+                raise CorruptRecordError(f"MongoDB refused part of a batch: {refused[:1]}") from exc
+            return int(exc.details.get("nInserted", len(documents) - len(errors)))
+
+    def _upsert(self, collection: Any, documents: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
+        if not documents:
+            return 0
+        operations = [UpdateOne(key, {"$setOnInsert": rest}, upsert=True) for key, rest in documents]
         try:
             result = collection.bulk_write(operations, ordered=False)
         except BulkWriteError as exc:
@@ -293,6 +317,12 @@ class MongoStore(Store):
             self._writes.delete_many(chunk)
             deleted += int(self._checkpoints.delete_many(chunk).deleted_count)
         return deleted
+
+
+def _has_unique_index(collection: Any, keys: list[tuple[str, int]]) -> bool:
+    """A unique index on exactly these fields, in order (directions aside: stand-ins report them loosely)."""
+    fields = [name for name, _ in keys]
+    return any(bool(i.get("unique")) and list(i["key"]) == fields for i in collection.list_indexes())
 
 
 def _key_filter(key: CheckpointKey) -> dict[str, str]:

@@ -93,3 +93,55 @@ def test_unreachable_server_fails_within_the_connect_timeout(cli: Cli) -> None:
     assert time.monotonic() - start < 15
     assert result.stderr.startswith("error: cannot connect to mongodb://admin:***@127.0.0.1:1/db")
     assert "hunter2" not in result.stderr
+
+
+def _stored(url: str) -> dict[str, list[dict[str, object]]]:
+    """Both collections without ``_id`` (an ObjectId per insert), in key order."""
+    database = _database(url)
+    return {
+        name: sorted(
+            (({k: v for k, v in d.items() if k != "_id"}) for d in database[name].find()),
+            key=lambda d: json.dumps([str(d.get(f)) for f in ("thread_id", "checkpoint_ns", "checkpoint_id",
+                                                              "task_id", "idx")]),
+        )  # fmt: skip
+        for name in ("checkpoints", "checkpoint_writes")
+    }
+
+
+def test_a_batch_cut_short_is_completed_by_a_rerun(cli: Cli, official_db: Path) -> None:
+    """Inserts with duplicate keys treated as present: what a kill -9 mid-batch leaves is filled in, once."""
+    with mongo_database() as url:
+        assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
+        complete = _stored(url)
+        database = _database(url)
+        # a kill in the middle of a batch: some checkpoints and writes stored, others not
+        for name in ("checkpoints", "checkpoint_writes"):
+            ids = [d["_id"] for d in database[name].find({}, {"_id": 1})]
+            assert len(ids) > 2
+            database[name].delete_many({"_id": {"$in": ids[::2]}})
+        missing = 29 - database["checkpoints"].count_documents({})
+        result = cli("migrate", sqlite_url(official_db), url, "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert (report["checkpoints_written"], report["checkpoints_skipped"]) == (missing, 29 - missing)
+        assert report["writes_written"] > 0 and report["writes_skipped"] > 0
+        assert _stored(url) == complete  # each record once, and field for field what the first run stored
+        with open_store(url) as store:
+            assert [i["unique"] for i in database["checkpoints"].list_indexes() if i["name"] != "_id_"] == [True]
+            assert store.count() == 29
+
+
+def test_documents_match_the_upsert_path_without_the_unique_indexes(cli: Cli, official_db: Path) -> None:
+    """Without the saver's unique indexes a duplicate insert would double a record: ckpt upserts instead."""
+    with mongo_database() as inserted, mongo_database() as upserted:
+        assert cli("migrate", sqlite_url(official_db), inserted).exit_code == 0
+        with open_store(upserted, write=True) as store:
+            assert store._insert_only  # type: ignore[attr-defined]
+            for collection in ("checkpoints", "checkpoint_writes"):
+                _database(upserted)[collection].drop_indexes()
+            store._insert_only = False  # type: ignore[attr-defined]
+            with open_store(sqlite_url(official_db)) as source:
+                records = list(source.records())
+            first, second = store.write(records), store.write(records)
+        assert (first.checkpoints_written, second.checkpoints_written, second.checkpoints_skipped) == (29, 0, 29)
+        assert _stored(upserted) == _stored(inserted)
