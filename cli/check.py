@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import orjson
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.budgets import CheckReport, load_budgets
-from ckpt.backends.budgets import check as check_budgets
-from ckpt.backends.errors import CkptError, ExitCode, UsageError
-from ckpt.backends.urls import redact
-from ckpt.cli.console import finish_reads, info
 from ckpt.cli.options import StoreArgument, resolve_store
 from ckpt.cli.output import human_bytes, write_json
 
-
-class BudgetExceeded(CkptError):
-    exit_code = ExitCode.ERROR
+if TYPE_CHECKING:
+    from ckpt.backends.budgets import CheckReport
 
 
 def check(
@@ -44,6 +36,13 @@ def check(
       ckpt check sqlite:///agent.db -o markdown > budget.md
       ckpt check sqlite:///agent.db -o json > baseline.json; ckpt check sqlite:///agent.db --baseline baseline.json
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.budgets import check as check_budgets
+    from ckpt.backends.budgets import load_budgets
+    from ckpt.backends.errors import CkptError, UsageError
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import finish_reads
+
     url = resolve_store(url)
     if output not in ("table", "json", "markdown"):
         raise UsageError(f"--output takes table, json or markdown, got {output!r}")
@@ -58,13 +57,15 @@ def check(
         typer.echo(markdown(url, report))
     else:
         _table(url, report)
-    if not report.ok:
-        raise BudgetExceeded(
-            f"{len(report.breaches)} budget(s) exceeded, first: {_describe(report.breaches[0].as_json())}"
-        )
+    if not report.ok:  # exit 1: a breach is a finding, like a failed test
+        raise CkptError(f"{len(report.breaches)} budget(s) exceeded, first: {_describe(report.breaches[0].as_json())}")
 
 
 def _baseline(path: Path) -> dict[str, int]:
+    import orjson
+
+    from ckpt.backends.errors import UsageError
+
     try:
         data = orjson.loads(path.read_bytes())
         return {str(k): int(v) for k, v in data["measurements"].items()}
@@ -78,6 +79,9 @@ def _describe(breach: dict[str, object]) -> str:
 
 
 def _table(url: str, report: CheckReport) -> None:
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import info
+
     totals = f"{human_bytes(report.store_bytes)}, {report.threads} threads, {report.checkpoints} checkpoints"
     info(f"{redact(url)}: {totals}; budgets from {report.source}")
     for breach in report.breaches:
@@ -89,6 +93,8 @@ def _table(url: str, report: CheckReport) -> None:
 
 
 def markdown(url: str, report: CheckReport) -> str:
+    from ckpt.backends.urls import redact
+
     lines = [
         f"### ckpt budget check: {'✅ within budget' if report.ok else '❌ over budget'}",
         "",

@@ -7,11 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.ids import lowest_id_at
-from ckpt.backends.retention import parse_duration
-from ckpt.backends.urls import redact
-from ckpt.cli.console import info
 from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 from ckpt.cli.prune import confirm
@@ -35,6 +30,12 @@ def compact(
       ckpt compact sqlite:///agent.db --dry-run
       ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.ids import lowest_id_at
+    from ckpt.backends.retention import parse_duration
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import info
+
     url = resolve_store(url)
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)

@@ -1,28 +1,51 @@
-"""Where output goes: data to stdout, messages to stderr as one greppable line each."""
+"""Where output goes: data to stdout, messages to stderr as one greppable line each.
+
+The rich consoles are made on first use: importing rich costs ~50 ms of start-up, which
+``ckpt --help``, ``--version`` and piped output never need.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
+from functools import cache
+from typing import TYPE_CHECKING
 
-from ckpt.backends.base import Store
-from ckpt.backends.errors import DataError
-from ckpt.backends.urls import redact
+if TYPE_CHECKING:
+    from rich.console import Console
 
-# soft_wrap keeps a long message on one line when stderr is a pipe (log grepping, tests).
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+    from ckpt.backends.base import Store
+
+
+@cache
+def stderr() -> Console:
+    from rich.console import Console
+
+    # soft_wrap keeps a long message on one line when stderr is a pipe (log grepping, tests).
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@cache
+def stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {redact(message)}", markup=True)
+    from ckpt.backends.urls import redact
+
+    stderr().print(f"[yellow]warning:[/] {redact(message)}", markup=True)
 
 
 def info(message: str) -> None:
-    stderr.print(redact(message), markup=False)
+    from ckpt.backends.urls import redact
+
+    stderr().print(redact(message), markup=False)
 
 
 def finish_reads(store: Store) -> None:
     """After a read: name every row the store had to skip, and fail the command if there were any."""
+    from ckpt.backends.errors import DataError
+
     problems = store.read_problems()
     for problem in problems:
         warn(problem)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import orjson
 import typer
-from rich.text import Text
 
-from ckpt.backends import Selection, open_store
-from ckpt.backends.base import Store, find_record
-from ckpt.backends.errors import CheckpointNotFoundError, ExitCode, UsageError
-from ckpt.backends.urls import redact, scheme_of
-from ckpt.cli.console import stdout
 from ckpt.cli.options import AesKeyOption, OutputOption, resolve_store
 from ckpt.cli.output import OutputFormat, resolve, write_json
-from ckpt.formats.diff import channel_changes, document, json_patch
-from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-from ckpt.formats.state import CheckpointView, view_record
-from ckpt.formats.view import message_line
+
+if TYPE_CHECKING:
+    from ckpt.backends.base import Store
+    from ckpt.formats.payloads import PayloadDecoder
+    from ckpt.formats.state import CheckpointView
 
 
 def diff(
@@ -48,6 +43,14 @@ def diff(
       ckpt diff sqlite:///agent.db thread-1 --from 1f0…-8001-… --to 1f0…-8003-… -o json
       ckpt diff sqlite:///agent.db postgresql://db/app --thread thread-1
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.base import find_record
+    from ckpt.backends.errors import CheckpointNotFoundError, ExitCode, UsageError
+    from ckpt.backends.urls import scheme_of
+    from ckpt.formats.diff import document, json_patch
+    from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+    from ckpt.formats.state import view_record
+
     url = resolve_store(url)
     decoder = PayloadDecoder(aes_key_from(aes_key))
     fmt = resolve(output)
@@ -77,6 +80,14 @@ def diff(
 def _two_stores(
     url_a: str, url_b: str, thread: str, ns: str, decoder: PayloadDecoder, show_all: bool, fmt: OutputFormat
 ) -> None:
+    from rich.text import Text
+
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import ExitCode
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import stdout
+    from ckpt.formats.diff import document, json_patch
+
     with open_store(url_a) as a, open_store(url_b) as b:
         left, right = _views(a, thread, ns, decoder), _views(b, thread, ns, decoder)
     patches: dict[str, Any] = {}
@@ -96,14 +107,17 @@ def _two_stores(
         write_json(patches, pretty=fmt is OutputFormat.json)
     else:
         for checkpoint_id, found in patches.items():
-            stdout.print(Text(f"{checkpoint_id}: {found if isinstance(found, str) else _short(found)}"))
+            stdout().print(Text(f"{checkpoint_id}: {found if isinstance(found, str) else _short(found)}"))
         if not patches:
-            stdout.print(Text(f"thread {thread!r}: {len(left)} checkpoints, identical in both stores"))
+            stdout().print(Text(f"thread {thread!r}: {len(left)} checkpoints, identical in both stores"))
     if patches:
         raise typer.Exit(int(ExitCode.ERROR))
 
 
 def _views(store: Store, thread: str, ns: str, decoder: PayloadDecoder) -> dict[str, CheckpointView]:
+    from ckpt.backends import Selection
+    from ckpt.formats.state import view_record
+
     selection = Selection(thread_id=thread, checkpoint_ns=ns)
     return {r.key.checkpoint_id: view_record(r, decoder) for r in store.records(selection)}
 
@@ -114,17 +128,24 @@ def _short(value: Any, width: int = 160) -> str:
 
 
 def _print(older: CheckpointView, newer: CheckpointView, a: dict[str, Any], b: dict[str, Any]) -> None:
-    stdout.print(Text(f"{older.checkpoint_id} → {newer.checkpoint_id}", style="bold"))
+    from rich.text import Text
+
+    from ckpt.cli.console import stdout
+    from ckpt.formats.diff import channel_changes
+    from ckpt.formats.view import message_line
+
+    console = stdout()
+    console.print(Text(f"{older.checkpoint_id} → {newer.checkpoint_id}", style="bold"))
     for change in channel_changes(a["values"], b["values"]):
         if change.kind == "messages":
             for label, messages in (("+", change.appended), ("-", change.removed), ("~", change.changed)):
                 for message in messages:
-                    stdout.print(Text(f"  {change.channel} {label} {message_line(message)}"))
+                    console.print(Text(f"  {change.channel} {label} {message_line(message)}"))
         elif change.kind == "changed":
-            stdout.print(Text(f"  {change.channel}: {_short(change.before, 70)} → {_short(change.after, 70)}"))
+            console.print(Text(f"  {change.channel}: {_short(change.before, 70)} → {_short(change.after, 70)}"))
         else:
             value = change.after if change.kind == "added" else change.before
-            stdout.print(Text(f"  {change.channel} {change.kind}: {_short(value, 140)}"))
+            console.print(Text(f"  {change.channel} {change.kind}: {_short(value, 140)}"))
     for field in ("metadata", "next", "interrupts"):
         if a[field] != b[field]:
-            stdout.print(Text(f"  {field}: {_short(a[field], 70)} → {_short(b[field], 70)}"))
+            console.print(Text(f"  {field}: {_short(a[field], 70)} → {_short(b[field], 70)}"))

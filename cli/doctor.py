@@ -6,22 +6,9 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import CkptError, ExitCode, NotAStoreError
-from ckpt.backends.ids import lowest_id_at
-from ckpt.backends.retention import parse_duration
-from ckpt.backends.urls import redact
-from ckpt.cli.console import stdout
 from ckpt.cli.options import AesKeyOption, OutputOption, StoreArgument, resolve_store
 from ckpt.cli.output import OutputFormat, resolve, write_json
-from ckpt.formats.doctor import diagnose
-from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-
-
-class Unhealthy(CkptError):
-    exit_code = ExitCode.ERROR
 
 
 def doctor(
@@ -40,6 +27,17 @@ def doctor(
       ckpt doctor sqlite:///agent.db
       ckpt doctor postgresql://db/app -o json
     """
+    from rich.text import Text
+
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import CkptError, ExitCode, NotAStoreError
+    from ckpt.backends.ids import lowest_id_at
+    from ckpt.backends.retention import parse_duration
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import stdout
+    from ckpt.formats.doctor import diagnose
+    from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+
     url = resolve_store(url)
     fmt = resolve(output)
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
@@ -50,18 +48,19 @@ def doctor(
     except NotAStoreError as exc:
         if fmt in (OutputFormat.json, OutputFormat.jsonl):
             write_json({"healthy": False, "store": redact(url), "findings": [str(exc)]})
-        raise Unhealthy(str(exc)) from exc
+        raise CkptError(str(exc)) from exc  # exit 1: an unhealthy store is a finding, not a failure
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         write_json({"store": redact(url), **report.as_json()})
     else:
         layout = report.layout
-        stdout.print(
+        console = stdout()
+        console.print(
             Text(f"{redact(url)}: {layout.get('saver')} {layout.get('version')}, {report.checkpoints} checkpoints")
         )
-        stdout.print(Text(f"  supports: {', '.join(report.capabilities) or 'reading only'}"))
+        console.print(Text(f"  supports: {', '.join(report.capabilities) or 'reading only'}"))
         for finding in report.findings:
-            stdout.print(Text(f"  finding: {finding}", style="yellow"))
+            console.print(Text(f"  finding: {finding}", style="yellow"))
         if report.healthy:
-            stdout.print(Text("  healthy", style="green"))
+            console.print(Text("  healthy", style="green"))
     if not report.healthy:
         raise typer.Exit(int(ExitCode.ERROR))

@@ -6,12 +6,6 @@ from typing import Annotated
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import CorruptRecordError, UsageError
-from ckpt.backends.jsonl import JsonlStore
-from ckpt.backends.transfer import copy_records
-from ckpt.backends.urls import is_jsonl_path, redact
-from ckpt.cli.console import info, warn
 from ckpt.cli.options import (
     AesKeyOption,
     OutputOption,
@@ -22,9 +16,6 @@ from ckpt.cli.options import (
     selection,
 )
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
-from ckpt.cli.progress import copy_progress
-from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-from ckpt.formats.state import decode_record
 
 
 def export(
@@ -48,6 +39,16 @@ def export(
       ckpt export sqlite:///agent.db backup.jsonl.gz
       ckpt export sqlite:///agent.db - --thread 'user-42' --decode | jq .decoded
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import CorruptRecordError, UsageError
+    from ckpt.backends.jsonl import JsonlStore
+    from ckpt.backends.transfer import copy_records
+    from ckpt.backends.urls import is_jsonl_path, redact
+    from ckpt.cli.console import info, warn
+    from ckpt.cli.progress import copy_progress
+    from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+    from ckpt.formats.state import decode_record
+
     url = resolve_store(url)
     if not is_jsonl_path(file):
         raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")

@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import UsageError
-from ckpt.backends.jsonl import JsonlStore
-from ckpt.backends.transfer import DEFAULT_BATCH, copy_records
-from ckpt.backends.urls import is_jsonl_path, redact
-from ckpt.cli.console import info
-from ckpt.cli.options import OutputOption, ThreadOption, resolve_store, selection
+from ckpt.cli.options import DEFAULT_BATCH, OutputOption, ThreadOption, resolve_store, selection
 from ckpt.cli.output import OutputFormat, write_json
-from ckpt.cli.progress import copy_progress
 
 
 def import_(
@@ -31,6 +24,14 @@ def import_(
     Example:
       ckpt import backup.jsonl.gz sqlite:///restored.db
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import UsageError
+    from ckpt.backends.jsonl import JsonlStore
+    from ckpt.backends.transfer import copy_records
+    from ckpt.backends.urls import is_jsonl_path, redact
+    from ckpt.cli.console import info
+    from ckpt.cli.progress import copy_progress
+
     url = resolve_store(url)
     if not is_jsonl_path(file) or file == "-":
         raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {file!r}")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.base import Capability, CheckpointHeader, ThreadSummary
-from ckpt.backends.ids import checkpoint_time
-from ckpt.cli.console import finish_reads, warn
 from ckpt.cli.options import (
     OutputOption,
     SinceOption,
@@ -22,6 +18,9 @@ from ckpt.cli.options import (
     selection,
 )
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
+
+if TYPE_CHECKING:
+    from ckpt.backends.base import CheckpointHeader, ThreadSummary
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
 SIZE_COLUMNS = ("namespaces", "bytes")
@@ -63,6 +62,9 @@ def list_(
       ckpt list sqlite:///agent.db --thread 'user-*' --sizes -o json
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
+    from ckpt.backends import Capability, open_store
+    from ckpt.cli.console import finish_reads, warn
+
     url = resolve_store(url)
     fmt = resolve(output)
     chosen = selection(thread, since, until, ns)
@@ -85,6 +87,8 @@ def list_(
 
 
 def _thread_row(summary: ThreadSummary, sizes: bool) -> dict[str, Any]:
+    from ckpt.backends.ids import checkpoint_time
+
     row: dict[str, Any] = {
         "thread_id": summary.thread_id,
         "checkpoints": summary.checkpoints,
@@ -99,6 +103,9 @@ def _thread_row(summary: ThreadSummary, sizes: bool) -> dict[str, Any]:
 
 
 def _checkpoint_row(header: CheckpointHeader) -> dict[str, Any]:
+    from ckpt.backends.ids import checkpoint_time
+    from ckpt.cli.console import warn
+
     metadata = header.metadata or {}
     if header.metadata_error:
         warn(f"{header.key}: {header.metadata_error}")

@@ -1,4 +1,9 @@
-"""The Typer app: the error boundary, ``--version``, and the list of commands."""
+"""The Typer app: the error boundary, ``--version``, and the list of commands.
+
+Start-up is kept light: this module and the command modules import only typer and the
+types their signatures need; stores, formats and rich load inside the command that uses
+them, so ``ckpt --help`` and ``--version`` import none of them (tests/cli/test_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from ckpt.backends.errors import CkptError, ExitCode
-from ckpt.backends.urls import redact
 from ckpt.cli import version as installed_version
-from ckpt.cli.console import stderr
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error or differences found, 2 usage, 3 not found, "
@@ -25,16 +27,23 @@ class CkptGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except CkptError as exc:
-            if os.environ.get("CKPT_DEBUG"):
-                raise
-            stderr.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True)
-            raise typer.Exit(int(exc.exit_code)) from exc
         except BrokenPipeError:
             # `ckpt list ... | head`: the reader left; not an error worth a traceback.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
-            raise typer.Exit(int(ExitCode.OK)) from None
+            raise typer.Exit(0) from None  # ExitCode.OK
+        except typer.Exit:
+            raise  # `--help`, `--version` and commands' own exit codes: nothing to import or print
+        except Exception as exc:
+            from ckpt.backends.errors import CkptError  # here, not at the top: see the module docstring
+
+            if not isinstance(exc, CkptError) or os.environ.get("CKPT_DEBUG"):
+                raise
+            from ckpt.backends.urls import redact
+            from ckpt.cli.console import stderr
+
+            stderr().print(f"[bold red]error:[/] {redact(str(exc))}", markup=True)
+            raise typer.Exit(int(exc.exit_code)) from exc
 
 
 app = typer.Typer(
@@ -78,6 +87,7 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, only to keep the list of commands in one place.
+    # Each command module is light to import (see the module docstring).
     from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, replay, show, size
 
     app.command("list")(list_.list_)

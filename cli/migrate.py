@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import CkptError, DataError, ExitCode
-from ckpt.backends.transfer import DEFAULT_BATCH, CopyReport, plan_copy
-from ckpt.backends.transfer import migrate as migrate_stores
-from ckpt.backends.urls import redact
-from ckpt.cli.console import info, warn
-from ckpt.cli.options import OutputOption, SinceOption, ThreadOption, UntilOption, resolve_store, selection, with_query
+from ckpt.cli.options import (
+    DEFAULT_BATCH,
+    OutputOption,
+    SinceOption,
+    ThreadOption,
+    UntilOption,
+    resolve_store,
+    selection,
+    with_query,
+)
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
-from ckpt.cli.progress import copy_progress
-from ckpt.formats.verify import VerifyReport
-from ckpt.formats.verify import verify as verify_stores
 
-
-class VerifyFailed(CkptError):
-    exit_code = ExitCode.ERROR
+if TYPE_CHECKING:
+    from ckpt.backends.transfer import CopyReport
+    from ckpt.formats.verify import VerifyReport
 
 
 def migrate(
@@ -56,6 +56,14 @@ def migrate(
       ckpt migrate sqlite:///agent.db 'postgresql://db/app?schema=lg' --thread 'user-*' --dry-run
       ckpt migrate postgresql://db/app backup.jsonl.gz
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import CkptError, DataError
+    from ckpt.backends.transfer import migrate as migrate_stores
+    from ckpt.backends.transfer import plan_copy
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import info
+    from ckpt.cli.progress import copy_progress
+
     source = resolve_store(source)
     target = resolve_store(target)
     chosen = selection(thread, since, until)
@@ -83,19 +91,25 @@ def migrate(
     _report(source, target, report, checked, output)
     if report.skipped:
         raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
-    if checked is not None and not checked.ok:
-        raise VerifyFailed(
+    if checked is not None and not checked.ok:  # exit 1, like diff(1) on a difference
+        raise CkptError(
             f"verify failed: {checked.missing} missing, {checked.extra} extra, {checked.different} different "
             f"checkpoint(s) in {len(checked.threads_with_differences)} thread(s)"
         )
 
 
 def _verify(source: str, target: str, chosen: object) -> VerifyReport:
+    from ckpt.backends import open_store
+    from ckpt.formats.verify import verify as verify_stores
+
     with open_store(source) as src, open_store(target) as dst:
         return verify_stores(src, dst, chosen)  # type: ignore[arg-type]
 
 
 def _report(source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object) -> None:
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import info, warn
+
     for line in report.skipped:
         warn(f"skipped {line}")
     if output is OutputFormat.json:

@@ -20,15 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ckpt.backends.errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _selected: dict[str, str | None] = {"context": None, "key_prefix": None}
+
+
+def _usage_error(message: str) -> Exception:
+    # Imported on failure only: select() runs before every command, even `ckpt CMD --help`.
+    from ckpt.backends.errors import UsageError
+
+    return UsageError(message)
 
 
 def select(context: str | None, key_prefix: str | None = None) -> None:
@@ -43,13 +43,18 @@ def config_files() -> list[Path]:
 
 
 def contexts() -> dict[str, dict[str, Any]]:
+    if sys.version_info >= (3, 11):
+        import tomllib  # here, not at the top: only a store argument that needs a context reads TOML
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     found: dict[str, dict[str, Any]] = {}
     for path in reversed(config_files()):  # the project's ckpt.toml wins over the user's file
         if path.is_file():
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as exc:
-                raise UsageError(f"{path}: invalid TOML ({exc})") from exc
+                raise _usage_error(f"{path}: invalid TOML ({exc})") from exc
             found.update(data.get("contexts", {}))
     return found
 
@@ -58,7 +63,7 @@ def _expand(text: str, where: str) -> str:
     def value(match: re.Match[str]) -> str:
         name = match[1]
         if name not in os.environ:
-            raise UsageError(f"{where} uses ${{{name}}}, which is not set")
+            raise _usage_error(f"{where} uses ${{{name}}}, which is not set")
         return os.environ[name]
 
     return _VAR.sub(value, text)
@@ -68,7 +73,7 @@ def context_url(name: str) -> str:
     known = contexts()
     if name not in known or "url" not in known[name]:
         listed = ", ".join(sorted(known)) or "none defined"
-        raise UsageError(f"no context {name!r} (known: {listed}) in ckpt.toml or ~/.config/ckpt/config.toml")
+        raise _usage_error(f"no context {name!r} (known: {listed}) in ckpt.toml or ~/.config/ckpt/config.toml")
     return _expand(str(known[name]["url"]), f"context {name!r}")
 
 
@@ -92,4 +97,4 @@ def _resolve(url: str | None) -> str:
         return context_url(_selected["context"])
     if os.environ.get("CKPT_URL"):
         return _expand(os.environ["CKPT_URL"], "CKPT_URL")
-    raise UsageError("no store given: pass a URL, @NAME, --context NAME, or set CKPT_URL")
+    raise _usage_error("no store given: pass a URL, @NAME, --context NAME, or set CKPT_URL")

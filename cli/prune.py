@@ -5,31 +5,15 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import CkptError, ExitCode, UsageError
-from ckpt.backends.retention import (
-    Policy,
-    PruneReport,
-    Spool,
-    ThreadPlan,
-    delete_spooled,
-    parse_duration,
-    plan_to_spool,
-)
-from ckpt.backends.urls import redact
-from ckpt.cli.console import info, stdout, warn
 from ckpt.cli.options import OutputOption, StoreArgument, ThreadOption, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 
-
-class PartialFailure(CkptError):
-    exit_code = ExitCode.ERROR
+if TYPE_CHECKING:
+    from ckpt.backends.retention import PruneReport, ThreadPlan
 
 
 def prune(
@@ -78,6 +62,10 @@ def prune(
       ckpt prune postgresql://db/app --keep-within 30d --keep-daily 7 --yes --report json
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import CkptError, UsageError
+    from ckpt.backends.retention import Policy, Spool, delete_spooled, parse_duration, plan_to_spool
+
     url = resolve_store(url)
     policy = Policy(
         keep_last=keep_last,
@@ -115,10 +103,12 @@ def prune(
         spool.close()
     _show(url, totals, [], fmt, report)
     if totals.errors:
-        raise PartialFailure(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
+        raise CkptError(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
 
 
 def _pair(text: str) -> tuple[str, str]:
+    from ckpt.backends.errors import UsageError
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"--metadata takes KEY=VALUE, got {text!r}")
@@ -126,6 +116,8 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _question(url: str, totals: PruneReport) -> str:
+    from ckpt.backends.urls import redact
+
     return (
         f"delete {totals.checkpoints_to_delete} checkpoints ({totals.writes_to_delete} writes, "
         f"{human_bytes(totals.bytes_to_free)}) in {totals.threads_pruned} threads of {redact(url)}?"
@@ -134,6 +126,8 @@ def _question(url: str, totals: PruneReport) -> str:
 
 def confirm(question: str, yes: bool) -> None:
     """Destructive work goes ahead with --yes, or after a yes on a terminal; never silently."""
+    from ckpt.backends.errors import ExitCode, UsageError
+
     if yes:
         return
     if not sys.stdin.isatty():
@@ -143,6 +137,12 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputFormat, report: Optional[str]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import info, stdout, warn
+
     if report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl):
         write_json({"store": redact(url), **totals.as_json()})
         return
@@ -160,7 +160,7 @@ def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputForm
                 human_bytes(row.bytes),
                 note,
             )
-        stdout.print(table)
+        stdout().print(table)
     verb = "would delete" if totals.dry_run else "deleted"
     count = totals.checkpoints_to_delete if totals.dry_run else totals.checkpoints_deleted
     info(

@@ -8,12 +8,7 @@ from typing import Annotated, Optional
 import orjson
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.errors import ThreadNotFoundError
-from ckpt.cli.console import finish_reads
 from ckpt.cli.options import AesKeyOption, resolve_store
-from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-from ckpt.formats.replay import events, header
 
 
 def replay(
@@ -34,6 +29,12 @@ def replay(
       ckpt replay sqlite:///agent.db thread-1 | jq -c '{step, ran: [.ran[].node]}'
       ckpt replay sqlite:///agent.db thread-1 -o thread-1.jsonl --full-state
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.errors import ThreadNotFoundError
+    from ckpt.cli.console import finish_reads
+    from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+    from ckpt.formats.replay import events, header
+
     url = resolve_store(url)
     decoder = PayloadDecoder(aes_key_from(aes_key))
     out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below

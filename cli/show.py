@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import orjson
 import typer
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
-from ckpt.backends import open_store
-from ckpt.backends.base import find_record
-from ckpt.backends.ids import checkpoint_time
-from ckpt.cli.console import finish_reads, stdout
 from ckpt.cli.options import AesKeyOption, OutputOption, iso_time, resolve_store
 from ckpt.cli.output import OutputFormat, emit_rows, resolve, write_json
-from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-from ckpt.formats.state import CheckpointView, view_record
-from ckpt.formats.view import is_message, message_line
+
+if TYPE_CHECKING:
+    from ckpt.formats.state import CheckpointView
 
 
 def show(
@@ -40,6 +33,12 @@ def show(
       ckpt show sqlite:///agent.db thread-1
       ckpt show sqlite:///agent.db thread-1 --checkpoint 1f0c...-8002-... -o json
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.base import find_record
+    from ckpt.cli.console import finish_reads
+    from ckpt.formats.payloads import PayloadDecoder, aes_key_from
+    from ckpt.formats.state import view_record
+
     url = resolve_store(url)
     fmt = resolve(output)
     decoder = PayloadDecoder(aes_key_from(aes_key))
@@ -56,6 +55,14 @@ def show(
 
 
 def _print_view(view: CheckpointView) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from ckpt.backends.ids import checkpoint_time
+    from ckpt.cli.console import stdout
+
+    console = stdout()
     meta = view.metadata if isinstance(view.metadata, dict) else {}
     head = Table.grid(padding=(0, 2))
     for label, value in (
@@ -68,30 +75,32 @@ def _print_view(view: CheckpointView) -> None:
         ("next", ", ".join(view.next) or "-"),
     ):
         head.add_row(label, Text(str(value)))
-    stdout.print(Panel(head, title="checkpoint", title_align="left"))
+    console.print(Panel(head, title="checkpoint", title_align="left"))
     if view.interrupts:
         for item in view.interrupts:
-            stdout.print(
+            console.print(
                 Text.assemble(("interrupt ", "bold yellow"), f"{item['id'] or ''}: {_short(item['value'], 200)}")
             )
     if "$opaque" in view.values:
-        stdout.print(
+        console.print(
             Text(f"checkpoint payload is opaque ({view.values['$opaque']}): {view.values['reason']}", style="yellow")
         )
     else:
         values = Table("channel", "value", title="values", title_justify="left")
         for channel, value in view.values.items():
             values.add_row(Text(channel), Text(_render(value)))
-        stdout.print(values)
+        console.print(values)
     if view.pending_writes:
         writes = Table("task", "idx", "channel", "value", title="pending writes", title_justify="left")
         for w in view.pending_writes:
             writes.add_row(w["task_id"][:8], str(w["idx"]), Text(w["channel"]), Text(_short(w["value"], 120)))
-        stdout.print(writes)
-    stdout.print(Panel(Text(_short(view.metadata, 400)), title="metadata", title_align="left"))
+        console.print(writes)
+    console.print(Panel(Text(_short(view.metadata, 400)), title="metadata", title_align="left"))
 
 
 def _render(value: Any) -> str:
+    from ckpt.formats.view import is_message, message_line
+
     if isinstance(value, list) and value and all(is_message(v) for v in value):
         return "\n".join(message_line(v) for v in value)
     return _short(value, 300)

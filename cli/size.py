@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ckpt.backends import open_store
-from ckpt.backends.sizes import GROWTH_STEPS, measure
-from ckpt.cli.console import finish_reads, warn
 from ckpt.cli.options import (
     OutputOption,
     SinceOption,
@@ -48,6 +45,10 @@ def size(
       ckpt size sqlite:///agent.db --by channel --top 5
       ckpt size postgresql://db/app --by day -o json
     """
+    from ckpt.backends import open_store
+    from ckpt.backends.sizes import GROWTH_STEPS, measure
+    from ckpt.cli.console import finish_reads, warn
+
     url = resolve_store(url)
     fmt = resolve(output)
     with open_store(url) as store:
