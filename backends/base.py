@@ -129,9 +129,17 @@ class Selection:
     checkpoint_ns: str | None = None
     thread_id: str | None = None
     """One exact thread (no glob interpretation)."""
+    thread_from: str | None = None
+    thread_to: str | None = None
+    """A half-open range of thread ids, ``thread_from <= thread_id < thread_to`` in code-point
+    (= UTF-8 byte) order; how ``migrate --jobs`` hands each worker its share of the threads."""
 
     def matches_thread(self, thread_id: str) -> bool:
         if self.thread_id is not None and thread_id != self.thread_id:
+            return False
+        if self.thread_from is not None and thread_id < self.thread_from:
+            return False
+        if self.thread_to is not None and thread_id >= self.thread_to:
             return False
         return self.thread_glob is None or fnmatch.fnmatchcase(thread_id, self.thread_glob)
 

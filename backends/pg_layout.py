@@ -73,6 +73,73 @@ def split(record: CheckpointRecord) -> SplitCheckpoint:
 
 
 def _split(data: bytes) -> SplitCheckpoint:
+    fast = _fast_split(data)
+    return fast if fast is not None else _walk_split(data)
+
+
+class _DeltaSnapshot(Exception):
+    """An ext 7 value: left to the span walker, which keeps its exact bytes."""
+
+
+def _keep_ext(code: int, payload: bytes) -> Any:
+    if code == _DELTA_SNAPSHOT:
+        raise _DeltaSnapshot
+    return ormsgpack.Ext(code, payload)
+
+
+def _canonical_fields(data: bytes) -> dict[Any, Any] | None:
+    """The decoded checkpoint if re-encoding it gives back exactly ``data``, else ``None``.
+
+    ormsgpack's encoding is compositional (a map is its header plus each key and value
+    encoded in order), so when the whole re-encodes to the same bytes, every channel value
+    re-encodes to the very slice the span walker would cut: the fast path is then exact.
+    """
+    try:
+        fields = ormsgpack.unpackb(data, ext_hook=_keep_ext, option=_OPTIONS)
+        if isinstance(fields, dict) and ormsgpack.packb(fields, option=_OPTIONS) == data:
+            return fields
+    except Exception:  # noqa: BLE001 - any doubt (delta snapshot, odd encoding): the walker decides
+        return None
+    return None
+
+
+def _fast_split(data: bytes) -> SplitCheckpoint | None:
+    """``_walk_split`` done in C (3-5x faster), or ``None`` whenever it could differ from it.
+
+    ``None`` for: non-canonical msgpack, delta snapshots, int versions (converted by the
+    walker), channels whose blob has no version (the walker raises its own error), exts
+    outside channel values (the walker refuses them).
+    """
+    fields = _canonical_fields(data)
+    values = fields.get("channel_values") if fields is not None else None
+    versions = fields.get("channel_versions") if fields is not None else None
+    if fields is None or not isinstance(values, dict) or not isinstance(versions, dict):
+        return None
+    if any(isinstance(v, int) for v in versions.values()):
+        return None
+    inline: dict[Any, Any] = {}
+    blobs: list[tuple[str, str, str, bytes]] = []
+    for channel, value in values.items():
+        if (value is None or isinstance(value, (str, int, float))) and _json_safe(value):
+            inline[channel] = value
+            continue
+        if channel not in versions:
+            return None
+        if isinstance(value, bytes):
+            blobs.append((channel, str(versions[channel]), "bytes", value))
+        else:
+            blobs.append((channel, str(versions[channel]), "msgpack", ormsgpack.packb(value, option=_OPTIONS)))
+    fields["channel_values"] = inline
+    if "pending_sends" in fields:
+        fields["pending_sends"] = []
+    try:
+        return SplitCheckpoint(orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS).decode(), blobs)
+    except TypeError:  # an ext (or a huge int) outside channel values: the walker raises the right error
+        return None
+
+
+def _walk_split(data: bytes) -> SplitCheckpoint:
+    """The reference split: walks the msgpack spans, slicing each channel value's exact bytes."""
     fields: dict[str, Any] = {}
     inline: dict[str, Any] = {}
     blobs: list[tuple[str, str, bytes]] = []

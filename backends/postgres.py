@@ -446,6 +446,12 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_glob is not None:
         clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
         params.append(_glob_to_like(selection.thread_glob))
+    if selection.thread_from is not None:
+        clauses.append(f"thread_id{_C} >= %s")
+        params.append(selection.thread_from)
+    if selection.thread_to is not None:
+        clauses.append(f"thread_id{_C} < %s")
+        params.append(selection.thread_to)
     if selection.checkpoint_ns is not None:
         clauses.append("checkpoint_ns = %s")
         params.append(selection.checkpoint_ns)

@@ -380,6 +380,12 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_glob is not None:
         clauses.append("thread_id GLOB ?")
         params.append(selection.thread_glob)
+    if selection.thread_from is not None:
+        clauses.append("thread_id >= ?")  # BINARY collation: the byte order matches_thread uses
+        params.append(selection.thread_from)
+    if selection.thread_to is not None:
+        clauses.append("thread_id < ?")
+        params.append(selection.thread_to)
     if selection.checkpoint_ns is not None:
         clauses.append("checkpoint_ns = ?")
         params.append(selection.checkpoint_ns)

@@ -81,7 +81,44 @@ def test_parallel_jobs_copy_everything(cli: Cli, official_db: Path, tmp_path: Pa
         assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
 
 
-def test_killed_midway_then_rerun_completes(official_db: Path, tmp_path: Path) -> None:
+def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_path: Path) -> None:
+    from ckpt.backends.transfer import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
+
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 10)
+    seen: list[tuple[int, int]] = []
+    with postgres_schema() as (url, _libpq):
+        report = migrate(
+            sqlite_url(source), url, open_store, jobs=2, batch_size=40, progress=lambda n, b: seen.append((n, b))
+        )
+        assert report.checkpoints_written == total and sum(n for n, _ in seen) == total and len(seen) > 2
+        assert sum(b for _, b in seen) == report.bytes_read > 0
+    assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS - 1) == 1 and auto_jobs(sqlite_url(source), 10**6) == 1
+    assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS) == min(4, os.cpu_count() or 1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_killed_midway_then_rerun_completes(official_db: Path, tmp_path: Path, jobs: str) -> None:
     source = tmp_path / "bulk.db"
     total = _bulk_store(official_db, source, 150)
     with postgres_schema() as (url, libpq):
@@ -95,12 +132,19 @@ def test_killed_midway_then_rerun_completes(official_db: Path, tmp_path: Path) -
                 return 0
 
         command = [sys.executable, "-m", "ckpt.cli", "migrate", sqlite_url(source), url, "--batch-size", "25"]
+        command += ["--jobs", jobs]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while copied() == 0 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.02)
+        workers = _children(process.pid)
+        assert len(workers) >= (2 if jobs == "2" else 0)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        deadline = time.monotonic() + 10
+        while (alive := [w for w in workers if _running(w)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive == [], "worker processes outlived a kill -9 of migrate and would keep copying"
         partial = copied()
         assert 0 < partial < total, f"the kill came too late to test anything ({partial}/{total})"
         rerun = subprocess.run([*command, "--verify", "-o", "json"], capture_output=True, text=True)

@@ -1,0 +1,32 @@
+"""Thread-id ranges (what ``migrate --jobs`` gives each worker) select exactly their threads, in every store."""
+
+from __future__ import annotations
+
+from ckpt.backends import CheckpointRecord, Selection, open_store
+from ckpt.backends.transfer import thread_ranges
+from tests.contract.conftest import StoreFactory
+from tests.contract.test_contract import _fill
+
+
+def test_thread_ranges_are_half_open_and_cover_everything(
+    new_store_url: StoreFactory, official_records: list[CheckpointRecord]
+) -> None:
+    url = new_store_url()
+    _fill(url, official_records)
+    every = [r.key for r in official_records]
+    with open_store(url) as store:
+
+        def keys(selection: Selection) -> list[object]:
+            return [r.key for r in store.records(selection)]
+
+        assert keys(Selection(thread_from="thread-2")) == [k for k in every if k.thread_id >= "thread-2"]
+        assert keys(Selection(thread_to="thread-2")) == [k for k in every if k.thread_id == "thread-1"]
+        middle = Selection(thread_from="thread-2", thread_to="thread-3")
+        assert keys(middle) == [k for k in every if k.thread_id == "thread-2"]
+        assert [h.key for h in store.headers(middle)] == keys(middle)
+        assert [t.thread_id for t in store.threads(middle)] == ["thread-2"]
+        assert keys(Selection(thread_from="thread-2 ", thread_to="thread-3")) == []  # "thread-2" < "thread-2 "
+        ranges = list(thread_ranges(store, Selection(), 3))
+        assert ranges[0][0] is None and ranges[-1][1] is None and len(ranges) >= 2
+        parts = [keys(Selection(thread_from=low, thread_to=high)) for low, high in ranges]
+    assert sorted(map(str, (k for part in parts for k in part))) == sorted(map(str, every))  # each key once
