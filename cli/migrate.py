@@ -33,7 +33,17 @@ def migrate(
     verify: Annotated[
         bool, typer.Option("--verify", help="Afterwards, compare both stores checkpoint by checkpoint.")
     ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Copy this many threads in parallel.")] = 1,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes, each copying a range of threads. Default: one per core (up to 4) "
+            "for 20,000+ checkpoints into PostgreSQL, else 1.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per transaction.")] = DEFAULT_BATCH,
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Copy around records the target cannot take; exit 5.")
@@ -58,8 +68,8 @@ def migrate(
     """
     from ckpt.backends import open_store
     from ckpt.backends.errors import CkptError, DataError
+    from ckpt.backends.transfer import auto_jobs, plan_copy
     from ckpt.backends.transfer import migrate as migrate_stores
-    from ckpt.backends.transfer import plan_copy
     from ckpt.backends.urls import redact
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
@@ -83,12 +93,14 @@ def migrate(
         return
     with open_store(source) as src:
         total = src.count(chosen)
+    workers = jobs if jobs is not None else auto_jobs(target, total)
     with copy_progress(total, "migrating") as progress:
         report = migrate_stores(
-            source, target, open_store, chosen, jobs=jobs, batch_size=batch_size, progress=progress, skip_bad=skip_bad
-        )
+            source, target, open_store, chosen,
+            jobs=workers, batch_size=batch_size, progress=progress, skip_bad=skip_bad,
+        )  # fmt: skip
     checked = _verify(source, target, chosen) if verify else None
-    _report(source, target, report, checked, output)
+    _report(source, target, report, checked, output, workers)
     if report.skipped:
         raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
     if checked is not None and not checked.ok:  # exit 1, like diff(1) on a difference
@@ -106,14 +118,16 @@ def _verify(source: str, target: str, chosen: object) -> VerifyReport:
         return verify_stores(src, dst, chosen)  # type: ignore[arg-type]
 
 
-def _report(source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object) -> None:
+def _report(
+    source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object, jobs: int
+) -> None:
     from ckpt.backends.urls import redact
     from ckpt.cli.console import info, warn
 
     for line in report.skipped:
         warn(f"skipped {line}")
     if output is OutputFormat.json:
-        body = {"source": redact(source), "target": redact(target), **report.as_json()}
+        body = {"source": redact(source), "target": redact(target), "jobs": jobs, **report.as_json()}
         if checked is not None:
             body["verify"] = checked.as_json()
         write_json(body)

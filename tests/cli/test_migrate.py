@@ -39,7 +39,7 @@ def _bulk_store(official_db: Path, path: Path, copies: int) -> int:
 def test_second_run_is_a_no_op_and_says_so(cli: Cli, official_db: Path, tmp_path: Path) -> None:
     target = sqlite_url(tmp_path / "t.db")
     first = json.loads(cli("migrate", sqlite_url(official_db), target, "-o", "json").stdout)
-    assert first["checkpoints_written"] == 29 and first["writes_written"] == 95
+    assert first["checkpoints_written"] == 29 and first["writes_written"] == 95 and first["jobs"] == 1
     second = cli("migrate", sqlite_url(official_db), target)
     assert second.exit_code == 0
     assert second.stderr == f"nothing new to copy: all 29 checkpoints are already in {target}\n"
