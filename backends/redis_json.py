@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import ormsgpack
 
 from ckpt.backends.msgpack_raw import RawExt, pack, unpack
 
@@ -101,10 +102,14 @@ class ToRedis:
 
     def _model(self, module: str, name: str, fields: Any) -> Any:
         if module.startswith("langchain_core.messages") and isinstance(fields, dict):
-            kwargs = {k: self.value(v) for k, v in fields.items() if _UNSET.get(k, ...) != v}
+            kwargs = self._message_kwargs(fields)
             return {"lc": 1, "type": "constructor", "id": [*_LC_MESSAGES, name], "kwargs": kwargs}
         self.losses["pydantic model → lc:2 envelope (RedisSaver revives it as a dict)"] += 1
         return _envelope(module, name, kwargs=self.value(fields))
+
+    def _message_kwargs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A message's fields minus those at their default (LangChain's own dump leaves those out)."""
+        return {k: self.value(v) for k, v in fields.items() if _UNSET.get(k, ...) != v}
 
     def _positional(self, module: str, name: str, args: Any) -> Any:
         if (module, name) == _SEND and isinstance(args, list) and len(args) >= 2:
@@ -130,6 +135,91 @@ class ToRedis:
         return self.value(arg)
 
 
+ExtCache = dict[tuple[int, bytes], Any]
+"""Ext values already converted, as encoded JSON (``orjson.Fragment``), by ``(code, packed payload)``."""
+_CACHE_SIZE = 4096
+_FRAGMENT: Any = getattr(orjson, "Fragment", None)  # orjson >= 3.10
+
+
+class _Inexact(ValueError):
+    """Raised inside the ext hook: this value must take the exact path."""
+
+
+class _Decoded(ToRedis):
+    """``ToRedis`` run inside ormsgpack's ext hook: plain values are decoded in C and reach it converted.
+
+    A thread's checkpoints repeat its messages (each holds the whole list so far), so a converted
+    ext value is kept, encoded, in ``cache``: a repeat costs a hash and a lookup. Only lossless
+    conversions are cached, and the conversion is a function of the packed bytes alone.
+    """
+
+    def __init__(self, cache: ExtCache) -> None:
+        super().__init__(Losses())
+        self.cache = cache
+
+    def value(self, obj: Any) -> Any:
+        return obj
+
+    def hook(self, code: int, data: bytes) -> Any:
+        key = (code, data)
+        known = self.cache.get(key)
+        if known is not None:
+            return known
+        converted = self._ext(code, ormsgpack.unpackb(data, ext_hook=self.hook))
+        if self.losses:
+            raise _Inexact
+        if _FRAGMENT is None:
+            return converted
+        try:
+            encoded = _FRAGMENT(orjson.dumps(converted))
+        except TypeError:  # bytes inside: only the exact path knows their form
+            raise _Inexact from None
+        if len(self.cache) >= _CACHE_SIZE:
+            self.cache.clear()  # threads come one after another: old entries are rarely wanted again
+        self.cache[key] = encoded
+        return encoded
+
+    def _message_kwargs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        kwargs = dict(fields)  # the same keys in the same order as the comprehension above, in fewer steps
+        for key, default in _UNSET.items():
+            if key in kwargs and kwargs[key] == default:
+                del kwargs[key]
+        return kwargs
+
+
+def _may_hold_non_finite(data: bytes) -> bool:
+    """A float64/float32 marker followed by a byte whose exponent bits could all be ones (NaN, ±Infinity).
+
+    A match anywhere else in the bytes only sends the value down the exact path. Single-byte
+    ``in`` is a memchr: most checkpoints hold neither marker and cost a microsecond here.
+    """
+    for marker in (b"\xcb", b"\xca"):
+        at = data.find(marker)
+        while at >= 0:
+            if data[at + 1 : at + 2] in (b"\x7f", b"\xff"):
+                return True
+            at = data.find(marker, at + 1)
+    return False
+
+
+def decoded_for_redis(data: bytes, cache: ExtCache) -> Any:
+    """``ToRedis(Losses()).value(unpack(data))``, decoded in C; ``None`` when that shortcut could differ.
+
+    Ext values come out as ``orjson.Fragment`` (encode the result with ``orjson.dumps`` only).
+    The shortcut could differ where ``ToRedis`` counts a loss or rewrites a plain value:
+    non-finite floats (``_may_hold_non_finite``), map keys that are not strings (ormsgpack
+    refuses them without ``OPT_NON_STR_KEYS``), bytes in an ext value, and any ext value it
+    converts lossily. Bytes outside ext values come out as ``bytes``, which ``orjson.dumps``
+    refuses: callers take the exact path on its ``TypeError``.
+    """
+    if _may_hold_non_finite(data):
+        return None
+    try:
+        return ormsgpack.unpackb(data, ext_hook=_Decoded(cache).hook)
+    except (ormsgpack.MsgpackDecodeError, TypeError, ValueError):  # ValueError: also _Inexact from the hook
+        return None
+
+
 def _key_text(key: Any) -> str:
     return orjson.dumps(key).decode() if not isinstance(key, bytes) else _b64(key)
 
@@ -143,10 +233,18 @@ def _envelope(module: str, name: str, *, args: Any = None, kwargs: Any = None) -
     return out
 
 
-def write_value_to_redis(type_tag: str, data: bytes, losses: Losses) -> tuple[str, bytes]:
+def write_value_to_redis(
+    type_tag: str, data: bytes, losses: Losses, cache: ExtCache | None = None
+) -> tuple[str, bytes]:
     """A pending-write payload as RedisSaver would store it (before its base64 step)."""
     if type_tag != "msgpack":
         return type_tag, data  # null, bytes, bytearray, json, pickle, encrypted: stored as they are
+    fast = decoded_for_redis(data, {} if cache is None else cache)
+    if fast is not None:
+        try:
+            return "json", orjson.dumps(fast)
+        except TypeError:  # bytes inside (or anything orjson refuses): the exact path decides
+            pass
     converter = ToRedis(Losses())
     converted = converter.value(unpack(data))
     if converter.had_bytes:
