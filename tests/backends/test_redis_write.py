@@ -1,0 +1,153 @@
+"""Redis writes: the fast document path equals the exact one, and the pipelined blocks stay atomic."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from ckpt.backends import open_store
+from ckpt.backends.base import CheckpointKey, CheckpointRecord, Payload, PendingWrite
+from ckpt.backends.redis_docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
+from ckpt.backends.redis_json import ExtCache, Losses, decoded_for_redis
+from ckpt.backends.redis_wire import Block, Pipeline
+from examples.graphs import serializer
+from tests.conftest import Cli, sqlite_url
+from tests.servers import redis_prefix, server_url
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+def _messages() -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    return [
+        HumanMessage("hi é 😀", id="m1"),
+        AIMessage(
+            "", id="m2", name="bot", additional_kwargs={"k": [1, 2.5, None]},
+            tool_calls=[{"name": "f", "args": {"x": 1}, "id": "c1", "type": "tool_call"}],
+            usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+        ),
+        ToolMessage("42", tool_call_id="c1"),
+    ]  # fmt: skip
+
+
+def _values() -> list[Any]:
+    """Channel values the fast path must match the exact path on, lossless or not."""
+    from langgraph.types import Interrupt, Send
+
+    messages = _messages()
+    return [
+        messages,
+        messages[:2],  # the same messages again: served from the cache the second time
+        {"send": Send("node", {"x": [1, "y"]}), "interrupt": Interrupt(value="why?", id="i1")},
+        {1, 2, 3},
+        frozenset({"a"}),
+        {"when": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc), "day": datetime.date(2024, 1, 2)},
+        {"id": uuid.UUID(int=7), "colour": Colour.RED},
+        {"raw": b"\x00\x01", "nested": [b"x"]},
+        {"nan": float("nan"), "inf": float("-inf"), "big": 1.7976931348623157e308, "zero": -0.0},
+        {1: "int key", "s": "str key"},
+        {"text": "ˇ\x7f marker-like bytes \u02ff", "n": 2**63 - 1, "neg": -(2**63)},
+        [messages[0], {"deep": [[{"m": messages[1]}]]}],
+    ]
+
+
+def _record(value: Any, *, int_versions: bool = False, n: int = 0) -> CheckpointRecord:
+    serde = serializer()
+    version: Any = 3 if int_versions else "00000000000000000000000000000003.0.5"
+    checkpoint = {
+        "v": 4, "ts": "2024-01-01T00:00:00+00:00", "id": f"1ef00000-0000-6000-8000-{n:012d}",
+        "channel_values": {"value": value, "counter": 1},
+        "channel_versions": {"value": version, "counter": version},
+        "versions_seen": {"node": {"value": version}}, "updated_channels": ["value"],
+    }  # fmt: skip
+    _, data = serde.dumps_typed(checkpoint)
+    writes = tuple(
+        PendingWrite("task", "", i, "value", Payload(*serde.dumps_typed(v))) for i, v in enumerate([value, None])
+    )
+    return CheckpointRecord(
+        key=CheckpointKey("t", "", checkpoint["id"]),
+        parent_checkpoint_id=None,
+        checkpoint=Payload("msgpack", data),
+        metadata=Payload("json", b'{"source": "loop", "step": 1, "parents": {}}'),
+        writes=writes,
+    )
+
+
+def test_fast_documents_equal_the_exact_ones() -> None:
+    cache: ExtCache = {}
+    records = [_record(v, n=i) for i, v in enumerate(_values())] + [_record(_messages(), int_versions=True, n=99)]
+    for _ in range(2):  # the second round reads every message from the cache
+        for record in records:
+            fast_losses, exact_losses = Losses(), Losses()
+            text, has_writes = encoded_checkpoint(record, fast_losses, cache)
+            exact = checkpoint_document(record, exact_losses)
+            assert json.loads(text) == json.loads(json.dumps(exact)) and has_writes is exact["has_writes"]
+            for write in record.writes:
+                fast = json.loads(encoded_write(record.key, write, fast_losses, cache))
+                assert fast == json.loads(json.dumps(write_document(record.key, write, exact_losses)))
+            assert fast_losses == exact_losses, record.checkpoint
+    assert cache, "messages were cached"
+
+
+@pytest.mark.parametrize(
+    ("index", "fast"), [(0, True), (2, True), (3, True), (5, False), (7, True), (8, False), (9, False)]
+)
+def test_the_fast_path_is_taken_only_where_it_is_exact(index: int, fast: bool) -> None:
+    """Lossy ext values, non-finite floats and non-string keys go the exact way; bytes fail orjson later."""
+    record = _record(_values()[index])
+    assert (decoded_for_redis(record.checkpoint.data, {}) is not None) is fast
+
+
+def test_a_rerun_flags_an_existing_checkpoint_that_gains_writes(cli: Cli, official_db: Path) -> None:
+    with redis_prefix() as url:
+        assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
+        prefix = url.split("checkpoint_prefix=")[1].split("&")[0]
+        client = redis.Redis.from_url(server_url("redis"), decode_responses=True)
+        write_key = next(client.scan_iter(match=f"{prefix}_write:*", count=1000))
+        thread, ns, checkpoint_id = write_key.split(":")[1:4]
+        owner = f"{prefix}:{thread}:{ns}:{checkpoint_id}"
+        assert client.json().get(owner, "$.has_writes") == [True]
+        client.json().set(owner, "$.has_writes", False)
+        client.delete(write_key)
+        result = cli("migrate", sqlite_url(official_db), url, "-o", "json")
+        report = json.loads(result.stdout)
+        assert (report["checkpoints_written"], report["writes_written"]) == (0, 1)
+        assert client.json().get(owner, "$.has_writes") == [True]
+        assert client.exists(write_key) == 1
+        with open_store(url) as store:
+            assert store.count() == 29
+
+
+def test_a_refused_command_aborts_its_whole_block() -> None:
+    client = redis.Redis.from_url(server_url("redis"))
+    key = f"ckpt_wire_test:{uuid.uuid4().hex}"
+    try:
+        block = Block()
+        block.add("set", "SET", key, "1")
+        block.add("bad", "GET", key, "too", "many")  # refused when queued: EXEC aborts the block
+        pipeline = Pipeline(client)
+        with pytest.raises(redis.ResponseError):
+            pipeline.send(block)
+            pipeline.finish()
+        pipeline.close(failed=True)
+        assert client.exists(key) == 0
+        again = Pipeline(client)  # the pool hands out a working connection afterwards
+        block = Block()
+        block.add("set", "SET", key, "2")
+        again.send(block)
+        assert [(kind, bool(reply)) for kind, reply in again.finish()] == [("set", True)]
+        again.close(failed=False)
+        assert client.get(key) == b"2"
+    finally:
+        client.delete(key)
+        client.close()
