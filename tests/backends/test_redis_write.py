@@ -51,7 +51,7 @@ def _values() -> list[Any]:
         {"send": Send("node", {"x": [1, "y"]}), "interrupt": Interrupt(value="why?", id="i1")},
         {1, 2, 3},
         frozenset({"a"}),
-        {"when": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc), "day": datetime.date(2024, 1, 2)},
+        {"when": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC), "day": datetime.date(2024, 1, 2)},
         {"id": uuid.UUID(int=7), "colour": Colour.RED},
         {"raw": b"\x00\x01", "nested": [b"x"]},
         {"nan": float("nan"), "inf": float("-inf"), "big": 1.7976931348623157e308, "zero": -0.0},
