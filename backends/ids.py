@@ -6,6 +6,9 @@ and lets ``--since/--until`` become a plain string range on the id column.
 
 from __future__ import annotations
 
+import math
+import time
+
 # 100-ns ticks between the Gregorian epoch (1582-10-15) and the Unix epoch.
 _GREGORIAN_OFFSET = 0x01B21DD213814000
 
@@ -20,6 +23,28 @@ def checkpoint_time(checkpoint_id: str) -> float | None:
     except ValueError:
         return None
     return (ticks - _GREGORIAN_OFFSET) / 1e7
+
+
+_HOURS: dict[int, str] = {}
+_MINUTES_SECONDS = [f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60)]
+
+
+def checkpoint_iso(checkpoint_id: str) -> str | None:
+    """The id's time as ``2026-11-27T19:08:54Z`` (UTC, whole seconds), or ``None`` for other id forms.
+
+    ``ckpt list`` shows two per thread: strftime per id was most of its Python time, so the
+    date and hour are formatted once per hour seen and the minutes:seconds come from a table.
+    """
+    epoch = checkpoint_time(checkpoint_id)
+    if epoch is None:
+        return None
+    hour, second_of_hour = divmod(math.floor(epoch), 3600)  # floor, as time.gmtime rounds
+    prefix = _HOURS.get(hour)
+    if prefix is None:
+        if len(_HOURS) >= 65536:  # bounded: a store spanning more hours just formats some twice
+            _HOURS.clear()
+        prefix = _HOURS[hour] = time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600))
+    return prefix + _MINUTES_SECONDS[second_of_hour]
 
 
 def lowest_id_at(epoch_seconds: float) -> str:

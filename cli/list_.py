@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -13,7 +13,6 @@ from ckpt.cli.options import (
     StoreArgument,
     ThreadOption,
     UntilOption,
-    iso_time,
     resolve_store,
     selection,
 )
@@ -70,14 +69,14 @@ def list_(
     chosen = selection(thread, since, until, ns)
     with open_store(url) as store:
         if checkpoints:
-            rows: Iterator[dict[str, Any]] = (_checkpoint_row(h) for h in store.headers(chosen))
+            rows = _checkpoint_rows(store.headers(chosen))
             emit_rows(
                 rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
             )
         else:
             columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
             columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
-            rows = (_thread_row(t, sizes) for t in store.threads(chosen, details=sizes))
+            rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
             count = emit_rows(
                 rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
             )
@@ -86,40 +85,43 @@ def list_(
         finish_reads(store)
 
 
-def _thread_row(summary: ThreadSummary, sizes: bool) -> dict[str, Any]:
-    from ckpt.backends.ids import checkpoint_time
+def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:
+    # A generator, not a function per row: a large store lists ~10^5 threads (bench/bench_list.py).
+    from ckpt.backends.ids import checkpoint_iso
 
-    row: dict[str, Any] = {
-        "thread_id": summary.thread_id,
-        "checkpoints": summary.checkpoints,
-        "first": iso_time(checkpoint_time(summary.first_checkpoint_id or "")),
-        "last": iso_time(checkpoint_time(summary.last_checkpoint_id or "")),
-    }
-    if sizes:
-        row["namespaces"], row["bytes"] = summary.namespaces, summary.bytes
-    if summary.keys_without_ttl is not None:
-        row["keys_without_ttl"] = summary.keys_without_ttl
-    return row
+    for summary in summaries:
+        row: dict[str, Any] = {
+            "thread_id": summary.thread_id,
+            "checkpoints": summary.checkpoints,
+            "first": checkpoint_iso(summary.first_checkpoint_id or ""),
+            "last": checkpoint_iso(summary.last_checkpoint_id or ""),
+        }
+        if sizes:
+            row["namespaces"], row["bytes"] = summary.namespaces, summary.bytes
+        if summary.keys_without_ttl is not None:
+            row["keys_without_ttl"] = summary.keys_without_ttl
+        yield row
 
 
-def _checkpoint_row(header: CheckpointHeader) -> dict[str, Any]:
-    from ckpt.backends.ids import checkpoint_time
+def _checkpoint_rows(headers: Iterable[CheckpointHeader]) -> Iterator[dict[str, Any]]:
+    from ckpt.backends.ids import checkpoint_iso
     from ckpt.cli.console import warn
 
-    metadata = header.metadata or {}
-    if header.metadata_error:
-        warn(f"{header.key}: {header.metadata_error}")
-    return {
-        "thread_id": header.key.thread_id,
-        "checkpoint_ns": header.key.checkpoint_ns,
-        "checkpoint_id": header.key.checkpoint_id,
-        "parent_checkpoint_id": header.parent_checkpoint_id,
-        "step": metadata.get("step"),
-        "source": metadata.get("source"),
-        "time": iso_time(checkpoint_time(header.key.checkpoint_id)),
-        "writes": header.writes_count,
-        "bytes": header.size,
-    }
+    for header in headers:
+        metadata = header.metadata or {}
+        if header.metadata_error:
+            warn(f"{header.key}: {header.metadata_error}")
+        yield {
+            "thread_id": header.key.thread_id,
+            "checkpoint_ns": header.key.checkpoint_ns,
+            "checkpoint_id": header.key.checkpoint_id,
+            "parent_checkpoint_id": header.parent_checkpoint_id,
+            "step": metadata.get("step"),
+            "source": metadata.get("source"),
+            "time": checkpoint_iso(header.key.checkpoint_id),
+            "writes": header.writes_count,
+            "bytes": header.size,
+        }
 
 
 def _ns(value: Any) -> str:

@@ -69,8 +69,9 @@ def emit_rows(
             count += 1
         out.write(b"\n]\n" if count else b"]\n")
         return count
+    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
     for row in rows:
-        out.write(_dumps(row) + b"\n")
+        out.write(dumps(row, option=option))
         count += 1
     return count
 
