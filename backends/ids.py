@@ -26,7 +26,7 @@ def checkpoint_time(checkpoint_id: str) -> float | None:
 
 
 _HOURS: dict[int, str] = {}
-_MINUTES_SECONDS = [f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60)]
+_MINUTES_SECONDS: list[str] = []  # "MM:SSZ" for each second of an hour, made on first use (~1 ms)
 
 
 def checkpoint_iso(checkpoint_id: str) -> str | None:
@@ -44,6 +44,8 @@ def checkpoint_iso(checkpoint_id: str) -> str | None:
         if len(_HOURS) >= 65536:  # bounded: a store spanning more hours just formats some twice
             _HOURS.clear()
         prefix = _HOURS[hour] = time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600))
+        if not _MINUTES_SECONDS:
+            _MINUTES_SECONDS.extend(f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
     return prefix + _MINUTES_SECONDS[second_of_hour]
 
 

@@ -1,16 +1,27 @@
-"""Time ``ckpt list`` against a bare GROUP BY on the same SQLite file, in one run.
+"""Time the whole ``ckpt list`` process against a bare GROUP BY on the same SQLite file, in one run.
 
-    /work/venv/bin/python bench/bench_list.py bench/data/1m.db [--repeat 5] [--json]
+    /work/venv/bin/python bench/bench_list.py bench/data/1m.db [--repeat 5] [--old DIR] [--json]
 
-Each round runs, one after the other:
-  (a) bare SQL: ``SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id``, fully
-      fetched, Python sqlite3 opened read-only (connect + query + fetchall + close);
-  (b) ``ckpt list sqlite:///PATH -o jsonl > /dev/null`` as a subprocess (interpreter start,
-      imports, query and JSONL formatting);
-  (c) ``list(open_store('sqlite:///' + PATH).threads(details=False))`` in this process (open + query).
-One untimed warm-up of each comes first, so the OS page cache is warm for every timed run.
-Reports medians, the ratios b/a and c/a, and the bytes each in-process variant read from
-the file (``rchar`` of /proc/self/io; with a warm cache these are page-cache copies).
+Every variant is a new process whose stdout is a pipe that this script drains (not a TTY, so
+``ckpt list`` prints JSON Lines by default). Variants:
+
+  base_py      THE BASELINE: ``python -c`` that opens the file read-only (``mode=ro``), runs
+               ``SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id`` and prints each
+               row as ``thread_id|count`` (interpreter start-up, query and printing, nothing else)
+  base_sqlite3 the same query in the ``sqlite3`` command-line shell (``-readonly``), for reference
+  ckpt         ``ckpt list sqlite:///PATH`` (default output: JSON Lines)
+  ckpt_csv     ``ckpt list sqlite:///PATH -o csv``
+  ckpt_table   ``ckpt list sqlite:///PATH -o table`` (the plain formatter: not a terminal)
+  ckpt_old     ``ckpt list sqlite:///PATH`` from a frozen copy of older code (``--old DIR``, a
+               directory holding ``ckpt/``, put first on PYTHONPATH)
+
+and, in this process, ``lib``: ``list(store.threads(details=False))`` (open, query, close), next to
+``sql``: the bare query fetched here (the old baseline of this script).
+
+One untimed warm-up of each first (page cache warm for all), then ``--repeat`` rounds whose order
+alternates (forward, backward). Reports median wall time, median CPU seconds of the child (user +
+system, from ``os.wait4``; above wall time when two cores work), the ratios to ``base_py``, the load
+average, and checks that every variant lists the same number of threads.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -29,89 +41,121 @@ from ckpt.backends import open_store
 
 BARE_SQL = "SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id"
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
+BASE_PY = """
+import sqlite3, sys
+conn = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+out = sys.stdout
+for thread_id, count in conn.execute(sys.argv[2]):
+    out.write(f"{thread_id}|{count}\\n")
+"""
+
+Result = tuple[float, float, int]  # wall seconds, child CPU seconds, lines (threads) printed
 
 
-def rchar() -> int:
-    with open("/proc/self/io") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+def child(command: list[str], env: dict[str, str]) -> Result:
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    lines = 0
+    while chunk := process.stdout.read(1 << 20):
+        lines += chunk.count(b"\n")
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed")
+    return wall, usage.ru_utime + usage.ru_stime, lines
+
+
+def in_process(fn: Callable[[], int]) -> Result:
+    start, cpu = time.perf_counter(), time.process_time()
+    count = fn()
+    return time.perf_counter() - start, time.process_time() - cpu, count
 
 
 def bare(path: str) -> int:
-    conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return len(conn.execute(BARE_SQL).fetchall())
     finally:
         conn.close()
 
 
-def cli(path: str, capture: bool = False) -> int:
-    out = subprocess.run(
-        [CKPT, "list", "sqlite:///" + os.path.abspath(path), "-o", "jsonl"],
-        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-        check=True,
-    ).stdout
-    return out.count(b"\n") if capture else -1
-
-
 def library(path: str) -> int:
-    with open_store("sqlite:///" + os.path.abspath(path)) as store:
+    with open_store("sqlite:///" + path) as store:
         return len(list(store.threads(details=False)))
 
 
-def timed(fn: Callable[[], int]) -> tuple[float, int, int]:
-    """(seconds, result, bytes read by this process meanwhile)."""
-    before, t0 = rchar(), time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result, rchar() - before
+def variants(path: str, old: str | None) -> dict[str, Callable[[], Result]]:
+    env = dict(os.environ)  # a PYTHONPATH given to this script pins the "new" code too
+    url = "sqlite:///" + path
+    found: dict[str, Callable[[], Result]] = {
+        "base_py": lambda: child([sys.executable, "-c", BASE_PY, path, BARE_SQL], env),
+        "ckpt": lambda: child([CKPT, "list", url], env),
+        "ckpt_csv": lambda: child([CKPT, "list", url, "-o", "csv"], env),
+        "ckpt_table": lambda: child([CKPT, "list", url, "-o", "table"], env),
+        "lib": lambda: in_process(lambda: library(path)),
+        "sql": lambda: in_process(lambda: bare(path)),
+    }
+    if shutil.which("sqlite3"):
+        found["base_sqlite3"] = lambda: child(["sqlite3", "-readonly", path, BARE_SQL], env)
+    if old:
+        found["ckpt_old"] = lambda: child([CKPT, "list", url], {**env, "PYTHONPATH": old})
+    return found
+
+
+def expected_lines(name: str, threads: int) -> int:
+    return {"ckpt_csv": threads + 1, "ckpt_table": threads + 4}.get(name, threads)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--old", help="directory holding a frozen ckpt/ package to compare against")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
-    path: str = args.path
-    variants: dict[str, Callable[[], int]] = {
-        "a_bare_sql": lambda: bare(path),
-        "b_ckpt_list_cli": lambda: cli(path),
-        "c_store_threads": lambda: library(path),
-    }
-    # Warm-up (untimed): fills the page cache and checks that all three see the same threads.
-    rows = {"a_bare_sql": bare(path), "b_ckpt_list_cli": cli(path, capture=True), "c_store_threads": library(path)}
-    if len(set(rows.values())) != 1:
-        sys.exit(f"thread counts differ: {rows}")
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    read: dict[str, list[int]] = {k: [] for k in variants}
-    for _ in range(args.repeat):
-        for name, fn in variants.items():
-            seconds, _, nbytes = timed(fn)
-            times[name].append(seconds)
-            read[name].append(nbytes)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    path = os.path.abspath(args.path)
+    chosen = variants(path, args.old)
+    threads = bare(path)
+    for name, run in chosen.items():  # warm-up: page cache, .pyc files; and the same threads everywhere
+        lines = run()[2]
+        if lines != expected_lines(name, threads):
+            sys.exit(f"{name} printed {lines} lines for {threads} threads")
+    order = list(chosen)
+    wall: dict[str, list[float]] = {k: [] for k in order}
+    cpu: dict[str, list[float]] = {k: [] for k in order}
+    loads = [os.getloadavg()[0]]
+    for round_number in range(args.repeat):
+        for name in order if round_number % 2 == 0 else reversed(order):
+            seconds, cpu_seconds, _ = chosen[name]()
+            wall[name].append(seconds)
+            cpu[name].append(cpu_seconds)
+        loads.append(os.getloadavg()[0])
+    med = {k: statistics.median(v) for k, v in wall.items()}
     result = {
-        "path": path,
+        "path": args.path,
         "file_mib": round(os.path.getsize(path) / 2**20, 1),
-        "threads": rows["a_bare_sql"],
+        "threads": threads,
         "repeat": args.repeat,
-        "page_cache": "warm (one untimed warm-up run of each variant first)",
-        "median_s": {k: round(v, 3) for k, v in med.items()},
-        "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
-        "ratio_b_over_a": round(med["b_ckpt_list_cli"] / med["a_bare_sql"], 2),
-        "ratio_c_over_a": round(med["c_store_threads"] / med["a_bare_sql"], 2),
-        "read_mib_in_process": {
-            k: round(statistics.median(read[k]) / 2**20, 1) for k in ("a_bare_sql", "c_store_threads")
-        },
+        "load_average_1min_per_round": [round(x, 2) for x in loads],
+        "median_wall_s": {k: round(v, 3) for k, v in med.items()},
+        "median_cpu_s": {k: round(statistics.median(v), 3) for k, v in cpu.items()},
+        "runs_wall_s": {k: [round(x, 3) for x in v] for k, v in wall.items()},
+        "ratio_to_base_py": {k: round(v / med["base_py"], 2) for k, v in med.items()},
     }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{path}: {result['file_mib']} MiB, {result['threads']:,} threads, {args.repeat} rounds, page cache warm")
-    for name in variants:
-        runs = " ".join(f"{x:.3f}" for x in times[name])
-        print(f"  {name:<16} median {med[name]:7.3f} s   runs: {runs}")
-    print(f"  ratio b/a {result['ratio_b_over_a']}   c/a {result['ratio_c_over_a']}   (target: <= 2)")
-    print(f"  read from the file (in-process): {result['read_mib_in_process']} MiB")
+    print(f"{args.path}: {result['file_mib']} MiB, {threads:,} threads, {args.repeat} rounds, page cache warm")
+    print(f"load average (1 min) per round: {result['load_average_1min_per_round']}")
+    print(f"  {'variant':<13} {'wall median':>11} {'CPU median':>11} {'vs base_py':>10}   wall runs")
+    for name in order:
+        runs = " ".join(f"{x:.3f}" for x in wall[name])
+        print(
+            f"  {name:<13} {med[name]:9.3f} s {statistics.median(cpu[name]):9.3f} s"
+            f" {result['ratio_to_base_py'][name]:9.2f}x   {runs}"  # type: ignore[index]
+        )
+    print("  target: ckpt <= 2.00x base_py (whole processes, stdout a pipe)")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def variants(old: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = dict(os.environ)  # a PYTHONPATH given to this script pins the "new" code too
     found: dict[str, tuple[list[str], dict[str, str]]] = {"python -c pass": ([sys.executable, "-c", "pass"], env)}
     for name, command in COMMANDS.items():
         found[name] = (command, env)
