@@ -82,6 +82,8 @@ class ThreadPlan:
     whole_thread: bool = False
     skipped: str | None = None
     """Why the thread is left alone (active, exempt, metadata), if it is."""
+    doomed: int = 0
+    """How many checkpoints go: ``len(delete)``, or the count alone when the keys stay in the server."""
 
 
 def plan(store: Store, policy: Policy, now: float | None = None) -> Iterator[ThreadPlan]:
@@ -112,6 +114,7 @@ def plan_thread(thread_id: str, headers: list[CheckpointHeader], policy: Policy,
     else:
         doomed = []
     result.delete = [h.key for h in doomed]
+    result.doomed = len(doomed)
     result.writes = sum(h.writes_count for h in doomed)
     result.bytes = sum(h.size for h in doomed)
     return result
@@ -212,10 +215,10 @@ class PruneReport:
         if thread.skipped:
             self.skipped[thread.skipped] = self.skipped.get(thread.skipped, 0) + 1
             return
-        if thread.delete:
+        if thread.doomed:
             self.threads_pruned += 1
             self.threads_deleted += 1 if thread.whole_thread else 0
-        self.checkpoints_to_delete += len(thread.delete)
+        self.checkpoints_to_delete += thread.doomed
         self.writes_to_delete += thread.writes
         self.bytes_to_free += thread.bytes
 

@@ -81,6 +81,8 @@ def prune(
     policy.validate()
     if report not in (None, "json"):
         raise UsageError(f"--report takes 'json', got {report!r}")
+    from ckpt.backends.pg_prune import in_server  # light: PostgreSQL modules load only for PostgreSQL stores
+
     now = datetime.now(timezone.utc).timestamp()
     fmt = resolve(output)
     rows: list[ThreadPlan] = []
@@ -89,16 +91,22 @@ def prune(
         with open_store(url, write=not dry_run) as store:
             lock = store.lock("prune") if not dry_run else nullcontext()
             with lock:
-                with open_store(url) as reader:  # plan on its own connection; delete on the writer
-                    totals = plan_to_spool(
-                        reader, policy, now, spool, rows.append if fmt is OutputFormat.table else None
-                    )
+                on_thread = rows.append if fmt is OutputFormat.table else None
+                server = in_server(store, policy, now)  # PostgreSQL: plan and delete in SQL
+                if server is not None:
+                    totals = server.plan(on_thread)
+                else:
+                    with open_store(url) as reader:  # plan on its own connection; delete on the writer
+                        totals = plan_to_spool(reader, policy, now, spool, on_thread)
                 if dry_run or totals.checkpoints_to_delete == 0:
                     totals.dry_run = dry_run
                     _show(url, totals, rows, fmt, report)
                     return
                 confirm(_question(url, totals), yes)
-                delete_spooled(store, spool, totals, batch_size)
+                if server is not None:
+                    server.delete(totals, batch_size)
+                else:
+                    delete_spooled(store, spool, totals, batch_size)
     finally:
         spool.close()
     _show(url, totals, [], fmt, report)
@@ -155,7 +163,7 @@ def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputForm
             table.add_row(
                 Text(row.thread_id),
                 str(row.checkpoints),
-                str(len(row.delete)),
+                str(row.doomed),
                 str(row.writes),
                 human_bytes(row.bytes),
                 note,
