@@ -77,7 +77,9 @@ class RedisStore(Store):
         ttl_minutes = query.pop("ttl", None)
         plain = urlunsplit(parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())))
         try:
-            client = redis.Redis.from_url(plain, socket_connect_timeout=10, protocol=2)
+            # redis-py 8 gives up on a reply after 5 s; a write block (hundreds of documents for
+            # RediSearch to index) on a busy server can take longer. A URL's own value still wins.
+            client = redis.Redis.from_url(plain, socket_connect_timeout=10, socket_timeout=120, protocol=2)
             client.ping()
         except (redis.ConnectionError, redis.AuthenticationError, redis.ResponseError, redis.TimeoutError) as exc:
             raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
