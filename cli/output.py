@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
-
-from ckpt.cli.table import plain_table, rich_table
 
 # Beyond this many rows a table on a terminal is drawn by the plain formatter too: rich
 # spends ~8 µs a row fitting cells to the terminal width, seconds for a large store.
@@ -50,49 +50,72 @@ def emit_rows(
     human: dict[str, Any] | None = None,
 ) -> int:
     """Write rows in ``fmt``; ``human`` maps a column to a formatter used for tables only."""
-    out = sys.stdout.buffer
-    count = 0
     if fmt is OutputFormat.table:
         return _table(rows, columns, title, human or {})
-    if fmt is OutputFormat.csv:
-        text = _TextOut()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-            count += 1
-        return count
-    if fmt is OutputFormat.json:
-        out.write(b"[")
-        for row in rows:
-            out.write((b",\n" if count else b"\n") + _dumps(row))
-            count += 1
-        out.write(b"\n]\n" if count else b"]\n")
-        return count
-    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
-    for row in rows:
-        out.write(dumps(row, option=option))
-        count += 1
+    count = 0
+    with binary_stdout() as out:
+        if fmt is OutputFormat.csv:
+            writer = csv.writer(_TextOut(out), lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+                count += 1
+        elif fmt is OutputFormat.json:
+            out.write(b"[")
+            for row in rows:
+                out.write((b",\n" if count else b"\n") + _dumps(row))
+                count += 1
+            out.write(b"\n]\n" if count else b"]\n")
+        else:
+            dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+            for row in rows:
+                out.write(dumps(row, option=option))
+                count += 1
     return count
 
 
+@contextmanager
+def binary_stdout() -> Iterator[BinaryIO]:
+    """stdout for bytes, buffered even under PYTHONUNBUFFERED (set in many containers), where
+    ``sys.stdout.buffer`` is the raw file and every row would be a system call of its own."""
+    out: Any = sys.stdout.buffer
+    if not isinstance(out, io.RawIOBase):
+        yield out
+        return
+    buffered = io.BufferedWriter(out, 1 << 16)
+    try:
+        yield buffered
+    finally:
+        try:
+            buffered.flush()  # also when a row failed: what was listed before it is printed
+        finally:
+            buffered.detach()  # stdout itself stays open
+
+
 class _TextOut:
-    """csv.writer target that streams to stdout's buffer as UTF-8."""
+    """csv.writer target that writes UTF-8 to a binary stream."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
 
     def write(self, text: str) -> int:
-        return sys.stdout.buffer.write(text.encode("utf-8"))
+        return self.out.write(text.encode("utf-8"))
 
 
 def _table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | None, human: dict[str, Any]) -> int:
     """Rich's table for a person at a terminal; the same box drawn by a plain formatter in a
     pipe (no folding to 80 columns) or when there are many rows."""
+    from ckpt.cli.table import plain_table, rich_table
+
     formatters = [human.get(c) for c in columns]
     cells = [[_cell(row.get(c), f) for c, f in zip(columns, formatters)] for row in rows]
     right = [c in _RIGHT for c in columns]
     if sys.stdout.isatty() and len(cells) <= RICH_TABLE_MAX_ROWS:
         rich_table(cells, columns, right, title)
     else:
-        sys.stdout.writelines(plain_table(cells, columns, right, title))
+        with binary_stdout() as out:
+            for line in plain_table(cells, columns, right, title):
+                out.write(line.encode("utf-8"))
     return len(cells)
 
 
