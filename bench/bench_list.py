@@ -85,8 +85,14 @@ def library(path: str) -> int:
         return len(list(store.threads(details=False)))
 
 
+def user_env() -> dict[str, str]:
+    """This environment as a user's shell has it: .pyc files written (the warm-up writes them, as
+    an install does) and stdout buffered. PYTHONPATH given to this script pins the "new" code."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+
+
 def variants(path: str, old: str | None) -> dict[str, Callable[[], Result]]:
-    env = dict(os.environ)  # a PYTHONPATH given to this script pins the "new" code too
+    env = user_env()
     url = "sqlite:///" + path
     found: dict[str, Callable[[], Result]] = {
         "base_py": lambda: child([sys.executable, "-c", BASE_PY, path, BARE_SQL], env),

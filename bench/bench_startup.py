@@ -44,8 +44,14 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def user_env() -> dict[str, str]:
+    """This environment as a user's shell has it: .pyc files written (the warm-up writes them, as
+    an install does) and stdout buffered. PYTHONPATH given to this script pins the "new" code."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+
+
 def variants(old: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
-    env = dict(os.environ)  # a PYTHONPATH given to this script pins the "new" code too
+    env = user_env()
     found: dict[str, tuple[list[str], dict[str, str]]] = {"python -c pass": ([sys.executable, "-c", "pass"], env)}
     for name, command in COMMANDS.items():
         found[name] = (command, env)
