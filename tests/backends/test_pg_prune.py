@@ -1,0 +1,226 @@
+"""The PostgreSQL prune in SQL plans and deletes exactly what the general (Python) path does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from ckpt.backends import open_store
+from ckpt.backends.ids import checkpoint_time, lowest_id_at
+from ckpt.backends.pg_prune import bounds, first_tick, glob_like, id_at_tick, in_server, supports
+from ckpt.backends.retention import Policy, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
+from tests.servers import postgres_schema
+
+DAY = 86400.0
+NOW = time.time()
+
+
+def _id(days_ago: float, n: int) -> str:
+    return lowest_id_at(NOW - days_ago * DAY)[:19] + f"{0x8000 + n:04x}-{n:012x}"
+
+
+def _thread(
+    thread: str, ages: list[float], ns: str = "", metadata: Any = None, ids: list[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """Checkpoint rows; a channel's version changes every other checkpoint, so blobs are shared."""
+    rows = []
+    for n, age in enumerate(ages):
+        checkpoint_id = ids[n] if ids else _id(age, n)
+        versions = {"messages": f"{n // 2 + 1:032}.5", "counter": f"{n + 1:032}.5"}
+        meta = metadata(n) if callable(metadata) else (metadata or {"step": n, "parents": {}})
+        rows.append((thread, ns, checkpoint_id, {"v": 4, "channel_versions": versions}, meta))
+    return rows
+
+
+def _rows() -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for n in range(3):
+        rows += _thread(f"plain-{n}", [9, 8, 7, 5, 4, 2.5, 2, 1.5, 1])
+    root = _thread("sub", [6, 5, 4, 3, 2, 1])
+    rows += root
+    old_root, new_root = root[0][2], root[-1][2]
+    rows += _thread("sub", [5.9, 5.8], "child:aaa", lambda n: {"step": n, "parents": {"": old_root}})
+    rows += _thread("sub", [0.9, 0.8], "child:bbb", lambda n: {"step": n, "parents": {"": new_root}})
+    rows += _thread("sub", [3.5, 3.4], "child:ccc", lambda n: {"step": n, "parents": {"": _id(50, 7)}})
+    rows += _thread("sub", [3.3], "child:ddd", {"step": 0, "parents": []})
+    rows += _thread("sub", [4, 3], "stable", {"step": 1})
+    rows += _thread("delta", [5, 4, 3, 2, 1], metadata=lambda n: {"step": n, "counters_since_delta_snapshot": {}})
+    rows += _thread("legacy", [5, 4, 3, 2, 1], metadata=orjson.dumps({"step": 1, "parents": {}}).decode())
+    rows += _thread("odd-ids", [5, 4, 3, 2], ids=["ckpt-1", "ckpt-2", "ckpt-3", "ckpt-4"])
+    rows += _thread("upper", [5, 4, 3, 2], ids=[_id(age, n).upper() for n, age in enumerate([5, 4, 3, 2])])
+    rows += _thread("fresh", [3, 2, 1, 0.0001])
+    rows += _thread("old", [101, 100, 99])
+    rows += _thread("vip-1", [9, 8, 7, 6])
+    rows += _thread("a_b%c", [9, 8, 7, 6])
+    return rows
+
+
+def _fill(libpq: str, url: str) -> None:
+    import psycopg
+
+    with open_store(url, write=True):
+        pass  # the saver's tables
+    checkpoints, blobs, writes = [], [], []
+    for thread, ns, checkpoint_id, checkpoint, metadata in _rows():
+        checkpoints.append(
+            (thread, ns, checkpoint_id, orjson.dumps(checkpoint).decode(), orjson.dumps(metadata).decode())
+        )
+        for channel, version in checkpoint["channel_versions"].items():
+            blobs.append((thread, ns, channel, version, b"\x91\x01" * (len(checkpoint_id) % 5 + 1)))
+        writes += [(thread, ns, checkpoint_id, idx, b"\x01" * (idx + 3)) for idx in range(2)]
+    with psycopg.connect(libpq, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            checkpoints,
+        )
+        cur.executemany(
+            "INSERT INTO checkpoint_blobs VALUES (%s, %s, %s, %s, 'msgpack', %s) ON CONFLICT DO NOTHING", blobs
+        )
+        cur.executemany(
+            "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)"
+            " "
+            "VALUES (%s, %s, %s, 'task', %s, 'messages', 'msgpack', %s)",
+            writes,
+        )
+        # an orphan blob (no checkpoint names its version): may belong to a put in flight, so it stays
+        cur.execute("INSERT INTO checkpoint_blobs VALUES ('plain-0', '', 'messages', 'in-flight', 'msgpack', '')")
+
+
+@contextmanager
+def _stores(count: int) -> Iterator[list[tuple[str, str]]]:
+    with ExitStack() as stack:
+        stores = [stack.enter_context(postgres_schema()) for _ in range(count)]
+        for url, libpq in stores:
+            _fill(libpq, url)
+        yield stores
+
+
+POLICIES = [
+    Policy(keep_last=2, min_idle=3600),
+    Policy(keep_last=1, min_idle=0),
+    Policy(keep_last=1, keep_within=3 * DAY, min_idle=60),
+    Policy(delete_idle=30 * DAY, keep_last=3, exempt="vip-*", min_idle=300),
+    Policy(delete_idle=30 * DAY, min_idle=300),
+    Policy(keep_last=1, thread_glob="plain-?", min_idle=0),
+    Policy(keep_last=1, thread_glob="a_b%c", min_idle=0),
+    Policy(keep_within=4.5 * DAY, min_idle=0),
+]
+
+
+def _row(thread: ThreadPlan) -> tuple[Any, ...]:
+    return thread.thread_id, thread.checkpoints, thread.doomed, thread.writes, thread.bytes, thread.skipped
+
+
+def test_the_sql_plan_is_the_python_plan_thread_for_thread() -> None:
+    with _stores(1) as [(url, _)]:
+        for policy in POLICIES:
+            with open_store(url) as store:
+                general = [_row(t) for t in plan(store, policy, NOW)]
+                server = in_server(store, policy, NOW)
+                assert server is not None
+                rows: list[ThreadPlan] = []
+                report = server.plan(rows.append)
+            assert [_row(t) for t in rows] == general, policy
+            assert report.checkpoints_to_delete == sum(r[2] for r in general) > 0, policy
+
+
+def _contents(libpq: str) -> dict[str, list[tuple[Any, ...]]]:
+    import psycopg
+
+    with psycopg.connect(libpq) as conn:
+        return {
+            table: conn.execute(f"SELECT {keys} FROM {table} ORDER BY {keys}").fetchall()
+            for table, keys in (
+                ("checkpoints", "thread_id, checkpoint_ns, checkpoint_id"),
+                ("checkpoint_writes", "thread_id, checkpoint_ns, checkpoint_id, task_id, idx"),
+                ("checkpoint_blobs", "thread_id, checkpoint_ns, channel, version"),
+            )
+        }
+
+
+@pytest.mark.parametrize(
+    ("policy", "batch_size"),
+    [(POLICIES[0], 1), (POLICIES[0], 500), (POLICIES[3], 7)],
+    ids=["keep-last-1", "keep-last-500", "delete-idle-7"],
+)
+def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, batch_size: int) -> None:
+    with _stores(2) as [(general_url, general_libpq), (server_url, server_libpq)]:
+        with open_store(general_url, write=True) as store, open_store(general_url) as reader:
+            spool = Spool()
+            expected = delete_spooled(store, spool, plan_to_spool(reader, policy, NOW, spool), batch_size)
+            spool.close()
+        with open_store(server_url, write=True) as store:
+            server = in_server(store, policy, NOW)
+            assert server is not None
+            done = server.delete(server.plan(), batch_size)
+        assert done.as_json() == expected.as_json() and not done.errors
+        left = _contents(server_libpq)
+        assert left == _contents(general_libpq)
+        assert ("plain-0", "", "messages", "in-flight") in left["checkpoint_blobs"]
+        with open_store(server_url, write=True) as store:
+            again = in_server(store, policy, NOW)
+            assert again is not None and again.plan().checkpoints_to_delete == 0
+
+
+def test_a_thread_written_after_the_plan_is_left_alone() -> None:
+    import psycopg
+
+    policy = Policy(keep_last=1, min_idle=0)
+    with _stores(1) as [(url, libpq)]:
+        with open_store(url, write=True) as store:
+            server = in_server(store, policy, NOW)
+            assert server is not None
+            report = server.plan()
+            with psycopg.connect(libpq, autocommit=True) as writer:  # a graph resumes plain-1
+                writer.execute(
+                    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint) "
+                    "VALUES ('plain-1', '', %s, '{}')",
+                    (_id(0, 99),),
+                )
+            server.delete(report, 3)
+        assert report.skipped == {"written during prune": 1}
+        counts = dict(
+            psycopg.connect(libpq).execute("SELECT thread_id, count(*) FROM checkpoints GROUP BY 1").fetchall()
+        )
+        assert counts["plain-1"] == 10 and counts["plain-0"] == counts["plain-2"] == 1
+
+
+def test_policies_without_an_exact_sql_form_use_the_general_path() -> None:
+    assert supports(Policy(keep_last=1, keep_within=DAY, delete_idle=DAY, exempt="vip-*", thread_glob="a?*"))
+    for policy in (
+        Policy(keep_daily=3),
+        Policy(keep_weekly=3),
+        Policy(keep_last=1, metadata=(("tenant", "a"),)),
+        Policy(keep_last=1, thread_glob="t[0-9]"),
+        Policy(keep_last=1, exempt="[!v]*"),
+    ):
+        assert not supports(policy)
+    assert glob_like("a_b%c*?\\") == "a\\_b\\%c%_\\\\"
+
+
+@pytest.mark.parametrize("seconds", [0.0, 59.99999, 300.0, 7 * DAY, 1234567.8912345])
+def test_time_bounds_split_ids_exactly_where_the_python_rule_does(seconds: float) -> None:
+    rule = bounds(Policy(keep_last=1, keep_within=seconds, delete_idle=seconds, min_idle=seconds), NOW)
+    for key, holds in (
+        ("within", lambda t: NOW - t <= seconds),
+        ("idle", lambda t: NOW - t < seconds),
+        ("dead", lambda t: not NOW - t >= seconds),
+    ):
+        tick = first_tick(holds)
+        assert rule[key] == id_at_tick(tick)
+        below, at = id_at_tick(tick - 1), id_at_tick(tick)
+        assert not holds(checkpoint_time(below) or 0.0) and holds(checkpoint_time(at) or 0.0)
+        assert below < at
+
+
+def test_other_stores_have_no_server_side_prune(tmp_path: Any) -> None:
+    from tests.conftest import sqlite_url
+
+    with open_store(sqlite_url(tmp_path / "x.db"), write=True) as store:
+        assert in_server(store, Policy(keep_last=1), NOW) is None
