@@ -30,7 +30,8 @@ AUTO_JOBS_SCHEMES = ("postgresql", "postgres")
 """Targets ``--jobs`` defaults to parallel for: measured on PostgreSQL (bench/results/migrate.md)."""
 AUTO_JOBS_MIN_CHECKPOINTS = 20_000
 """Below this, starting worker processes (~1 s) costs more than it saves."""
-AUTO_JOBS_MAX = 4
+AUTO_JOBS_MAX = 2
+"""Each worker adds ~90 MB (its own imports and batch): two keep a copy under 300 MB peak RSS."""
 CHUNKS_PER_JOB = 4
 """Thread ranges per worker: a worker that finishes early takes the next range (load balance)."""
 
@@ -199,7 +200,7 @@ def migrate(
 
 
 def auto_jobs(target_url: str, checkpoints: int | None) -> int:
-    """``--jobs`` when not given: one worker per core (up to 4) for big copies into PostgreSQL, else 1.
+    """``--jobs`` when not given: 2 workers (1 on one core) for big copies into PostgreSQL, else 1.
 
     Measured on 100k checkpoints into PostgreSQL: client (read, split, COPY formatting) and
     server (parsing, TOAST compression, indexes) each take about half the CPU and take turns

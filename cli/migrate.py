@@ -39,8 +39,8 @@ def migrate(
             "--jobs",
             "-j",
             min=1,
-            help="Worker processes, each copying a range of threads. Default: one per core (up to 4) "
-            "for 20,000+ checkpoints into PostgreSQL, else 1.",
+            help="Worker processes, each copying a range of threads. Default: 2 (one per core, at "
+            "most 2) for 20,000+ checkpoints into PostgreSQL, else 1. Each worker adds ~90 MB.",
             show_default=False,
         ),
     ] = None,

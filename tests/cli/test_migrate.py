@@ -94,7 +94,7 @@ def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_
         assert report.checkpoints_written == total and sum(n for n, _ in seen) == total and len(seen) > 2
         assert sum(b for _, b in seen) == report.bytes_read > 0
     assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS - 1) == 1 and auto_jobs(sqlite_url(source), 10**6) == 1
-    assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS) == min(4, os.cpu_count() or 1)
+    assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS) == min(2, os.cpu_count() or 1)
 
 
 def _children(pid: int) -> list[int]:
