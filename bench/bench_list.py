@@ -21,7 +21,8 @@ and, in this process, ``lib``: ``list(store.threads(details=False))`` (open, que
 One untimed warm-up of each first (page cache warm for all), then ``--repeat`` rounds whose order
 alternates (forward, backward). Reports median wall time, median CPU seconds of the child (user +
 system, from ``os.wait4``; above wall time when two cores work), the ratios to ``base_py``, the load
-average, and checks that every variant lists the same number of threads.
+average, and checks that every variant lists the same number of threads. Last, the MiB that ``sql``
+and ``lib`` read from the file (``rchar``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ def in_process(fn: Callable[[], int]) -> Result:
     start, cpu = time.perf_counter(), time.process_time()
     count = fn()
     return time.perf_counter() - start, time.process_time() - cpu, count
+
+
+def read_mib(fn: Callable[[], int]) -> float:
+    """MiB this process read from files while ``fn`` ran (``rchar``: page-cache copies included, all threads)."""
+
+    def rchar() -> int:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+    before = rchar()
+    fn()
+    return round((rchar() - before) / 2**20, 1)
 
 
 def bare(path: str) -> int:
@@ -148,6 +161,7 @@ def main() -> None:
         "median_cpu_s": {k: round(statistics.median(v), 3) for k, v in cpu.items()},
         "runs_wall_s": {k: [round(x, 3) for x in v] for k, v in wall.items()},
         "ratio_to_base_py": {k: round(v / med["base_py"], 2) for k, v in med.items()},
+        "read_mib": {"sql": read_mib(lambda: bare(path)), "lib": read_mib(lambda: library(path))},
     }
     if args.json:
         print(json.dumps(result))
@@ -162,6 +176,7 @@ def main() -> None:
             f" {result['ratio_to_base_py'][name]:9.2f}x   {runs}"  # type: ignore[index]
         )
     print("  target: ckpt <= 2.00x base_py (whole processes, stdout a pipe)")
+    print(f"  read from the file, in this process: {result['read_mib']} MiB (the index alone: no blob pages)")
 
 
 if __name__ == "__main__":
