@@ -40,7 +40,7 @@ from ckpt.backends.errors import (
 )
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
-from ckpt.backends.sqlite_ranges import split_point, two_ranges
+from ckpt.backends.sqlite_ranges import idle_core, split_point, two_ranges
 from ckpt.backends.urls import sqlite_path
 from ckpt.backends.versions import to_string_versions
 
@@ -278,8 +278,8 @@ class SqliteStore(Store):
                 raise DataError(f"cannot read {self.path}: {exc}") from exc
 
     def _split_point(self, where: str, params: Sequence[Any]) -> str | None:
-        """Where to cut the listing in two, or ``None`` (a small or writable store, one thread)."""
-        if self.writable or os.path.getsize(self.path) < SPLIT_MIN_BYTES:
+        """Where to cut the listing in two, or ``None`` (a small or writable store, one thread, no idle core)."""
+        if self.writable or os.path.getsize(self.path) < SPLIT_MIN_BYTES or not idle_core():
             return None
         # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
         first = f"SELECT min(thread_id) FROM checkpoints {where}"

@@ -28,6 +28,7 @@ def many_threads(db_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     conn.commit()
     conn.close()
     monkeypatch.setattr(sqlite_driver, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(sqlite_driver, "idle_core", lambda: True)
     return db_copy
 
 
