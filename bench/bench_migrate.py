@@ -113,7 +113,7 @@ class Schemas:
 
     def __init__(self, pg: str) -> None:
         self.pg = pg
-        self.admin = psycopg.connect(pg, autocommit=True)
+        self.admin = psycopg.connect(pg, autocommit=True, application_name="bench-admin")
         self.n = 0
 
     def fresh(self) -> str:
@@ -169,18 +169,90 @@ def run_baseline(db: str, pg: str, schema: str, limit: int) -> Run:
     return Run(seconds, done, cpu_s=cpu, server_cpu_s=server)
 
 
+def cluster_cpu(pg: str) -> float:
+    """User + sys seconds of the whole local PostgreSQL cluster: the postmaster, its live children,
+    and (``cutime``/``cstime``) every backend that has exited, e.g. the CLI's worker connections."""
+    with psycopg.connect(pg, autocommit=True) as conn, open(f"/proc/{conn.info.backend_pid}/stat") as f:
+        postmaster = int(f.read().rsplit(")", 1)[1].split()[1])
+        others = (
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid() AND application_name <> 'bench-admin'"
+        )
+        while conn.execute(others).fetchone()[0]:  # type: ignore[index]
+            time.sleep(0.05)  # a just-closed connection's backend is still exiting
+    time.sleep(0.2)  # ... and the postmaster reaps it (its CPU moves to cutime/cstime)
+    with open(f"/proc/{postmaster}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in fields[11:15])
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                child = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(child[1]) == postmaster:
+            total += int(child[11]) + int(child[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> set[int]:
+    """``root`` and all its descendants (the CLI and its worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree, grew = tree | more, bool(more)
+    return tree
+
+
+def _rss_mb(tree: set[int]) -> float:
+    pages = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                pages += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _sample_tree_rss(root: int, peak: list[float], done: threading.Event) -> None:
+    """Peak of the summed RSS of the process tree: members found every 0.5 s, memory read every 0.05 s."""
+    tree, found = _tree(root), time.monotonic()
+    while not done.wait(0.05):
+        if time.monotonic() - found > 0.5:
+            tree, found = _tree(root), time.monotonic()
+        peak[0] = max(peak[0], _rss_mb(tree))
+
+
 def run_ckpt(db: str, pg: str, schema: str, extra: list[str]) -> Run:
     sep = "&" if "?" in pg else "?"
     cmd = [CKPT, "migrate", f"sqlite:///{os.path.abspath(db)}", f"{pg}{sep}schema={schema}", *extra]
+    server = cluster_cpu(pg)
     started = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    peak, done = [0.0], threading.Event()
+    sampler = threading.Thread(target=_sample_tree_rss, args=(child.pid, peak, done), daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(child.pid, 0)  # includes the worker processes it waited for
     seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    print(f"# {' '.join(extra) or 'default'}: peak RSS of the process tree (summed, every 0.05 s) {peak[0]:.0f} MB")
+    server = cluster_cpu(pg) - server
     child.returncode = os.waitstatus_to_exitcode(status)
     err = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({child.returncode}):\n{err}")
-    return Run(seconds, -1, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    # ru_maxrss of wait4 is the largest single process of the tree (the parent or one worker).
+    return Run(seconds, -1, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, server)
 
 
 def run_ckpt_in(db: str, pg: str, extra: list[str], schema: str) -> Run:
@@ -188,11 +260,10 @@ def run_ckpt_in(db: str, pg: str, extra: list[str], schema: str) -> Run:
 
 
 def run_floor(db: str, pg: str, schema: str, binary: bool, lz4: bool = False) -> Run:
+    server = cluster_cpu(pg)  # measured like the CLI's: the whole cluster, no connection of ours open
     started, cpu = time.perf_counter(), time.process_time()
     src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     with psycopg.connect(pg) as dst, dst.cursor() as cur:
-        pid = dst.info.backend_pid
-        server = backend_cpu(pid)
         if lz4:
             cur.execute("SET default_toast_compression = lz4")
         cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
@@ -209,9 +280,44 @@ def run_floor(db: str, pg: str, schema: str, binary: bool, lz4: bool = False) ->
                     if table == "checkpoints":
                         done += len(batch)
         dst.commit()
-        server = backend_cpu(pid) - server
     src.close()
-    return Run(time.perf_counter() - started, done, cpu_s=time.process_time() - cpu, server_cpu_s=server)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Run(seconds, done, cpu_s=cpu, server_cpu_s=cluster_cpu(pg) - server)
+
+
+def run_floor_parallel(db: str, pg: str, schema: str, jobs: int = 2) -> Run:
+    """``floor`` split over ``jobs`` connections (rows by ``rowid % jobs``), one thread each: context
+    for ``ckpt --jobs``, which also uses both cores; the issue's floor is the one-connection ``floor``."""
+    server = cluster_cpu(pg)
+    started, cpu = time.perf_counter(), time.process_time()
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        for table, (columns, _types) in FLOOR_DDL.items():
+            conn.execute(f"CREATE TABLE {table} ({columns})")
+    counts = [0] * jobs
+
+    def part(k: int) -> None:
+        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        with psycopg.connect(pg) as dst, dst.cursor() as cur:
+            cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            for table, (_columns, types) in FLOOR_DDL.items():
+                rows = src.execute(f"SELECT * FROM {table} WHERE rowid % {jobs} = {k}")
+                with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(types)
+                    while batch := rows.fetchmany(2000):
+                        for row in batch:
+                            copy.write_row(row)
+                        counts[k] += len(batch) if table == "checkpoints" else 0
+            dst.commit()
+        src.close()
+
+    workers = [threading.Thread(target=part, args=(k,)) for k in range(jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Run(seconds, sum(counts), cpu_s=cpu, server_cpu_s=cluster_cpu(pg) - server)
 
 
 # -- where the time goes: in-process variants of the copy -------------------------------------
@@ -476,6 +582,23 @@ def check_splits(db: str, n: int = 5000) -> None:
         print(f"# {name}: {best / len(blobs) * 1e6:.1f} µs CPU per checkpoint (best of 3, {len(blobs)} checkpoints)")
 
 
+def check_product_split(db: str, n: int) -> None:
+    """The product's C fast path: how often it applies, and that it equals the span walker every time."""
+    from ckpt.backends import open_store, pg_layout
+
+    fast = slow = 0
+    with open_store(f"sqlite:///{db}") as source:
+        for _, record in zip(range(n), source.records()):
+            data = record.checkpoint.data
+            quick = pg_layout._fast_split(data)
+            if quick is None:
+                slow += 1
+            else:
+                fast += 1
+                assert quick == pg_layout._walk_split(data), record.key
+    print(f"# product split: {fast:,} checkpoints by the C fast path (each equal to the span walker), {slow:,} walked")
+
+
 def _cpu_of(split: Callable[[bytes], Any], blobs: list[bytes]) -> float:
     started = time.process_time()
     for data in blobs:
@@ -491,6 +614,7 @@ def main() -> None:
     parser.add_argument("--pg", default=PG)
     parser.add_argument("--batch-size", type=int, default=500, help="batch of the in-process variants (ckpt: 500)")
     parser.add_argument("--only", default="baseline,floor,floor-text,ckpt,ckpt-j2,ckpt-b2000")
+    parser.add_argument("--check-split", type=int, default=0, help="first N checkpoints: fast split == walker")
     args = parser.parse_args()
 
     db = os.path.abspath(args.db)
@@ -506,7 +630,9 @@ def main() -> None:
     schemas = Schemas(args.pg)
     ckpt_variants: dict[str, list[str]] = {
         "ckpt": [],
+        "ckpt-j1": ["--jobs", "1"],
         "ckpt-j2": ["--jobs", "2"],
+        "ckpt-j4": ["--jobs", "4"],
         "ckpt-b2000": ["--batch-size", "2000"],
     }
     runners: dict[str, Callable[[str], Run]] = {
@@ -514,10 +640,13 @@ def main() -> None:
         "floor": lambda s: run_floor(db, args.pg, s, binary=True),
         "floor-text": lambda s: run_floor(db, args.pg, s, binary=False),
         "floor-lz4": lambda s: run_floor(db, args.pg, s, binary=True, lz4=True),
+        "floor-j2": lambda s: run_floor_parallel(db, args.pg, s),
         **{name: functools.partial(run_ckpt_in, db, args.pg, extra) for name, extra in ckpt_variants.items()},
         **{name: functools.partial(run_inproc_in, name, db, args.pg, args.batch_size) for name in FEATURES},
     }
     chosen = [v for v in args.only.split(",") if v]
+    if args.check_split:
+        check_product_split(db, args.check_split)
     if any(FEATURES.get(name, set()) & {"lazy", "fast"} for name in chosen):
         check_splits(db)
     variants = {name: Variant(name) for name in chosen}
