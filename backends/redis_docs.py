@@ -97,9 +97,19 @@ def _refuse(record: CheckpointRecord) -> None:
 
 
 def _string_versions(fields: dict[str, Any]) -> bool:
-    """Every channel version a string: nothing for ``string_versions`` to do, ``str`` keeps each as is."""
+    """Channel versions all strings and no integer in ``versions_seen``: ``string_versions`` changes nothing."""
     versions = fields.get("channel_versions") or {}
-    return isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())
+    if not (isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())):
+        return False
+    seen = fields.get("versions_seen") or {}
+    if not isinstance(seen, dict):
+        return False
+    return not any(
+        isinstance(v, int) and not isinstance(v, bool)
+        for channels in seen.values()
+        if isinstance(channels, dict)
+        for v in channels.values()
+    )
 
 
 def _int_versions(fields: dict[str, Any]) -> bool:
@@ -114,8 +124,8 @@ def _checkpoint_json(record: CheckpointRecord, losses: Losses) -> dict[str, Any]
     except (ValueError, TypeError) as exc:
         raise CorruptRecordError(f"cannot decode {record.key}: {exc}") from exc
     values = fields.get("channel_values") or {}
-    if _int_versions(fields):  # packing every value only to digest it: only when there is something to convert
-        string_versions(fields, {k: pack(v) for k, v in values.items()})
+    # the packed values only feed the digests of integer channel versions: packed only for those
+    string_versions(fields, {k: pack(v) for k, v in values.items()} if _int_versions(fields) else {})
     converter = ToRedis(losses)
     converted = {k: converter.value(v) for k, v in fields.items() if k != "pending_sends"}
     converted["channel_versions"] = {k: str(v) for k, v in (converted.get("channel_versions") or {}).items()}

@@ -61,14 +61,14 @@ def _values() -> list[Any]:
     ]
 
 
-def _record(value: Any, *, int_versions: bool = False, n: int = 0) -> CheckpointRecord:
+def _record(value: Any, *, int_versions: bool = False, n: int = 0, seen: Any = None) -> CheckpointRecord:
     serde = serializer()
     version: Any = 3 if int_versions else "00000000000000000000000000000003.0.5"
     checkpoint = {
         "v": 4, "ts": "2024-01-01T00:00:00+00:00", "id": f"1ef00000-0000-6000-8000-{n:012d}",
         "channel_values": {"value": value, "counter": 1},
         "channel_versions": {"value": version, "counter": version},
-        "versions_seen": {"node": {"value": version}}, "updated_channels": ["value"],
+        "versions_seen": {"node": {"value": version if seen is None else seen}}, "updated_channels": ["value"],
     }  # fmt: skip
     _, data = serde.dumps_typed(checkpoint)
     writes = tuple(
@@ -85,7 +85,8 @@ def _record(value: Any, *, int_versions: bool = False, n: int = 0) -> Checkpoint
 
 def test_fast_documents_equal_the_exact_ones() -> None:
     cache: ExtCache = {}
-    records = [_record(v, n=i) for i, v in enumerate(_values())] + [_record(_messages(), int_versions=True, n=99)]
+    records = [_record(v, n=i) for i, v in enumerate(_values())]
+    records += [_record(_messages(), int_versions=True, n=99), _record(_messages(), n=98, seen=2)]  # int versions
     for _ in range(2):  # the second round reads every message from the cache
         for record in records:
             fast_losses, exact_losses = Losses(), Losses()
