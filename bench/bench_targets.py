@@ -3,6 +3,9 @@
     /work/venv/bin/python bench/make_growing_store.py 100000 bench/data/grow-100k.db
     /work/venv/bin/python bench/bench_targets.py redis bench/data/grow-100k.db [--runs 3] [--baseline 3000]
     /work/venv/bin/python bench/bench_targets.py mongo /tmp/g1k.db [--runs 3] [--baseline 300]
+
+(The figures in bench/results/targets.md §1 and §2 now come from bench/bench_redis.py and
+bench/bench_mongo.py: any server URL, CPU seconds, a loop-at-size baseline for MongoDB.)
     /work/venv/bin/python bench/bench_targets.py prune bench/data/grow-100k.db [--runs 3] [--baseline 300]
 
 - ``redis`` / ``mongo``: ``ckpt migrate sqlite:///STORE TARGET`` (subprocess; wall time, peak RSS via ``os.wait4``)
