@@ -101,8 +101,9 @@ def _stored(url: str) -> dict[str, list[dict[str, object]]]:
     return {
         name: sorted(
             (({k: v for k, v in d.items() if k != "_id"}) for d in database[name].find()),
-            key=lambda d: json.dumps([str(d.get(f)) for f in ("thread_id", "checkpoint_ns", "checkpoint_id",
-                                                              "task_id", "idx")]),
+            key=lambda d: json.dumps(
+                [str(d.get(f)) for f in ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx")]
+            ),
         )  # fmt: skip
         for name in ("checkpoints", "checkpoint_writes")
     }
@@ -145,3 +146,24 @@ def test_documents_match_the_upsert_path_without_the_unique_indexes(cli: Cli, of
             first, second = store.write(records), store.write(records)
         assert (first.checkpoints_written, second.checkpoints_written, second.checkpoints_skipped) == (29, 0, 29)
         assert _stored(upserted) == _stored(inserted)
+
+
+def test_int_versions_equal_the_shared_conversion(official_db: Path) -> None:
+    """MongoDB's own version conversion (one C unpack) gives the very bytes ``to_int_versions`` gives."""
+    from ckpt.backends.mongodb import _int_versions
+    from ckpt.backends.msgpack_raw import pack
+    from ckpt.backends.versions import to_int_versions
+
+    with open_store(sqlite_url(official_db)) as store:
+        blobs = [r.checkpoint.data for r in store.records()]
+    odd = [
+        {"channel_versions": {"a": 3}},
+        {"channel_versions": {}},
+        {"x": 1},
+        [1, 2],
+        {"channel_versions": {"a": "0003.x", "b": 4}, "versions_seen": {"n": {"a": "0002.y"}, "m": 5}},
+    ]
+    blobs += [pack(fields) for fields in odd]
+    converted = [_int_versions(blob) for blob in blobs]
+    assert converted == [to_int_versions(blob) for blob in blobs]
+    assert sum(new != old for new, old in zip(converted, blobs)) >= 29  # the official store's versions changed
