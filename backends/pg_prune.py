@@ -148,7 +148,7 @@ base AS (  -- the per-row facts, read once; the windows then carry narrow rows
 ),
 ranked AS (
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
-         count(*) OVER t AS n, max(c.checkpoint_id) OVER t AS newest, bool_and(c.ok) OVER t AS regular,
+         count(*) OVER t AS n, max(c.checkpoint_id COLLATE "C") OVER t AS newest, bool_and(c.ok) OVER t AS regular,
          row_number() OVER t_ord = 1 AS first,
          count(*) OVER ns - row_number() OVER w + 1 AS rank,
          bool_or(c.delta_row) OVER ns AS delta
