@@ -55,11 +55,17 @@ def emit_rows(
     count = 0
     with binary_stdout() as out:
         if fmt is OutputFormat.csv:
-            writer = csv.writer(_TextOut(out), lineterminator="\n")
+            text = io.StringIO()  # encoded and written in blocks, not a UTF-8 write per row
+            writer = csv.writer(text, lineterminator="\n")
             writer.writerow(columns)
             for row in rows:
-                writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+                writer.writerow(["" if (value := row.get(c)) is None else value for c in columns])
                 count += 1
+                if text.tell() >= 1 << 16:
+                    out.write(text.getvalue().encode("utf-8"))
+                    text.seek(0)
+                    text.truncate()
+            out.write(text.getvalue().encode("utf-8"))
         elif fmt is OutputFormat.json:
             out.write(b"[")
             for row in rows:
@@ -90,16 +96,6 @@ def binary_stdout() -> Iterator[BinaryIO]:
             buffered.flush()  # also when a row failed: what was listed before it is printed
         finally:
             buffered.detach()  # stdout itself stays open
-
-
-class _TextOut:
-    """csv.writer target that writes UTF-8 to a binary stream."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-
-    def write(self, text: str) -> int:
-        return self.out.write(text.encode("utf-8"))
 
 
 def _table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | None, human: dict[str, Any]) -> int:
