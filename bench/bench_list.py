@@ -15,10 +15,8 @@ Every variant is a new process whose stdout is a pipe that this script drains (n
   ckpt_old     ``ckpt list sqlite:///PATH`` from a frozen copy of older code (``--old DIR``, a
                directory holding ``ckpt/``, put first on PYTHONPATH)
 
-and, in this process, ``lib``: ``list(store.threads(details=False))`` (open, query, close; two
-thread-id ranges on two connections when the file is large and a core is idle, as the CLI decides),
-``lib_1range`` / ``lib_2ranges``: the same with that choice forced, and ``sql``: the bare query
-fetched here (the old baseline of this script).
+and, in this process, ``lib``: ``list(store.threads(details=False))`` (open, query, close), and
+``sql``: the bare query fetched here (the old baseline of this script).
 
 One untimed warm-up of each first (page cache warm for all), then ``--repeat`` rounds whose order
 alternates (forward, backward). Reports median wall time, median CPU seconds of the child (user +
@@ -41,7 +39,6 @@ import time
 from collections.abc import Callable
 
 from ckpt.backends import open_store
-from ckpt.backends import sqlite as sqlite_driver
 
 BARE_SQL = "SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id"
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
@@ -101,16 +98,6 @@ def library(path: str) -> int:
         return len(list(store.threads(details=False)))
 
 
-def library_split(path: str, split: bool) -> int:
-    """``library`` with the two-range read forced on or off, whatever the load average says."""
-    saved = sqlite_driver.idle_core
-    sqlite_driver.idle_core = lambda: split  # type: ignore[assignment]
-    try:
-        return library(path)
-    finally:
-        sqlite_driver.idle_core = saved  # type: ignore[assignment]
-
-
 def user_env() -> dict[str, str]:
     """This environment as a user's shell has it: .pyc files written (the warm-up writes them, as
     an install does) and stdout buffered. PYTHONPATH given to this script pins the "new" code."""
@@ -126,8 +113,6 @@ def variants(path: str, old: str | None) -> dict[str, Callable[[], Result]]:
         "ckpt_csv": lambda: child([CKPT, "list", url, "-o", "csv"], env),
         "ckpt_table": lambda: child([CKPT, "list", url, "-o", "table"], env),
         "lib": lambda: in_process(lambda: library(path)),
-        "lib_1range": lambda: in_process(lambda: library_split(path, False)),
-        "lib_2ranges": lambda: in_process(lambda: library_split(path, True)),
         "sql": lambda: in_process(lambda: bare(path)),
     }
     if shutil.which("sqlite3"):
