@@ -333,22 +333,41 @@ def _relay_progress(
     """Pass the workers' per-batch progress to ``progress`` (the bar) until all ranges are done."""
     from concurrent.futures import FIRST_EXCEPTION, wait
 
+    relayed = 0
     pending = set(futures)
     while pending:
         _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
         if any(f.done() and f.exception() is not None for f in futures):
-            break
-        _drain(events, progress)
-    _drain(events, progress)
+            _drain(events, progress)
+            return
+        relayed += _drain(events, progress)
+    # A worker's result can arrive before its queue's feeder thread has flushed the last events:
+    # wait for them (bounded), so the bar and a caller's tally end at the real total.
+    expected = sum(f.result().checkpoints_read for f in futures)
+    relayed += _drain(events, progress, until=expected - relayed, patience=FLUSH_PATIENCE)
 
 
-def _drain(events: Queue[tuple[int, int]], progress: Progress | None) -> None:
+FLUSH_PATIENCE = 10.0
+"""Seconds to wait for the workers' last progress events once every range is done."""
+
+
+def _drain(events: Queue[tuple[int, int]], progress: Progress | None, until: int = 0, patience: float = 0.0) -> int:
+    """Relay queued events; with ``until``, keep waiting (up to ``patience`` s) for that many checkpoints."""
     import queue
+    import time
 
+    relayed = 0
+    deadline = time.monotonic() + patience
     while True:
         try:
-            checkpoints, size = events.get_nowait()
+            if relayed < until and time.monotonic() < deadline:
+                checkpoints, size = events.get(timeout=0.1)
+            else:
+                checkpoints, size = events.get_nowait()
         except queue.Empty:
-            return
+            if relayed < until and time.monotonic() < deadline:
+                continue
+            return relayed
+        relayed += checkpoints
         if progress is not None:
             progress(checkpoints, size)
