@@ -165,57 +165,72 @@ def _aged(record: CheckpointRecord, thread_id: str, days: float) -> CheckpointRe
     )
 
 
-def _old_bulk(official_db: Path, path: Path, threads: int) -> int:
+def _old_bulk(official_db: Path, url: str, threads: int) -> int:
+    """Aged copies of thread-1 (old-0000, old-0001, ...) written into the store at ``url``."""
     with open_store(sqlite_url(official_db)) as source:
         records = [r for r in source.records() if r.key.thread_id == "thread-1"]
-    with open_store(sqlite_url(path), write=True) as target:
+    with open_store(url, write=True) as target:
         clones = (_aged(r, f"old-{n:04d}", 2) for n in range(threads) for r in records)
         for batch in batched(clones, 1000):
             target.write(batch)
     return threads * len(records)
 
 
-def test_killed_midway_the_store_still_reads_and_a_rerun_finishes(official_db: Path, tmp_path: Path) -> None:
-    store_path = tmp_path / "old.db"
-    total = _old_bulk(official_db, store_path, 300)
-    command = [
-        sys.executable,
-        "-m",
-        "ckpt.cli",
-        "prune",
-        sqlite_url(store_path),
-        "--keep-last",
-        "1",
-        "--yes",
-        "--batch-size",
-        "5",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        count = sqlite3.connect(store_path).execute("SELECT count(*) FROM checkpoints").fetchone()[0]
-        if count < total - 100:
-            break
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    partial = sqlite3.connect(store_path).execute("SELECT count(*) FROM checkpoints").fetchone()[0]
-    assert 300 < partial < total, f"the kill did not land midway ({partial}/{total})"
-    from examples.graphs import build_graph, config
-    from tests.support import official_saver
+@contextmanager
+def _old_store(kind: str, official_db: Path, tmp_path: Path, threads: int) -> Iterator[tuple[str, Path | str, int]]:
+    """``(url, official saver location, checkpoints)`` of a store of aged copies of thread-1."""
+    with ExitStack() as stack:
+        if kind == "sqlite":
+            location: Path | str = tmp_path / "old.db"
+            url = sqlite_url(location)
+        else:
+            url, location = stack.enter_context(postgres_schema())
+        yield url, location, _old_bulk(official_db, url, threads)
 
-    with official_saver(store_path) as saver:
-        graph = build_graph(saver)
-        for n in range(0, 300, 37):
-            assert graph.get_state(config(f"old-{n:04d}")).values["messages"]
-    rerun = subprocess.run([*command, "--report", "json"], capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert sqlite3.connect(store_path).execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 300
+
+def _checkpoint_count(location: Path | str) -> int:
+    if isinstance(location, Path):
+        return int(sqlite3.connect(location).execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(location) as conn:
+        row = conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_killed_midway_the_store_still_reads_and_a_rerun_finishes(official_db: Path, tmp_path: Path, kind: str) -> None:
+    with _old_store(kind, official_db, tmp_path, 300) as (url, location, total):
+        command = [sys.executable, "-m", "ckpt.cli", "prune", url, "--keep-last", "1", "--yes", "--batch-size", "5"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if _checkpoint_count(location) < total - 100:
+                break
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        partial = _checkpoint_count(location)
+        assert 300 < partial < total, f"the kill did not land midway ({partial}/{total})"
+        from examples.graphs import build_graph, config
+        from tests.support import official_saver
+
+        with official_saver(location) as saver:
+            graph = build_graph(saver)
+            for n in range(0, 300, 37):
+                assert graph.get_state(config(f"old-{n:04d}")).values["messages"]
+        rerun = subprocess.run([*command, "--report", "json"], capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert _checkpoint_count(location) == 300
+        with official_saver(location) as saver:
+            graph = build_graph(saver)
+            for n in range(0, 300, 37):
+                assert graph.get_state(config(f"old-{n:04d}")).values["messages"]
 
 
 def test_a_running_writer_loses_nothing(official_db: Path, tmp_path: Path) -> None:
     store_path = tmp_path / "busy.db"
-    _old_bulk(official_db, store_path, 100)
+    _old_bulk(official_db, sqlite_url(store_path), 100)
     writer_code = (
         "import sys; sys.path.insert(0, '.')\n"
         "from tests.conftest import make_official_store\n"
