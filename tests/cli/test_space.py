@@ -18,7 +18,7 @@ from tests.support import tuple_view
 
 def test_compact_shrinks_sqlite_after_a_prune(cli: Cli, official_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    _old_bulk(official_db, path, 200)
+    _old_bulk(official_db, sqlite_url(path), 200)
     conn = sqlite3.connect(path)
     conn.execute(
         "INSERT INTO writes SELECT thread_id, checkpoint_ns, '1f000000-0000-6000-8000-000000000001', task_id,"
@@ -41,7 +41,7 @@ def test_compact_removes_exactly_the_orphaned_postgres_blobs(cli: Cli, official_
     import psycopg
 
     source = tmp_path / "old.db"
-    _old_bulk(official_db, source, 3)
+    _old_bulk(official_db, sqlite_url(source), 3)
     with postgres_schema() as (url, libpq):
         assert cli("migrate", sqlite_url(source), url).exit_code == 0
         keys = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in open_store(url).headers()]
@@ -72,7 +72,7 @@ def test_compact_cleans_redis_and_mongodb(cli: Cli, official_db: Path, tmp_path:
     import redis
 
     source = tmp_path / "old.db"
-    _old_bulk(official_db, source, 2)
+    _old_bulk(official_db, sqlite_url(source), 2)
     with fresh_redis() as url:
         cli("migrate", sqlite_url(source), url)
         client = redis.Redis.from_url(url, decode_responses=True)
