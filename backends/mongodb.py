@@ -42,7 +42,6 @@ from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, Lo
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
 from ckpt.backends.mongodb_metadata import metadata_from_mongo, metadata_to_mongo
-from ckpt.backends.msgpack_raw import pack, unpack
 from ckpt.backends.urls import redact
 from ckpt.backends.versions import to_int_versions
 
@@ -198,7 +197,7 @@ class MongoStore(Store):
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         if record.checkpoint.type != "msgpack":
             return record
-        return replace(record, checkpoint=Payload("msgpack", _int_versions(record.checkpoint.data)), extra=())
+        return replace(record, checkpoint=Payload("msgpack", to_int_versions(record.checkpoint.data)), extra=())
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         batch = list(records)
@@ -247,7 +246,7 @@ class MongoStore(Store):
     def _document(self, record: CheckpointRecord, now: datetime) -> dict[str, Any]:
         checkpoint = record.checkpoint.data
         if record.checkpoint.type == "msgpack":
-            checkpoint = _int_versions(checkpoint)
+            checkpoint = to_int_versions(checkpoint)
         if len(checkpoint) > _DOCUMENT_LIMIT - 64 * 1024:
             self.problems.append(f"{record.key}: {len(checkpoint)} bytes is near MongoDB's 16 MiB document limit")
         doc: dict[str, Any] = {
@@ -318,34 +317,6 @@ class MongoStore(Store):
             self._writes.delete_many(chunk)
             deleted += int(self._checkpoints.delete_many(chunk).deleted_count)
         return deleted
-
-
-def _int_versions(checkpoint: bytes) -> bytes:
-    """``to_int_versions(checkpoint)``, but the versions' kind is read from one C unpack.
-
-    ``to_int_versions`` finds it by walking the msgpack in Python, past every channel value: at
-    100k checkpoints that walk was about half of ckpt's own CPU time in a migrate to MongoDB.
-    """
-    try:
-        fields = unpack(checkpoint)
-    except (ValueError, TypeError):
-        return to_int_versions(checkpoint)  # undecodable: the walker decides (and fails) as before
-    versions = fields.get("channel_versions") if isinstance(fields, dict) else None
-    if not isinstance(versions, dict) or not versions or not isinstance(next(iter(versions.values())), str):
-        return checkpoint  # integers already, or nothing to convert: the very same bytes
-    fields["channel_versions"] = {k: _counter(v) for k, v in versions.items()}
-    seen = fields.get("versions_seen") or {}
-    for node, channels in seen.items():
-        if isinstance(channels, dict):
-            seen[node] = {ch: _counter(v) for ch, v in channels.items()}
-    return pack(fields)
-
-
-def _counter(version: Any) -> Any:
-    """The rule of ``versions.to_int_versions``: ``"0000…0003.<suffix>"`` → ``3``; anything else as it is."""
-    if isinstance(version, str) and version.split(".", 1)[0].isdigit():
-        return int(version.split(".", 1)[0])
-    return version
 
 
 def _has_unique_index(collection: Any, keys: list[tuple[str, int]]) -> bool:
