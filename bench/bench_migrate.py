@@ -336,11 +336,6 @@ FEATURES = {  # in-process variant -> changes applied to ckpt's copy
     "x-best": {"fast", "binary", "lz4"},
     "x-bound": {"fast", "binary", "direct"},
 }
-BINARY_TYPES = {
-    "checkpoints": ["text"] * 5 + ["jsonb", "jsonb"],
-    "checkpoint_blobs": ["text"] * 5 + ["bytea"],
-    "checkpoint_writes": ["text"] * 5 + ["int4", "text", "text", "bytea"],
-}
 
 
 def backend_cpu(pid: int) -> float:
@@ -436,42 +431,11 @@ def fast_split(data: bytes) -> Any:
         return lay._split(data)
 
 
-def binary_stage_and_insert(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> int:
-    """``pg_writes.stage_and_insert`` with a binary ``COPY`` into the stage table."""
-    from psycopg.types.json import set_json_dumps
-
-    from ckpt.backends.pg_writes import COLUMNS
-
-    if not rows:
-        return 0
-    set_json_dumps(lambda text: text, conn)  # the JSON is already text: send it as it is
-    stage = sql.Identifier(f"ckpt_stage_{table}")
-    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
-    conn.execute(
-        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
-            stage, sql.Identifier(table)
-        )
-    )
-    with conn.cursor() as cur:
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, columns)) as copy:
-            copy.set_types(BINARY_TYPES[table])
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                sql.Identifier(table), columns, columns, stage
-            )
-        )
-        inserted = cur.rowcount
-        cur.execute(sql.SQL("TRUNCATE {}").format(stage))
-    return inserted
-
-
 def direct_copy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]], binary: bool = False) -> int:
     """``COPY`` straight into the saver's table: no stage, no conflict check (empty targets only)."""
     from psycopg.types.json import set_json_dumps
 
-    from ckpt.backends.pg_writes import COLUMNS
+    from ckpt.backends.pg_writes import BINARY_TYPES, COLUMNS
 
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
     fmt = sql.SQL(" (FORMAT BINARY)" if binary else "")
@@ -516,12 +480,12 @@ def pipelined_copy(source: Any, target: Any, batch_size: int) -> None:
 
 @contextlib.contextmanager
 def patched(name: str) -> Iterator[None]:
-    from ckpt.backends import pg_layout
+    from ckpt.backends import pg_layout, pg_writes
     from ckpt.backends import postgres as pgmod
 
     features = FEATURES[name]
     insert = {
-        frozenset({"binary"}): binary_stage_and_insert,
+        frozenset({"binary"}): pg_writes.stage_and_insert,  # the prototype became the product's
         frozenset({"direct"}): direct_copy,
         frozenset({"binary", "direct"}): functools.partial(direct_copy, binary=True),
     }.get(frozenset(features & {"binary", "direct"}))

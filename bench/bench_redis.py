@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_targets import CKPT, Run, Variant, copy_loop, source_count  # noqa: E402
+from bench_targets import CKPT, Run, Variant, copy_loop, redis_cleanup, source_count  # noqa: E402
 
 
 def server_cpu(pid: int | None) -> float:
@@ -44,12 +44,7 @@ def cleanup(client: Any, before: set[bytes], prefix: str, flushall: bool) -> Non
         while int(client.info("memory").get("lazyfree_pending_objects", 0)):  # freed in the background
             time.sleep(0.5)
         return
-    for name in (prefix, f"{prefix}_write"):
-        if name.encode() in client.execute_command("FT._LIST"):
-            client.execute_command("FT.DROPINDEX", name, "DD")
-    new = [k for k in client.scan_iter(count=10_000) if k not in before]
-    for i in range(0, len(new), 1000):
-        client.delete(*new[i : i + 1000])
+    redis_cleanup(client, before, prefix)
 
 
 def run_ckpt(db: str, target: str, total: int, jobs: int) -> tuple[Run, float]:

@@ -107,18 +107,22 @@ def _register() -> None:
     # Each command module is light to import (see the module docstring).
     from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, replay, show, size
 
-    app.command("list")(_resolved(list_.list_))
-    app.command("show")(_resolved(show.show))
-    app.command("diff")(_resolved(diff.diff))
-    app.command("replay")(_resolved(replay.replay))
-    app.command("export")(_resolved(export.export))
-    app.command("import")(_resolved(import_.import_))
-    app.command("migrate")(_resolved(migrate.migrate))
-    app.command("prune")(_resolved(prune.prune))
-    app.command("compact")(_resolved(compact.compact))
-    app.command("size")(_resolved(size.size))
-    app.command("check")(_resolved(check.check))
-    app.command("doctor")(_resolved(doctor.doctor))
+    commands: dict[str, Callable[..., Any]] = {
+        "list": list_.list_,
+        "show": show.show,
+        "diff": diff.diff,
+        "replay": replay.replay,
+        "export": export.export,
+        "import": import_.import_,
+        "migrate": migrate.migrate,
+        "prune": prune.prune,
+        "compact": compact.compact,
+        "size": size.size,
+        "check": check.check,
+        "doctor": doctor.doctor,
+    }
+    for name, command in commands.items():
+        app.command(name)(_resolved(command))
 
 
 _register()
