@@ -40,6 +40,7 @@ from ckpt.backends.errors import (
 )
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
+from ckpt.backends.sqlite_ranges import split_point, two_ranges, worth_two_readers
 from ckpt.backends.urls import sqlite_path
 from ckpt.backends.versions import to_string_versions
 
@@ -248,30 +249,56 @@ class SqliteStore(Store):
     def _thread_counts(self, selection: Selection) -> Iterator[ThreadSummary]:
         """Counts and first/last ids from the primary-key index alone: no table page is read.
 
-        (Reading two thread-id ranges on two connections at once was tried and measured slower,
-        even on an idle core: the sqlite3 module takes the GIL back for every row it builds.)
+        On a large file opened read-only, with a core idle, the two halves of the thread ids are
+        read at once, the upper one by a forked child (sqlite_ranges.py).
         """
         where, params = _where(selection)
-        sql = (
-            "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
-            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
-        )
+
+        def rows(
+            condition: str, args: Sequence[Any], conn: sqlite3.Connection | None = None
+        ) -> Iterator[tuple[Any, ...]]:
+            clause = " AND ".join(c for c in (where.removeprefix("WHERE "), condition) if c)
+            sql = (
+                "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
+                f"FROM checkpoints {'WHERE ' + clause if clause else ''} GROUP BY thread_id ORDER BY thread_id"
+            )
+            return self._rows(sql, args, conn)
+
+        def upper(condition: str, args: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+            return rows(condition, args, self._reader())  # runs in the forked child: a connection of its own
+
         exact = selection.thread_glob is None  # SQL's range filters are exact; GLOB is checked again below
         with self._snapshot():
-            try:
-                for thread_id, count, first, last in self._rows(sql, params):
-                    if exact or selection.matches_thread(thread_id):
-                        yield ThreadSummary(thread_id, None, count, first, last, None)
-            except sqlite3.DatabaseError as exc:
-                raise DataError(f"cannot read {self.path}: {exc}") from exc
+            split = self._split_point(where, params)
+            found = rows("", params) if split is None else two_ranges(rows, upper, params, split)
+            for thread_id, count, first, last in found:
+                if exact or selection.matches_thread(thread_id):
+                    yield ThreadSummary(thread_id, None, count, first, last, None)
+
+    def _split_point(self, where: str, params: Sequence[Any]) -> str | None:
+        """Where to cut the listing in two, or ``None`` (writable store, small file, no idle core...)."""
+        if self.writable or not worth_two_readers(self.path):
+            return None
+        # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
+        first = f"SELECT min(thread_id) FROM checkpoints {where}"
+        last = f"SELECT max(thread_id) FROM checkpoints {where}"
+        lowest, highest = self._conn.execute(f"SELECT ({first}), ({last})", [*params, *params]).fetchone()
+        from_id = f"{first} {'AND' if where else 'WHERE'} thread_id >= ?"
+        return split_point(lowest, highest, lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0])
+
+    def _reader(self) -> sqlite3.Connection:
+        """Another read-only connection to this file (the URI open() uses)."""
+        return _connect(f"file:{quote(os.path.abspath(self.path))}?mode=ro", self.path, uri=True)
 
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)
         return int(self._conn.execute(f"SELECT count(*) FROM checkpoints {where}", params).fetchone()[0])
 
-    def _rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    def _rows(
+        self, sql: str, params: Sequence[Any], conn: sqlite3.Connection | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         try:
-            cursor = self._conn.execute(sql, params)
+            cursor = (conn or self._conn).execute(sql, params)
             while batch := cursor.fetchmany(_FETCH):
                 yield from batch
         except sqlite3.DatabaseError as exc:
