@@ -6,7 +6,6 @@ and lets ``--since/--until`` become a plain string range on the id column.
 
 from __future__ import annotations
 
-import math
 import time
 
 # 100-ns ticks between the Gregorian epoch (1582-10-15) and the Unix epoch.
@@ -33,20 +32,29 @@ def checkpoint_iso(checkpoint_id: str) -> str | None:
     """The id's time as ``2026-11-27T19:08:54Z`` (UTC, whole seconds), or ``None`` for other id forms.
 
     ``ckpt list`` shows two per thread: strftime per id was most of its Python time, so the
-    date and hour are formatted once per hour seen and the minutes:seconds come from a table.
+    date and hour are formatted once per hour seen and the minutes:seconds come from a table;
+    the seconds are integer arithmetic on the id's 60 bits (floor, as ``time.gmtime`` does).
     """
-    epoch = checkpoint_time(checkpoint_id)
-    if epoch is None:
+    if len(checkpoint_id) != 36 or checkpoint_id[14] != "6" or checkpoint_id[8] != "-" or checkpoint_id[13] != "-":
         return None
-    hour, second_of_hour = divmod(math.floor(epoch), 3600)  # floor, as time.gmtime rounds
+    try:
+        ticks = int(checkpoint_id[0:8] + checkpoint_id[9:13] + checkpoint_id[15:18], 16)
+    except ValueError:
+        return None
+    hour, second_of_hour = divmod((ticks - _GREGORIAN_OFFSET) // 10_000_000, 3600)
     prefix = _HOURS.get(hour)
     if prefix is None:
-        if len(_HOURS) >= 65536:  # bounded: a store spanning more hours just formats some twice
-            _HOURS.clear()
-        prefix = _HOURS[hour] = time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600))
-        if not _MINUTES_SECONDS:
-            _MINUTES_SECONDS.extend(f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
+        prefix = _hour_prefix(hour)
     return prefix + _MINUTES_SECONDS[second_of_hour]
+
+
+def _hour_prefix(hour: int) -> str:
+    if len(_HOURS) >= 65536:  # bounded: a store spanning more hours just formats some twice
+        _HOURS.clear()
+    prefix = _HOURS[hour] = time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600))
+    if not _MINUTES_SECONDS:
+        _MINUTES_SECONDS.extend(f"{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
+    return prefix
 
 
 def lowest_id_at(epoch_seconds: float) -> str:

@@ -40,9 +40,8 @@ from ckpt.backends.errors import (
 )
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
-from ckpt.backends.sqlite_ranges import split_point, two_ranges, worth_two_readers
+from ckpt.backends.sqlite_ranges import split_point, worth_two_readers
 from ckpt.backends.urls import sqlite_path
-from ckpt.backends.versions import to_string_versions
 
 # The DDL of langgraph-checkpoint-sqlite 3.1.2 `setup()`, verbatim.
 SCHEMA_3_1_2 = """
@@ -247,38 +246,24 @@ class SqliteStore(Store):
                     yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], (row[5] or 0) + (extra or 0))
 
     def _thread_counts(self, selection: Selection) -> Iterator[ThreadSummary]:
-        """Counts and first/last ids from the primary-key index alone: no table page is read.
-
-        On a large file opened read-only, with a core idle, the two halves of the thread ids are
-        read at once, the upper one by a forked child (sqlite_ranges.py).
-        """
+        """Counts and first/last ids from the primary-key index alone: no table page is read."""
         where, params = _where(selection)
-
-        def rows(
-            condition: str, args: Sequence[Any], conn: sqlite3.Connection | None = None
-        ) -> Iterator[tuple[Any, ...]]:
-            clause = " AND ".join(c for c in (where.removeprefix("WHERE "), condition) if c)
-            sql = (
-                "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
-                f"FROM checkpoints {'WHERE ' + clause if clause else ''} GROUP BY thread_id ORDER BY thread_id"
-            )
-            return self._rows(sql, args, conn)
-
-        def upper(condition: str, args: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
-            return rows(condition, args, self._reader())  # runs in the forked child: a connection of its own
-
+        sql = (
+            "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
+            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
+        )
         exact = selection.thread_glob is None  # SQL's range filters are exact; GLOB is checked again below
         with self._snapshot():
-            split = self._split_point(where, params)
-            found = rows("", params) if split is None else two_ranges(rows, upper, params, split)
-            for thread_id, count, first, last in found:
+            for thread_id, count, first, last in self._rows(sql, params):
                 if exact or selection.matches_thread(thread_id):
                     yield ThreadSummary(thread_id, None, count, first, last, None)
 
-    def _split_point(self, where: str, params: Sequence[Any]) -> str | None:
-        """Where to cut the listing in two, or ``None`` (writable store, small file, no idle core...)."""
+    def thread_split(self, selection: Selection = Selection()) -> str | None:
+        """A large file opened read-only, with a core idle: the median first character after the
+        common prefix of the selected thread ids (~16 index seeks for uuid ids; sqlite_ranges.py)."""
         if self.writable or not worth_two_readers(self.path):
             return None
+        where, params = _where(selection)
         # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
         first = f"SELECT min(thread_id) FROM checkpoints {where}"
         last = f"SELECT max(thread_id) FROM checkpoints {where}"
@@ -286,19 +271,13 @@ class SqliteStore(Store):
         from_id = f"{first} {'AND' if where else 'WHERE'} thread_id >= ?"
         return split_point(lowest, highest, lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0])
 
-    def _reader(self) -> sqlite3.Connection:
-        """Another read-only connection to this file (the URI open() uses)."""
-        return _connect(f"file:{quote(os.path.abspath(self.path))}?mode=ro", self.path, uri=True)
-
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)
         return int(self._conn.execute(f"SELECT count(*) FROM checkpoints {where}", params).fetchone()[0])
 
-    def _rows(
-        self, sql: str, params: Sequence[Any], conn: sqlite3.Connection | None = None
-    ) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         try:
-            cursor = (conn or self._conn).execute(sql, params)
+            cursor = self._conn.execute(sql, params)
             while batch := cursor.fetchmany(_FETCH):
                 yield from batch
         except sqlite3.DatabaseError as exc:
@@ -479,6 +458,8 @@ def _checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
 
 def _saver_versions(checkpoint: Payload) -> bytes:
     """SqliteSaver counts versions as padded strings; integer ones (MongoDB, Couchbase) are converted."""
+    from ckpt.backends.versions import to_string_versions  # writes only: read commands skip its imports
+
     return to_string_versions(checkpoint.data) if checkpoint.type == "msgpack" else checkpoint.data
 
 

@@ -16,10 +16,10 @@ from ckpt.cli.options import (
     resolve_store,
     selection,
 )
-from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
+from ckpt.cli.output import STREAMING, OutputFormat, emit_rows, encoded_blocks, human_bytes, resolve, write_blocks
 
 if TYPE_CHECKING:
-    from ckpt.backends.base import CheckpointHeader, ThreadSummary
+    from ckpt.backends.base import CheckpointHeader, Selection, Store, ThreadSummary
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
 SIZE_COLUMNS = ("namespaces", "bytes")
@@ -76,13 +76,39 @@ def list_(
         else:
             columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
             columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
-            rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
-            count = emit_rows(
-                rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
-            )
-            if count == 0 and fmt is OutputFormat.table:
-                warn("no threads matched")
+            split = store.thread_split(chosen) if fmt in STREAMING else None
+            if split is not None:
+                write_blocks(_threads_in_halves(store, url, chosen, split, fmt, columns, sizes))
+            else:
+                rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
+                count = emit_rows(
+                    rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
+                )
+                if count == 0 and fmt is OutputFormat.table:
+                    warn("no threads matched")
         finish_reads(store)
+
+
+def _threads_in_halves(
+    store: Store, url: str, chosen: Selection, split: str, fmt: OutputFormat, columns: tuple[str, ...], sizes: bool
+) -> Iterator[bytes]:
+    """The listing's output made in two processes at once: this one lists the threads below
+    ``split``, a forked child (with a store of its own) those from it; the output is the same."""
+    from dataclasses import replace
+
+    from ckpt.backends import open_store
+    from ckpt.backends.forked import in_two_processes
+
+    def lower() -> Iterator[bytes]:
+        rows = _thread_rows(store.threads(replace(chosen, thread_to=split), details=sizes), sizes)
+        return encoded_blocks(rows, fmt, columns)
+
+    def upper() -> Iterator[bytes]:
+        with open_store(url) as own:
+            rows = _thread_rows(own.threads(replace(chosen, thread_from=split), details=sizes), sizes)
+            yield from encoded_blocks(rows, fmt, columns, header=False)
+
+    return in_two_processes(lower, upper)
 
 
 def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:

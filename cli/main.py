@@ -8,6 +8,7 @@ them, so ``ckpt --help`` and ``--version`` import none of them (tests/cli/test_s
 from __future__ import annotations
 
 import os
+import sys
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Optional, TypeVar
@@ -48,16 +49,6 @@ class CkptGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from exc
 
 
-app = typer.Typer(
-    cls=CkptGroup,
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    help="Operate LangGraph checkpoint stores: list, show, export, import and migrate.\n\n" + EXIT_CODES_HELP,
-    epilog=EXIT_CODES_HELP,
-    rich_markup_mode=None,
-)
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -78,7 +69,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 @_resolved
 def _root(
     version: Annotated[
@@ -102,12 +92,12 @@ def _root(
     select(context, key_prefix)
 
 
-def _register() -> None:
+def _commands() -> dict[str, Callable[..., Any]]:
     # Imported here, not at module top, only to keep the list of commands in one place.
     # Each command module is light to import (see the module docstring).
     from ckpt.cli import check, compact, diff, doctor, export, import_, list_, migrate, prune, replay, show, size
 
-    commands: dict[str, Callable[..., Any]] = {
+    return {
         "list": list_.list_,
         "show": show.show,
         "diff": diff.diff,
@@ -121,12 +111,59 @@ def _register() -> None:
         "check": check.check,
         "doctor": doctor.doctor,
     }
-    for name, command in commands.items():
-        app.command(name)(_resolved(command))
 
 
-_register()
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or with just ``only`` (what ``main`` runs)."""
+    built = typer.Typer(
+        cls=CkptGroup,
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        help="Operate LangGraph checkpoint stores: list, show, export, import and migrate.\n\n" + EXIT_CODES_HELP,
+        epilog=EXIT_CODES_HELP,
+        rich_markup_mode=None,
+    )
+    built.callback()(_root)
+    for name, command in _commands().items():
+        if only is None or name == only:
+            built.command(name)(_resolved(command))
+    return built
+
+
+_ROOT_OPTIONS_WITH_VALUE = ("--context", "--key-prefix")
+
+
+def requested_command(args: list[str]) -> str | None:
+    """The command ``args`` run, when that is certain before parsing: ``ckpt [root options] NAME ...``.
+
+    Typer builds every registered command's parameters on each run; building only the one asked
+    for saves a good part of the start-up of every command (bench/bench_startup.py). Anything
+    else (``--help``, ``--version``, an unknown or misspelled name, shell completion) gets the
+    whole app, so help, errors and completion are unchanged.
+    """
+    if any(name.startswith("_CKPT_COMPLETE") for name in os.environ):
+        return None
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        if arg in _ROOT_OPTIONS_WITH_VALUE:
+            at += 2
+        elif arg.startswith(tuple(option + "=" for option in _ROOT_OPTIONS_WITH_VALUE)):
+            at += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg if arg in _commands() else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the whole CLI (tests, docs, completion scripts), built on first use."""
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app(prog_name="ckpt")
+    build_app(requested_command(sys.argv[1:]))(prog_name="ckpt")

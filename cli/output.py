@@ -52,32 +52,76 @@ def emit_rows(
     """Write rows in ``fmt``; ``human`` maps a column to a formatter used for tables only."""
     if fmt is OutputFormat.table:
         return _table(rows, columns, title, human or {})
-    count = 0
-    with binary_stdout() as out:
-        if fmt is OutputFormat.csv:
-            text = io.StringIO()  # encoded and written in blocks, not a UTF-8 write per row
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow(["" if (value := row.get(c)) is None else value for c in columns])
-                count += 1
-                if text.tell() >= 1 << 16:
-                    out.write(text.getvalue().encode("utf-8"))
-                    text.seek(0)
-                    text.truncate()
-            out.write(text.getvalue().encode("utf-8"))
-        elif fmt is OutputFormat.json:
+    if fmt is OutputFormat.json:
+        count = 0
+        with binary_stdout() as out:
             out.write(b"[")
             for row in rows:
                 out.write((b",\n" if count else b"\n") + _dumps(row))
                 count += 1
             out.write(b"\n]\n" if count else b"]\n")
-        else:
-            dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+        return count
+    counted = _Counted(rows)
+    write_blocks(encoded_blocks(counted, fmt, columns))
+    return counted.count
+
+
+STREAMING = (OutputFormat.jsonl, OutputFormat.csv)
+"""Formats whose output is the concatenation of its rows' output: a listing may be made in parts."""
+
+
+def encoded_blocks(
+    rows: Iterable[dict[str, Any]], fmt: OutputFormat, columns: Sequence[str], *, header: bool = True
+) -> Iterator[bytes]:
+    """JSON Lines or CSV (one of :data:`STREAMING`) as blocks of about 64 KiB; ``header=False``
+    leaves out the CSV header line (a listing's second part). When a row fails, the rows before
+    it still come out, then the error."""
+    if fmt is OutputFormat.csv:
+        text = io.StringIO()  # encoded in blocks, not a UTF-8 encode per row
+        writer = csv.writer(text, lineterminator="\n")
+        if header:
+            writer.writerow(columns)
+        try:
             for row in rows:
-                out.write(dumps(row, option=option))
-                count += 1
-    return count
+                writer.writerow(["" if (value := row.get(c)) is None else value for c in columns])
+                if text.tell() >= 1 << 16:
+                    yield text.getvalue().encode("utf-8")
+                    text.seek(0)
+                    text.truncate()
+        except Exception:
+            yield text.getvalue().encode("utf-8")
+            raise
+        yield text.getvalue().encode("utf-8")
+        return
+    assert fmt is OutputFormat.jsonl, fmt
+    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+    block = bytearray()
+    try:
+        for row in rows:
+            block += dumps(row, option=option)
+            if len(block) >= 1 << 16:
+                yield bytes(block)
+                block.clear()
+    except Exception:
+        yield bytes(block)
+        raise
+    yield bytes(block)
+
+
+def write_blocks(blocks: Iterable[bytes]) -> None:
+    with binary_stdout() as out:
+        for block in blocks:
+            out.write(block)
+
+
+class _Counted:
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows, self.count = rows, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.count += 1
+            yield row
 
 
 @contextmanager

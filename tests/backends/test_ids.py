@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ckpt.backends.ids import checkpoint_iso, checkpoint_time
 from ckpt.cli.options import iso_time
+
+GREGORIAN = datetime(1582, 10, 15, tzinfo=timezone.utc)
+
+
+def _exact_iso(ticks: int) -> str:
+    """Integer arithmetic in datetime: no float rounding at second boundaries."""
+    return (GREGORIAN + timedelta(seconds=ticks // 10**7)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _uuid6(ticks: int, tail: int) -> str:
@@ -15,9 +24,14 @@ def _uuid6(ticks: int, tail: int) -> str:
 
 
 @given(st.integers(0, 2**60 - 1), st.integers(0, 2**64 - 1))
-def test_iso_time_of_an_id_is_the_formatted_epoch(ticks: int, tail: int) -> None:
-    checkpoint_id = _uuid6(ticks, tail)
-    assert checkpoint_iso(checkpoint_id) == iso_time(checkpoint_time(checkpoint_id))
+def test_iso_time_of_an_id_is_its_exact_second(ticks: int, tail: int) -> None:
+    assert checkpoint_iso(_uuid6(ticks, tail)) == _exact_iso(ticks)
+
+
+def test_the_last_tick_of_a_second_stays_in_that_second() -> None:
+    unix_2026 = 0x01B21DD213814000 + 1_780_000_000 * 10**7  # 100-ns ticks since 1582 at a whole second
+    assert checkpoint_iso(_uuid6(unix_2026 - 1, 0)) == _exact_iso(unix_2026 - 1)
+    assert checkpoint_iso(_uuid6(unix_2026 - 1, 0)) != checkpoint_iso(_uuid6(unix_2026, 0))
 
 
 def test_known_ids_and_other_forms() -> None:

@@ -1,0 +1,85 @@
+"""`ckpt list` on a large SQLite file lists the two halves of the thread ids in two processes at
+once; what it prints must not change, in any streaming format or selection."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckpt.backends import forked
+from ckpt.backends import sqlite as sqlite_driver
+from tests.conftest import Cli, sqlite_url
+
+ODD_IDS = ["", "a", "ab", "user-1", "user-10", "user-2", "Z", "é", "中文", "\U0001f600", "x" * 300, "new\nline"]
+
+
+@pytest.fixture
+def many_threads(db_copy: Path) -> Path:
+    """The official store plus copies of one checkpoint under odd and numerous thread ids."""
+    conn = sqlite3.connect(db_copy)
+    row = conn.execute("SELECT * FROM checkpoints ORDER BY checkpoint_id LIMIT 1").fetchone()
+    ids = ODD_IDS + [f"{n:08x}-{n % 7}" for n in range(0, 2**32, 2**32 // 500)]
+    conn.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)", [(i, *row[1:]) for i in ids])
+    conn.commit()
+    conn.close()
+    return db_copy
+
+
+@pytest.fixture
+def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every listing is made in two halves; one entry per listing that really was."""
+    made: list[int] = []
+    real = forked.in_two_processes
+
+    def counted(lower: Callable[[], Any], upper: Callable[[], Any]) -> Iterator[Any]:
+        made.append(1)
+        return real(lower, upper)
+
+    monkeypatch.setattr(forked, "in_two_processes", counted)
+    monkeypatch.setattr(sqlite_driver, "worth_two_readers", lambda path: True)
+    return made
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-o", "jsonl"],
+        ["-o", "csv"],
+        ["-o", "csv", "--thread", "user-*"],
+        ["-o", "jsonl", "--ns", ""],
+        ["-o", "jsonl", "--sizes"],
+        ["-o", "csv", "--thread", "nothing-*"],
+    ],
+)
+def test_two_halves_print_what_one_process_prints(
+    cli: Cli, many_threads: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int], args: list[str]
+) -> None:
+    url = sqlite_url(many_threads)
+    split = cli("list", url, *args)
+    assert split.exit_code == 0, split.stderr
+    monkeypatch.setattr(sqlite_driver, "worth_two_readers", lambda path: False)
+    whole = cli("list", url, *args)
+    assert whole.exit_code == 0, whole.stderr
+    assert split.stdout == whole.stdout
+    listed = whole.stdout.count("\n") - ("csv" in args)
+    assert halves == ([1] if listed > 1 else [])  # the two-process path ran wherever there was a split
+    assert listed > (500 if "--thread" not in args else 2 if "user-*" in args else -1)
+
+
+def test_table_and_json_are_made_in_one_process(cli: Cli, many_threads: Path, halves: list[int]) -> None:
+    for fmt in ("table", "json"):
+        assert cli("list", sqlite_url(many_threads), "-o", fmt).exit_code == 0
+    assert halves == []
+
+
+def test_a_store_opened_for_writing_is_never_split(many_threads: Path, halves: list[int]) -> None:
+    from ckpt.backends import Selection, open_store
+
+    with open_store(sqlite_url(many_threads), write=True) as store:
+        assert store.thread_split(Selection()) is None
+    with open_store(sqlite_url(many_threads)) as store:
+        assert store.thread_split(Selection()) is not None
