@@ -84,6 +84,9 @@ class ThreadPlan:
     """Why the thread is left alone (active, exempt, metadata), if it is."""
     doomed: int = 0
     """How many checkpoints go: ``len(delete)``, or the count alone when the keys stay in the server."""
+    blobs: int = 0
+    blob_bytes: int = 0
+    """Blobs the deleted checkpoints free, where the store plans them (PostgreSQL's server-side prune)."""
 
 
 def plan(store: Store, policy: Policy, now: float | None = None) -> Iterator[ThreadPlan]:
@@ -204,8 +207,12 @@ class PruneReport:
     checkpoints_to_delete: int = 0
     writes_to_delete: int = 0
     bytes_to_free: int = 0
+    blobs_to_delete: int | None = None
+    """PostgreSQL blobs the plan frees (their bytes are in ``bytes_to_free``); ``None`` where the
+    store keeps no separate blobs or the plan cannot count them ahead (the general path)."""
     skipped: dict[str, int] = field(default_factory=dict)
     checkpoints_deleted: int = 0
+    blobs_deleted: int | None = None
     errors: list[str] = field(default_factory=list)
     dry_run: bool = True
 
@@ -220,7 +227,9 @@ class PruneReport:
             self.threads_deleted += 1 if thread.whole_thread else 0
         self.checkpoints_to_delete += thread.doomed
         self.writes_to_delete += thread.writes
-        self.bytes_to_free += thread.bytes
+        self.bytes_to_free += thread.bytes + thread.blob_bytes
+        if self.blobs_to_delete is not None:
+            self.blobs_to_delete += thread.blobs
 
     def as_json(self) -> dict[str, object]:
         return dict(self.__dict__)

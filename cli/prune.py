@@ -46,7 +46,15 @@ def prune(
     report: Annotated[
         Optional[str], typer.Option("--report", help="'json': print a machine-readable report at the end.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per delete transaction.")] = 500,
+    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per delete transaction.")] = 2000,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="PostgreSQL: connections sharing the plan and the deletes by thread-id ranges "
+            "(default: 2 for stores of 20,000 checkpoints or more, else 1).",
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Delete old checkpoints by retention policy; the newest of each thread always stays.
@@ -81,19 +89,21 @@ def prune(
     policy.validate()
     if report not in (None, "json"):
         raise UsageError(f"--report takes 'json', got {report!r}")
-    from ckpt.backends.pg_prune import in_server  # light: PostgreSQL modules load only for PostgreSQL stores
+    from ckpt.backends.pg_prune import ServerPrune, in_server  # light: PostgreSQL modules load only for them
 
     now = datetime.now(timezone.utc).timestamp()
     fmt = resolve(output)
     rows: list[ThreadPlan] = []
     spool = Spool()
+    closers: list[ServerPrune] = []
     try:
         with open_store(url, write=not dry_run) as store:
             lock = store.lock("prune") if not dry_run else nullcontext()
             with lock:
                 on_thread = rows.append if fmt is OutputFormat.table else None
-                server = in_server(store, policy, now)  # PostgreSQL: plan and delete in SQL
+                server = in_server(store, policy, now, jobs)  # PostgreSQL: plan and delete in SQL
                 if server is not None:
+                    closers.append(server)
                     totals = server.plan(on_thread)
                 else:
                     with open_store(url) as reader:  # plan on its own connection; delete on the writer
@@ -108,6 +118,8 @@ def prune(
                 else:
                     delete_spooled(store, spool, totals, batch_size)
     finally:
+        for closer in closers:
+            closer.close()
         spool.close()
     _show(url, totals, [], fmt, report)
     if totals.errors:

@@ -13,7 +13,7 @@ import pytest
 from ckpt.backends import open_store
 from ckpt.backends.ids import checkpoint_time, lowest_id_at
 from ckpt.backends.pg_prune import bounds, first_tick, glob_like, id_at_tick, in_server, supports
-from ckpt.backends.retention import Policy, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
+from ckpt.backends.retention import Policy, PruneReport, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
 from tests.servers import postgres_schema
 
 DAY = 86400.0
@@ -66,17 +66,22 @@ def _fill(libpq: str, url: str) -> None:
     with open_store(url, write=True):
         pass  # the saver's tables
     checkpoints, blobs, writes = [], [], []
+    previous: dict[tuple[str, str], str] = {}
     for thread, ns, checkpoint_id, checkpoint, metadata in _rows():
+        # One parent chain per namespace (the saver's shape; blobs planned from three maps), except
+        # plain-2's (no parents: planned map by map).
+        parent = previous.get((thread, ns)) if thread != "plain-2" else None
+        previous[thread, ns] = checkpoint_id
         checkpoints.append(
-            (thread, ns, checkpoint_id, orjson.dumps(checkpoint).decode(), orjson.dumps(metadata).decode())
+            (thread, ns, checkpoint_id, parent, orjson.dumps(checkpoint).decode(), orjson.dumps(metadata).decode())
         )
         for channel, version in checkpoint["channel_versions"].items():
             blobs.append((thread, ns, channel, version, b"\x91\x01" * (len(checkpoint_id) % 5 + 1)))
         writes += [(thread, ns, checkpoint_id, idx, b"\x01" * (idx + 3)) for idx in range(2)]
     with psycopg.connect(libpq, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
-            "VALUES (%s, %s, %s, %s, %s)",
+            "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, "
+            "metadata) VALUES (%s, %s, %s, %s, %s, %s)",
             checkpoints,
         )
         cur.executemany(
@@ -155,17 +160,54 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
             spool = Spool()
             expected = delete_spooled(store, spool, plan_to_spool(reader, policy, NOW, spool), batch_size)
             spool.close()
+        blobs_before = len(_contents(server_libpq)["checkpoint_blobs"])
         with open_store(server_url, write=True) as store:
             server = in_server(store, policy, NOW)
             assert server is not None
-            done = server.delete(server.plan(), batch_size)
-        assert done.as_json() == expected.as_json() and not done.errors
+            planned = server.plan()
+            blobs_planned = planned.blobs_to_delete
+            done = server.delete(planned, batch_size)
+        assert _without_blobs(done) == _without_blobs(expected) and not done.errors
         left = _contents(server_libpq)
         assert left == _contents(general_libpq)
         assert ("plain-0", "", "messages", "in-flight") in left["checkpoint_blobs"]
+        # the plan counted exactly the blobs the run deleted
+        assert blobs_planned == done.blobs_deleted == blobs_before - len(left["checkpoint_blobs"]) > 0
         with open_store(server_url, write=True) as store:
             again = in_server(store, policy, NOW)
-            assert again is not None and again.plan().checkpoints_to_delete == 0
+            assert again is not None
+            second = again.plan()
+            assert second.checkpoints_to_delete == 0 and second.blobs_to_delete == 0
+
+
+def _without_blobs(report: PruneReport) -> dict[str, object]:
+    """The report as the general path makes it: it cannot count PostgreSQL blobs ahead."""
+    fields = report.as_json()
+    for name in ("blobs_to_delete", "blobs_deleted", "bytes_to_free"):
+        fields.pop(name)
+    return fields
+
+
+def test_a_linear_namespace_frees_an_unreferenced_blob_inside_its_version_range() -> None:
+    """The documented difference of the three-map plan: a blob no checkpoint references, between
+    the versions the deleted checkpoints reference, is garbage of a failed put and goes too; one
+    above them (a put in flight) stays."""
+    import psycopg
+
+    with _stores(1) as [(url, libpq)]:
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO checkpoint_blobs VALUES ('plain-0', '', 'counter', %s, 'msgpack', ''), "
+                "('plain-0', '', 'counter', %s, 'msgpack', '')",
+                (f"{2:032}.7", f"{99:032}.7"),
+            )
+        with open_store(url, write=True) as store:
+            server = in_server(store, Policy(keep_last=2, min_idle=0), NOW)
+            assert server is not None
+            server.delete(server.plan(), 500)
+        versions = {v for t, _, c, v in _contents(libpq)["checkpoint_blobs"] if t == "plain-0" and c == "counter"}
+        assert f"{2:032}.7" not in versions and f"{99:032}.7" in versions
+        assert versions == {f"{8:032}.5", f"{9:032}.5", f"{99:032}.7"}  # the two kept checkpoints' and the new one
 
 
 def test_a_thread_written_after_the_plan_is_left_alone() -> None:

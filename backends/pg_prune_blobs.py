@@ -1,0 +1,137 @@
+"""Which blobs a PostgreSQL prune frees, planned together with the checkpoints (spec §4.4, §8.8).
+
+A blob ``(thread, namespace, channel, version)`` is freed when a deleted checkpoint of its namespace
+references it and no remaining one does. Reading every deleted and remaining checkpoint's
+``channel_versions`` was most of a prune's time (3.2 s of server time per 100,000 checkpoints), so a
+namespace whose deleted checkpoints form one parent chain, continued by the oldest remaining
+checkpoint, is planned from two maps instead: along a chain a channel's version only grows (the
+saver's ``get_next_version`` increments the zero-padded counter), so every version up to the newest
+deleted checkpoint's was referenced by deleted checkpoints only, except that newest version itself
+when the oldest remaining checkpoint still references it. Namespaces that are not such a chain
+(forks, versions not in the saver's padded form) are planned exactly, map by map; threads planned in
+Python (irregular ids) too, by :func:`exact_in_python`.
+
+What differs from the exact rule: a blob below that version that no checkpoint references (left by a
+``put`` that failed between its blobs and its checkpoint, or by a fork abandoned before it was
+written) is freed as well. A blob above it (a ``put`` in flight after the thread's newest
+checkpoint) never is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from ckpt.backends.base import CheckpointKey
+
+CREATE = "CREATE TEMP TABLE ckpt_freed (thread_id text, checkpoint_ns text, channel text, version text, bytes bigint)"
+
+# __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
+# the row's parent is the namespace's previous checkpoint (or it has none before it).
+_CTES = """
+chains AS (  -- the namespaces with deleted checkpoints, and whether those are one parent chain
+  SELECT thread_id, checkpoint_ns, max(checkpoint_id) AS dm, bool_and(chained) AS chained
+  FROM __DOOMED__ x GROUP BY thread_id, checkpoint_ns
+),
+ends AS (  -- the newest deleted checkpoint and the oldest remaining one: one index descent
+  SELECT g.thread_id, g.checkpoint_ns, g.dm, g.chained, e.last, e.kept, e.kept_parent, e.has_kept
+  FROM chains g
+  CROSS JOIN LATERAL (
+    SELECT (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[1] AS last,
+           (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[2] AS kept,
+           (array_agg(c.parent_checkpoint_id ORDER BY c.checkpoint_id))[2] AS kept_parent, count(*) = 2 AS has_kept
+    FROM (SELECT * FROM checkpoints c WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns
+            AND c.checkpoint_id >= g.dm ORDER BY c.checkpoint_id LIMIT 2) c) e
+),
+candidates AS (  -- one row per channel of the newest deleted checkpoint, with what makes its group a chain
+  SELECT e.thread_id, e.checkpoint_ns, v.key AS channel, v.value AS hi, e.kept ->> v.key AS keep,
+         e.chained AND (NOT e.has_kept OR e.kept_parent = e.dm)
+           AND v.value COLLATE "C" ~ '^[0-9]{32}[.]'
+           AND coalesce((e.kept ->> v.key) COLLATE "C" ~ '^[0-9]{32}[.]', true) AS ok
+  FROM ends e CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof(e.last) = 'object' THEN e.last END) v
+),
+linear AS (
+  SELECT thread_id, checkpoint_ns FROM candidates GROUP BY thread_id, checkpoint_ns HAVING bool_and(ok)
+),
+spans AS (
+  SELECT c.* FROM candidates c
+  WHERE EXISTS (SELECT 1 FROM linear l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)
+),
+by_span AS (
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
+  FROM spans s JOIN checkpoint_blobs b
+    ON b.thread_id = s.thread_id AND b.checkpoint_ns = s.checkpoint_ns AND b.channel = s.channel
+  WHERE b.version COLLATE "C" <= s.hi AND b.version IS DISTINCT FROM s.keep
+),
+other AS (  -- the namespaces that are not one chain (few: found before any checkpoint is read)
+  SELECT g.thread_id, g.checkpoint_ns FROM chains g
+  WHERE NOT EXISTS (SELECT 1 FROM linear l WHERE l.thread_id = g.thread_id AND l.checkpoint_ns = g.checkpoint_ns)
+  OFFSET 0
+),
+refs AS (  -- their every checkpoint's references, deleted or not
+  SELECT c.thread_id, c.checkpoint_ns, e.key AS channel, e.value AS version, d.checkpoint_id IS NOT NULL AS gone
+  FROM other g
+  CROSS JOIN LATERAL (SELECT * FROM checkpoints c
+                      WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns OFFSET 0) c
+  LEFT JOIN __DOOMED__ d
+    ON d.thread_id = c.thread_id AND d.checkpoint_ns = c.checkpoint_ns AND d.checkpoint_id = c.checkpoint_id
+  CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') e
+),
+by_refs AS (
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
+  FROM (SELECT thread_id, checkpoint_ns, channel, version FROM refs GROUP BY 1, 2, 3, 4 HAVING bool_and(gone)) r
+  JOIN checkpoint_blobs b
+    ON b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel
+   AND b.version = r.version
+),
+freed AS (SELECT * FROM by_span UNION ALL SELECT * FROM by_refs)"""
+
+SPOOLED_DOOMED = "(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM ckpt_doomed WHERE doomed AND regular)"
+"""The SQL-planned deleted checkpoints of the spool (Python-planned ones have no parent column)."""
+
+
+def ctes(doomed: str) -> str:
+    """The blob-plan CTEs (ending in ``freed``) for the deleted checkpoints ``doomed``."""
+    return _CTES.replace("__DOOMED__", doomed)
+
+
+def spool(conn: psycopg.Connection[Any]) -> None:
+    """Plan the SQL-planned threads' freed blobs into ``ckpt_freed`` (same transaction as the spool)."""
+    conn.execute(CREATE)
+    conn.execute(f"WITH {ctes(SPOOLED_DOOMED)} INSERT INTO ckpt_freed SELECT * FROM freed")
+
+
+PER_THREAD = "SELECT thread_id, count(*) AS blobs, coalesce(sum(bytes), 0) AS blob_bytes FROM {0} GROUP BY thread_id"
+"""Blobs and their bytes per thread, from ``ckpt_freed`` or the ``freed`` CTE."""
+
+
+def exact_in_python(
+    conn: psycopg.Connection[Any], thread_id: str, doomed: Iterable[CheckpointKey]
+) -> list[tuple[str, str, str, str, int]]:
+    """The freed blobs of one thread planned in Python: each map read, referenced by a deleted
+    checkpoint and by no remaining one of its namespace. Rows as ``ckpt_freed`` holds them."""
+    gone = {(k.checkpoint_ns, k.checkpoint_id) for k in doomed}
+    if not gone:
+        return []
+    referenced: dict[tuple[str, str, str], bool] = {}
+    rows = conn.execute(
+        "SELECT checkpoint_ns, checkpoint_id, checkpoint -> 'channel_versions' FROM checkpoints WHERE thread_id = %s",
+        (thread_id,),
+    )
+    for ns, checkpoint_id, versions in rows:
+        deleted = (ns, checkpoint_id) in gone
+        for channel, version in (versions or {}).items() if isinstance(versions, dict) else ():
+            key = (ns, str(channel), version if isinstance(version, str) else str(version))
+            referenced[key] = referenced.get(key, True) and deleted
+    freed = [key for key, only_deleted in referenced.items() if only_deleted]
+    if not freed:
+        return []
+    found = conn.execute(
+        "SELECT b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) FROM checkpoint_blobs b "
+        "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS f(ns, channel, version) "
+        "ON b.checkpoint_ns = f.ns AND b.channel = f.channel AND b.version = f.version WHERE b.thread_id = %s",
+        ([k[0] for k in freed], [k[1] for k in freed], [k[2] for k in freed], thread_id),
+    )
+    return [(thread_id, ns, channel, version, int(size or 0)) for ns, channel, version, size in found]
