@@ -34,6 +34,9 @@ from typing import Any
 from urllib.parse import quote
 
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
+# As a user's shell has it: .pyc files written (this environment sets PYTHONDONTWRITEBYTECODE,
+# and every run compiled ckpt's and psycopg's modules again).
+USER_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
 TABLES = ("checkpoint_migrations", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
 
 
@@ -102,7 +105,7 @@ def run_ckpt(pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: 
     cpu0, load0 = server_cpu(data_dir), load()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        child = subprocess.Popen([*args, *extra], stdout=out, stderr=err)
+        child = subprocess.Popen([*args, *extra], stdout=out, stderr=err, env=USER_ENV)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
