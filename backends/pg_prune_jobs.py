@@ -39,15 +39,17 @@ def auto_jobs(store: PostgresStore) -> int:
 
 def split_points(store: PostgresStore, jobs: int) -> list[str]:
     """Up to ``jobs - 1`` thread ids cutting the threads into ranges of about equal size, from the
-    histogram PostgreSQL keeps of ``checkpoints.thread_id`` (empty when it has none)."""
+    statistics PostgreSQL keeps of ``checkpoints.thread_id`` (empty when it has none yet)."""
     if jobs < 2:
         return []
     row = store._conn.execute(
-        "SELECT histogram_bounds::text::text[] FROM pg_stats "
+        "SELECT histogram_bounds::text::text[], most_common_vals::text::text[] FROM pg_stats "
         "WHERE schemaname = %s AND tablename = 'checkpoints' AND attname = 'thread_id'",
         (store.schema,),
     ).fetchone()
-    bounds: list[str] = sorted(set(row[0] or []), key=lambda b: b.encode("utf-8")) if row else []
+    # Few threads: PostgreSQL keeps them as most common values instead of a histogram.
+    known = {*(row[0] or []), *(row[1] or [])} if row else set()
+    bounds = sorted(known, key=lambda b: b.encode("utf-8"))
     if len(bounds) < jobs:
         return []
     return sorted({bounds[len(bounds) * k // jobs] for k in range(1, jobs)}, key=lambda b: b.encode("utf-8"))
@@ -92,7 +94,7 @@ class ParallelPrune:
         for rows in collected:  # in thread order: the jobs' ranges are in order
             for row in rows:
                 on_thread(row)  # type: ignore[misc]
-        return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0))
+        return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0))
 
     def delete(self, report: PruneReport, batch_size: int) -> PruneReport:
         done = self._each(lambda job: job.delete(PruneReport(blobs_deleted=0), batch_size), self.jobs)

@@ -213,6 +213,8 @@ class PruneReport:
     skipped: dict[str, int] = field(default_factory=dict)
     checkpoints_deleted: int = 0
     blobs_deleted: int | None = None
+    jobs: int = 1
+    """Connections that shared the work (PostgreSQL ``--jobs``)."""
     errors: list[str] = field(default_factory=list)
     dry_run: bool = True
 

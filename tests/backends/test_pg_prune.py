@@ -266,3 +266,32 @@ def test_other_stores_have_no_server_side_prune(tmp_path: Any) -> None:
 
     with open_store(sqlite_url(tmp_path / "x.db"), write=True) as store:
         assert in_server(store, Policy(keep_last=1), NOW) is None
+
+
+def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
+    import psycopg
+
+    from ckpt.backends.pg_prune_jobs import ParallelPrune, ranges
+
+    assert ranges(["m"]) == [(None, "m"), ("m", None)] and ranges([]) == [(None, None)]
+    policy = Policy(keep_last=1, keep_within=3 * DAY, min_idle=60)
+    with _stores(2) as [(one_url, one_libpq), (two_url, two_libpq)]:
+        outcomes = []
+        for url, libpq, jobs in ((one_url, one_libpq, 1), (two_url, two_libpq, 2)):
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                conn.execute("ANALYZE checkpoints")  # the statistics the jobs' ranges come from
+            with open_store(url, write=True) as store:
+                server = in_server(store, policy, NOW, jobs)
+                assert server is not None and isinstance(server, ParallelPrune) == (jobs == 2)
+                rows: list[ThreadPlan] = []
+                try:
+                    planned = server.plan(rows.append)
+                    plan_json = dict(planned.as_json())
+                    done = server.delete(planned, 3)
+                finally:
+                    server.close()
+            done_json = dict(done.as_json())
+            assert plan_json.pop("jobs") == done_json.pop("jobs") == jobs
+            outcomes.append(([_row(t) for t in rows], plan_json, done_json, _contents(libpq)))
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0][2]["checkpoints_deleted"] > 0 and outcomes[0][2]["blobs_deleted"] > 0

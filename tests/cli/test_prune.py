@@ -75,12 +75,26 @@ def test_keep_last_deletes_exactly_the_plan_and_the_saver_still_resumes(cli: Cli
         assert resume(location, "thread-3")["messages"][-1].content == "approval: yes"
 
 
-def test_postgres_prune_leaves_no_orphan_blobs(cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_postgres_prune_frees_exactly_the_planned_blobs_and_leaves_no_orphan(
+    cli: Cli, tmp_path: Path, jobs: str
+) -> None:
     import psycopg
 
     with official_store("postgres", tmp_path) as (url, libpq):
-        cli("prune", url, "--keep-last", "1", "--min-idle", "0", "--yes")
+        with psycopg.connect(str(libpq), autocommit=True) as conn:
+            conn.execute("ANALYZE checkpoints")  # --jobs 2 splits the threads by these statistics
+            blobs_before = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
+        args = ("--keep-last", "1", "--min-idle", "0", "--jobs", jobs)
+        plan = json.loads(cli("prune", url, *args, "--dry-run", "-o", "json").stdout)
+        done = json.loads(cli("prune", url, *args, "--yes", "--report", "json").stdout)
+        assert plan["blobs_to_delete"] == done["blobs_deleted"] > 0 and done["errors"] == []
+        assert plan["jobs"] == done["jobs"] == int(jobs)
+        assert done["checkpoints_deleted"] == plan["checkpoints_to_delete"]
         with psycopg.connect(str(libpq)) as conn:
+            blobs_after = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
+            assert blobs_before is not None and blobs_after is not None
+            assert blobs_before[0] - blobs_after[0] == done["blobs_deleted"]
             orphans = conn.execute(
                 "SELECT count(*) FROM checkpoint_blobs b WHERE NOT EXISTS (SELECT 1 FROM checkpoints c "
                 "WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns "
