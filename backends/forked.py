@@ -40,10 +40,22 @@ def can_fork() -> bool:
 
 
 def idle_core() -> bool:
-    """At least two cores, one of them idle (1-minute load average <= cores - 1): under load the
-    halves compete for one core and the whole read gets slower than one process reading it all."""
+    """At least two cores, one of them idle right now: under load the halves compete for one
+    core and the whole read gets slower than one process reading it all.
+
+    "Right now" is the kernel's count of runnable tasks (``/proc/loadavg``, this one included):
+    at most cores - 1. The 1-minute load average (the fallback elsewhere) lags: a shell loop or
+    a benchmark that just ran keeps it near 1 on an idle machine.
+    """
     cores = len(os.sched_getaffinity(0))
-    return cores >= 2 and os.getloadavg()[0] <= cores - 1
+    if cores < 2:
+        return False
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] <= cores - 1
+    return running <= cores - 1
 
 
 def in_two_processes(lower: Callable[[], Iterable[T]], upper: Callable[[], Iterable[T]]) -> Iterator[T]:
