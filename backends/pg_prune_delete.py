@@ -45,12 +45,14 @@ SELECT thread_id, checkpoint_ns, checkpoint_id FROM (
   OFFSET 0) b
 ORDER BY thread_id {0}, checkpoint_ns {0}, checkpoint_id {0} LIMIT 1
 """
-# The batch ends with the last row of the thread its nominal end falls in: a thread's blobs go with
-# its last doomed checkpoint, so a kill never leaves a kept checkpoint without its blobs, nor a
-# doomed one half-deleted across two batches.
+# The batch ends with the last doomed row of the thread its nominal end falls in: a thread's blobs
+# go with its last doomed checkpoint, so a kill never leaves a doomed thread half-deleted across two
+# batches. (Only doomed rows: a thread planned in Python has its status row among the SQL-planned
+# threads and its doomed rows appended at the end of the spool.)
 _THREAD_END = """
 SELECT max(d.n) FROM ckpt_doomed d
-WHERE d.thread_id = (SELECT e.thread_id FROM ckpt_doomed e WHERE e.n <= %(hi)s ORDER BY e.n DESC LIMIT 1)
+WHERE d.doomed AND d.thread_id = (SELECT e.thread_id FROM ckpt_doomed e WHERE e.n <= %(hi)s AND e.doomed
+                                  ORDER BY e.n DESC LIMIT 1)
 """
 _DROP_MOVED = """
 WITH moved AS (
@@ -125,8 +127,9 @@ def delete_spooled(conn: psycopg.Connection[Any], report: PruneReport, batch_siz
         return report
     lo, last = int(row[0]), int(row[1])
     while lo <= last:
-        end = conn.execute(_THREAD_END, {"hi": min(lo + batch_size - 1, last)}).fetchone()
-        window: dict[str, Any] = {"lo": lo, "hi": max(int(end[0]) if end and end[0] is not None else lo, lo)}
+        nominal = min(lo + batch_size - 1, last)
+        end = conn.execute(_THREAD_END, {"hi": nominal}).fetchone()
+        window: dict[str, Any] = {"lo": lo, "hi": max(int(end[0]) if end and end[0] is not None else 0, nominal)}
         try:
             _delete_batch(conn, window, report)
         except psycopg.Error as exc:  # reported: a cron run must say what it could not do
