@@ -12,16 +12,21 @@ import time
 _GREGORIAN_OFFSET = 0x01B21DD213814000
 
 
-def checkpoint_time(checkpoint_id: str) -> float | None:
-    """Epoch seconds encoded in a uuid6 checkpoint id, or ``None`` for other id forms."""
-    # Called once or twice per listed thread: slicing beats a regex here (measured ~2x).
+def uuid6_ticks(checkpoint_id: str) -> int | None:
+    """The 60-bit timestamp (100-ns ticks since 1582-10-15) of a uuid6 id, or ``None`` for other forms."""
+    # Called twice per listed thread: slicing beats a regex here (measured ~2x).
     if len(checkpoint_id) != 36 or checkpoint_id[14] != "6" or checkpoint_id[8] != "-" or checkpoint_id[13] != "-":
         return None
     try:
-        ticks = int(checkpoint_id[0:8] + checkpoint_id[9:13] + checkpoint_id[15:18], 16)
+        return int(checkpoint_id[0:8] + checkpoint_id[9:13] + checkpoint_id[15:18], 16)
     except ValueError:
         return None
-    return (ticks - _GREGORIAN_OFFSET) / 1e7
+
+
+def checkpoint_time(checkpoint_id: str) -> float | None:
+    """Epoch seconds encoded in a uuid6 checkpoint id, or ``None`` for other id forms."""
+    ticks = uuid6_ticks(checkpoint_id)
+    return None if ticks is None else (ticks - _GREGORIAN_OFFSET) / 1e7
 
 
 _HOURS: dict[int, str] = {}
@@ -35,11 +40,8 @@ def checkpoint_iso(checkpoint_id: str) -> str | None:
     date and hour are formatted once per hour seen and the minutes:seconds come from a table;
     the seconds are integer arithmetic on the id's 60 bits (floor, as ``time.gmtime`` does).
     """
-    if len(checkpoint_id) != 36 or checkpoint_id[14] != "6" or checkpoint_id[8] != "-" or checkpoint_id[13] != "-":
-        return None
-    try:
-        ticks = int(checkpoint_id[0:8] + checkpoint_id[9:13] + checkpoint_id[15:18], 16)
-    except ValueError:
+    ticks = uuid6_ticks(checkpoint_id)
+    if ticks is None:
         return None
     hour, second_of_hour = divmod((ticks - _GREGORIAN_OFFSET) // 10_000_000, 3600)
     prefix = _HOURS.get(hour)
