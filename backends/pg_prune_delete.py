@@ -140,9 +140,14 @@ def delete_spooled(conn: psycopg.Connection[Any], report: PruneReport, batch_siz
     return report
 
 
+# Hash joins on the whole key: at 1M checkpoints the planner merged spool and table on thread_id
+# alone and re-scanned each thread's rows per spool row (73,000 rows filtered for 4,000 writes).
+_BATCH_SESSION = SESSION + "; SET LOCAL enable_mergejoin = off"
+
+
 def _delete_batch(conn: psycopg.Connection[Any], window: dict[str, Any], report: PruneReport) -> None:
     with conn.transaction():
-        conn.execute(SESSION)
+        conn.execute(_BATCH_SESSION)
         moved = {r[0] for r in conn.execute(_DROP_MOVED, window).fetchall()}
         first = conn.execute(_BOUNDS.format("ASC"), window).fetchone()
         last = conn.execute(_BOUNDS.format("DESC"), window).fetchone()
