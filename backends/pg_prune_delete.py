@@ -37,13 +37,15 @@ _BATCH = "d.n BETWEEN %(lo)s AND %(hi)s AND d.doomed"
 # a range condition lets the planner read just that stretch of each table's index.
 _RANGE = "(x.thread_id, x.checkpoint_ns, x.checkpoint_id) BETWEEN (%(t0)s, %(n0)s, %(i0)s) AND (%(t1)s, %(n1)s, %(i1)s)"
 
-# OFFSET 0: the batch's rows are found by ``n`` first, then sorted (an index on thread_id must not
-# drive the ORDER BY ... LIMIT: it scanned the spool from its start, 13 ms a batch).
+# The batch's first and last keys. OFFSET 0: its rows are found by ``n`` first, then sorted (an index
+# on thread_id must not drive the ORDER BY ... LIMIT: it scanned the spool from its start, 13 ms a batch).
 _BOUNDS = """
-SELECT thread_id, checkpoint_ns, checkpoint_id FROM (
+WITH b AS (
   SELECT thread_id, checkpoint_ns, checkpoint_id FROM ckpt_doomed d WHERE d.n BETWEEN %(lo)s AND %(hi)s AND d.doomed
-  OFFSET 0) b
-ORDER BY thread_id {0}, checkpoint_ns {0}, checkpoint_id {0} LIMIT 1
+  OFFSET 0
+)
+SELECT * FROM (SELECT * FROM b ORDER BY thread_id, checkpoint_ns, checkpoint_id LIMIT 1) first,
+              (SELECT * FROM b ORDER BY thread_id DESC, checkpoint_ns DESC, checkpoint_id DESC LIMIT 1) last
 """
 # The batch ends with the last doomed row of the thread its nominal end falls in: a thread's blobs
 # go with its last doomed checkpoint, so a kill never leaves a doomed thread half-deleted across two
@@ -119,7 +121,7 @@ def delete_spooled(conn: psycopg.Connection[Any], report: PruneReport, batch_siz
     report.dry_run = False
     conn.execute("CREATE INDEX ON ckpt_doomed (n)")
     conn.execute("CREATE INDEX ON ckpt_doomed (thread_id)")
-    conn.execute("CREATE INDEX ON ckpt_freed (thread_id, checkpoint_ns, channel, version)")
+    conn.execute("CREATE INDEX ON ckpt_freed (thread_id)")  # a batch's threads; joined by hash on the key
     conn.execute("ANALYZE ckpt_doomed")  # so the planner joins by primary key, not by scanning the tables
     conn.execute("ANALYZE ckpt_freed")
     row = conn.execute("SELECT min(n), max(n) FROM ckpt_doomed WHERE doomed").fetchone()
@@ -149,11 +151,10 @@ def _delete_batch(conn: psycopg.Connection[Any], window: dict[str, Any], report:
     with conn.transaction():
         conn.execute(_BATCH_SESSION)
         moved = {r[0] for r in conn.execute(_DROP_MOVED, window).fetchall()}
-        first = conn.execute(_BOUNDS.format("ASC"), window).fetchone()
-        last = conn.execute(_BOUNDS.format("DESC"), window).fetchone()
+        ends = conn.execute(_BOUNDS, window).fetchone()  # no row: the batch's threads all moved
         row = None
-        if first is not None and last is not None:
-            bounds = dict(zip(("t0", "n0", "i0", "t1", "n1", "i1"), (*first, *last)))
+        if ends is not None:
+            bounds = dict(zip(("t0", "n0", "i0", "t1", "n1", "i1"), ends))
             row = conn.execute(_DELETE_BATCH, {**window, **bounds}).fetchone()
     if moved:
         report.skipped[_MOVED] = report.skipped.get(_MOVED, 0) + len(moved)
