@@ -173,12 +173,16 @@ ranked AS (
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
          coalesce(c.parent = lag(c.checkpoint_id) OVER w, false) OR lag(c.checkpoint_id) OVER w IS NULL AS chained,
          count(*) OVER t AS n, max(c.checkpoint_id COLLATE "C") OVER t AS newest, bool_and(c.ok) OVER t AS regular,
-         row_number() OVER t_ord = 1 AS first,
-         count(*) OVER ns - row_number() OVER w + 1 AS rank,
-         bool_or(c.delta_row) OVER ns AS delta
+         row_number() OVER t = 1 AS first,
+         count(*) OVER w - row_number() OVER w + 1 AS rank,
+         bool_or(c.delta_row) OVER w AS delta
   FROM base c
-  WINDOW t AS (PARTITION BY c.thread_id), t_ord AS (t ORDER BY c.checkpoint_ns, c.checkpoint_id),
-         ns AS (PARTITION BY c.thread_id, c.checkpoint_ns), w AS (ns ORDER BY c.checkpoint_id)
+  -- Two window clauses, both over the whole partition (row_number and lag ignore the frame): one
+  -- sort, two passes. Four clauses (a partition and its ordered twin, twice) made four passes.
+  WINDOW t AS (PARTITION BY c.thread_id ORDER BY c.checkpoint_ns, c.checkpoint_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING),
+         w AS (PARTITION BY c.thread_id, c.checkpoint_ns ORDER BY c.checkpoint_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
 status AS (
   SELECT r.*,
