@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,18 @@ def test_keep_last_deletes_exactly_the_plan_and_the_saver_still_resumes(cli: Cli
         assert resume(location, "thread-3")["messages"][-1].content == "approval: yes"
 
 
+# Per checkpoint, the blob rows it names (a value stored inline, or not at all, has none).
+_NAMED_BLOBS = (
+    "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, b.channel, b.version FROM checkpoints c "
+    "CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') e JOIN checkpoint_blobs b "
+    "ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = e.key AND b.version = e.value"
+)
+
+
+def _named_blobs(conn: Any) -> set[tuple[str, ...]]:
+    return {tuple(row) for row in conn.execute(_NAMED_BLOBS).fetchall()}
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_postgres_prune_frees_exactly_the_planned_blobs_and_leaves_no_orphan(
     cli: Cli, tmp_path: Path, jobs: str
@@ -85,6 +98,7 @@ def test_postgres_prune_frees_exactly_the_planned_blobs_and_leaves_no_orphan(
         with psycopg.connect(str(libpq), autocommit=True) as conn:
             conn.execute("ANALYZE checkpoints")  # --jobs 2 splits the threads by these statistics
             blobs_before = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
+            named_before = _named_blobs(conn)
         args = ("--keep-last", "1", "--min-idle", "0", "--jobs", jobs)
         plan = json.loads(cli("prune", url, *args, "--dry-run", "-o", "json").stdout)
         done = json.loads(cli("prune", url, *args, "--yes", "--report", "json").stdout)
@@ -95,6 +109,10 @@ def test_postgres_prune_frees_exactly_the_planned_blobs_and_leaves_no_orphan(
             blobs_after = conn.execute("SELECT count(*) FROM checkpoint_blobs").fetchone()
             assert blobs_before is not None and blobs_after is not None
             assert blobs_before[0] - blobs_after[0] == done["blobs_deleted"]
+            kept = {row[:3] for row in conn.execute("SELECT thread_id, checkpoint_ns, checkpoint_id FROM checkpoints")}
+            # every blob a kept checkpoint named before is still there
+            still_named = {r for r in named_before if r[:3] in kept}
+            assert still_named and still_named == _named_blobs(conn)
             orphans = conn.execute(
                 "SELECT count(*) FROM checkpoint_blobs b WHERE NOT EXISTS (SELECT 1 FROM checkpoints c "
                 "WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns "
