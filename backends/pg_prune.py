@@ -49,7 +49,6 @@ _REGULAR = (
     "AND c.checkpoint_id COLLATE \"C\" ~ '^[-0-9a-f]*$' AND c.checkpoint_id COLLATE \"C\" NOT LIKE '%%-%%-%%-%%-%%-%%' "
     "AND jsonb_typeof(c.metadata) = 'object'"
 )
-_C = 'COLLATE "C"'
 # One job's share of the threads (``--jobs``): a half-open range of ids in byte order, or everything.
 _IN_RANGE = (
     '(%(from)s::text IS NULL OR {0} COLLATE "C" >= %(from)s) AND (%(to)s::text IS NULL OR {0} COLLATE "C" < %(to)s)'
@@ -58,7 +57,6 @@ _MIN_IDLE = "written within --min-idle"
 # Per transaction, for these statements only: JIT compiles the plan's subplans for seconds
 # (measured 10 s of 18 s on 100k checkpoints), and the plan's one pass sorts in memory.
 SESSION = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL plan_cache_mode = force_custom_plan"
-_MOVED = "written during prune"
 
 
 def in_server(store: Store, policy: Policy, now: float, jobs: int | None = 1) -> ServerPrune | None:
@@ -240,7 +238,7 @@ class PostgresPrune:
         store: PostgresStore,
         policy: Policy,
         now: float,
-        thread_range: tuple[str | None, str | None] = (None, None),
+        thread_range: Range = (None, None),
     ) -> None:
         self.store = store
         self.policy = policy

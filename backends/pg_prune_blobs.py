@@ -89,7 +89,7 @@ by_refs AS (
 freed AS (SELECT * FROM by_span UNION ALL SELECT * FROM by_refs)"""
 
 SPOOLED_DOOMED = "(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM ckpt_doomed WHERE doomed AND regular)"
-"""The SQL-planned deleted checkpoints of the spool (Python-planned ones have no parent column)."""
+"""The SQL-planned deleted checkpoints of the spool (Python-planned ones have no ``chained`` flag)."""
 
 
 def ctes(doomed: str) -> str:

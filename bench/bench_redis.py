@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_targets import CKPT, Run, Variant, copy_loop, redis_cleanup, source_count  # noqa: E402
+from bench_targets import CKPT, Run, Variant, copy_loop, print_table, redis_cleanup, source_count  # noqa: E402
 
 
 def server_cpu(pid: int | None) -> float:
@@ -112,12 +112,8 @@ def main() -> None:
                   f"{run.checkpoints / run.seconds:8,.0f} ckpt/s rss {run.rss_mb or 0:.0f} MB "
                   f"client cpu {cpu / k:.2f} s/1k server cpu {server / k:.2f} s/1k "
                   f"load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    print_table(variants)
     base = variants["baseline"]
-    print("\n| variant | checkpoints | median s | checkpoints/s | x baseline | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for v in variants.values():
-        print(f"| {v.name} | {v.runs[0].checkpoints:,} | {v.seconds:.2f} | {v.rate:,.0f} | "
-              f"{v.rate / base.rate:.1f} | {v.rss} |")  # fmt: skip
     ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
     print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
 

@@ -286,6 +286,11 @@ def main() -> None:
         variants = bench_mongo(args.store, args.runs, args.baseline)
     else:
         variants = bench_prune(args.store, args.runs, args.baseline, args.rebuild)
+    print_table(variants)
+
+
+def print_table(variants: dict[str, Variant]) -> None:
+    """The Markdown results table, each variant against ``variants["baseline"]``."""
     base = variants["baseline"]
     print("\n| variant | checkpoints | median s | checkpoints/s | x baseline | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
