@@ -116,7 +116,9 @@ PER_THREAD = "SELECT thread_id, count(*) AS blobs, coalesce(sum(bytes), 0) AS bl
 """Blobs and their bytes per thread, from ``ckpt_freed`` or the ``freed`` CTE."""
 
 
-def exact_in_python(conn: psycopg.Connection[Any], thread_id: str, doomed: Iterable[CheckpointKey]) -> list[FreedBlob]:
+def exact_in_python(
+    conn: psycopg.Connection[Any], thread_id: str, doomed: Iterable[CheckpointKey]
+) -> list[FreedBlob]:
     """The freed blobs of one thread planned in Python: each map read, referenced by a deleted
     checkpoint and by no remaining one of its namespace. Rows as ``ckpt_freed`` holds them."""
     gone = {(k.checkpoint_ns, k.checkpoint_id) for k in doomed}

@@ -119,7 +119,9 @@ def create_spool(conn: psycopg.Connection[Any]) -> None:
     conn.execute("DROP TABLE IF EXISTS pg_temp.ckpt_freed")
 
 
-def add_keys(conn: psycopg.Connection[Any], threads: list[tuple[ThreadPlan, str, list[FreedBlob]]]) -> None:
+def add_keys(
+    conn: psycopg.Connection[Any], threads: list[tuple[ThreadPlan, str, list[FreedBlob]]]
+) -> None:
     """Spool the keys of threads planned in Python (after the SQL-planned ones), with their newest
     id, and the blobs they free."""
     columns = "ckpt_doomed (thread_id, checkpoint_ns, checkpoint_id, newest, doomed)"
