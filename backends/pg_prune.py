@@ -55,13 +55,8 @@ _IN_RANGE = (
 )
 _MIN_IDLE = "written within --min-idle"
 # Per transaction, for these statements only: JIT compiles the plan's subplans for seconds
-# (measured 10 s of 18 s on 100k checkpoints), and the plan's one pass sorts in memory. At 1M
-# checkpoints the writes were grouped by the thread_id index plus an incremental sort (the primary
-# key's order needs none: 4.5 s, not 5 s), and the blob plan memoized 50,000 maps it never met twice.
-SESSION = (
-    "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL plan_cache_mode = force_custom_plan; "
-    "SET LOCAL enable_incremental_sort = off; SET LOCAL enable_memoize = off"
-)
+# (measured 10 s of 18 s on 100k checkpoints), and the plan's one pass sorts in memory.
+SESSION = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 def in_server(store: Store, policy: Policy, now: float, jobs: int | None = 1) -> ServerPrune | None:
@@ -168,12 +163,12 @@ _ROWS = f"""
 base AS (  -- the per-row facts, read once; the windows then carry narrow rows
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id AS parent, {_REGULAR} AS ok,
          c.metadata ? 'counters_since_delta_snapshot' AS delta_row,
-         pg_column_size(c.checkpoint) + pg_column_size(c.metadata) AS size, c.ctid AS tid
+         pg_column_size(c.checkpoint) + pg_column_size(c.metadata) AS size
   FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND {_IN_RANGE.format("c.thread_id")}
   OFFSET 0  -- a sequential read, sorted once for the windows (by the index, the rows came in random order)
 ),
 ranked AS (
-  SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size, c.tid,
+  SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
          coalesce(c.parent = lag(c.checkpoint_id) OVER w, false) OR lag(c.checkpoint_id) OVER w IS NULL AS chained,
          count(*) OVER t AS n, max(c.checkpoint_id COLLATE "C") OVER t AS newest, bool_and(c.ok) OVER t AS regular,
          row_number() OVER t = 1 AS first,
@@ -202,7 +197,7 @@ planned AS (
            WHEN strpos(s.checkpoint_ns, ':') = 0 THEN
              NOT s.delta AND s.rank > %(keep_last)s AND (%(within)s::text IS NULL OR s.checkpoint_id < %(within)s)
            ELSE coalesce(({_PER_CALL}), false) END)) AS doomed,
-         s.size, s.tid
+         s.size
   FROM status s
   OFFSET 0  -- a fence: "doomed" is evaluated once per row, not once per reference
 ),
@@ -276,7 +271,7 @@ class PostgresPrune:
 
     def _threads(self) -> Iterator[ThreadPlan]:
         query = _FROM_SPOOL if self.spooled else f"WITH {_ROWS}, {pg_prune_blobs.ctes(_SIZED_DOOMED)} {_PER_THREAD}"
-        irregular: list[tuple[ThreadPlan, str, list[pg_prune_blobs.FreedBlob]]] = []
+        irregular: list[tuple[ThreadPlan, str, list[tuple[str, str, str, str, int]]]] = []
         with self.store._conn.cursor(name="ckpt_prune_plan") as cur:
             cur.itersize = 5000
             cur.execute(query, self.params)

@@ -26,12 +26,7 @@ import psycopg
 
 from ckpt.backends.base import CheckpointKey
 
-# ``tid``: where the blob row was when planned. A batch deletes by it (one heap fetch, no index
-# descent) and checks the key too; a row moved since (rewritten table) is deleted by its key.
-CREATE = (
-    "CREATE TEMP TABLE ckpt_freed (thread_id text, checkpoint_ns text, channel text, version text, bytes bigint, "
-    "tid tid)"
-)
+CREATE = "CREATE TEMP TABLE ckpt_freed (thread_id text, checkpoint_ns text, channel text, version text, bytes bigint)"
 
 # __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
 # the row's parent is the namespace's previous checkpoint (or it has none before it).
@@ -41,13 +36,12 @@ chains AS (  -- the namespaces with deleted checkpoints, and whether those are o
   FROM __DOOMED__ x GROUP BY thread_id, checkpoint_ns
 ),
 ends AS (  -- the newest deleted checkpoint and the oldest remaining one: one index descent
-  SELECT g.thread_id, g.checkpoint_ns, g.dm, g.chained, e.maps[1] AS last, e.maps[2] AS kept,
-         e.parents[2] AS kept_parent, e.has_kept
+  SELECT g.thread_id, g.checkpoint_ns, g.dm, g.chained, e.last, e.kept, e.kept_parent, e.has_kept
   FROM chains g
-  CROSS JOIN LATERAL (  -- each map read once (three aggregates read the newest deleted one twice)
-    SELECT array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id) AS maps,
-           array_agg(c.parent_checkpoint_id ORDER BY c.checkpoint_id) AS parents,
-           count(*) = 2 AS has_kept
+  CROSS JOIN LATERAL (
+    SELECT (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[1] AS last,
+           (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[2] AS kept,
+           (array_agg(c.parent_checkpoint_id ORDER BY c.checkpoint_id))[2] AS kept_parent, count(*) = 2 AS has_kept
     FROM (SELECT * FROM checkpoints c WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns
             AND c.checkpoint_id >= g.dm ORDER BY c.checkpoint_id LIMIT 2) c) e
 ),
@@ -66,7 +60,7 @@ spans AS (
   WHERE EXISTS (SELECT 1 FROM linear l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)
 ),
 by_span AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid AS tid
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
   FROM spans s JOIN checkpoint_blobs b
     ON b.thread_id = s.thread_id AND b.checkpoint_ns = s.checkpoint_ns AND b.channel = s.channel
   WHERE b.version COLLATE "C" <= s.hi AND b.version IS DISTINCT FROM s.keep
@@ -86,7 +80,7 @@ refs AS (  -- their every checkpoint's references, deleted or not
   CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') e
 ),
 by_refs AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid AS tid
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
   FROM (SELECT thread_id, checkpoint_ns, channel, version FROM refs GROUP BY 1, 2, 3, 4 HAVING bool_and(gone)) r
   JOIN checkpoint_blobs b
     ON b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel
@@ -109,16 +103,13 @@ def spool(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"WITH {ctes(SPOOLED_DOOMED)} INSERT INTO ckpt_freed SELECT * FROM freed")
 
 
-FreedBlob = tuple[str, str, str, str, int, str]
-"""A row of ``ckpt_freed``: thread, namespace, channel, version, bytes, and the row's ctid as text."""
-
 PER_THREAD = "SELECT thread_id, count(*) AS blobs, coalesce(sum(bytes), 0) AS blob_bytes FROM {0} GROUP BY thread_id"
 """Blobs and their bytes per thread, from ``ckpt_freed`` or the ``freed`` CTE."""
 
 
 def exact_in_python(
     conn: psycopg.Connection[Any], thread_id: str, doomed: Iterable[CheckpointKey]
-) -> list[FreedBlob]:
+) -> list[tuple[str, str, str, str, int]]:
     """The freed blobs of one thread planned in Python: each map read, referenced by a deleted
     checkpoint and by no remaining one of its namespace. Rows as ``ckpt_freed`` holds them."""
     gone = {(k.checkpoint_ns, k.checkpoint_id) for k in doomed}
@@ -138,9 +129,9 @@ def exact_in_python(
     if not freed:
         return []
     found = conn.execute(
-        "SELECT b.checkpoint_ns, b.channel, b.version, octet_length(b.blob), b.ctid::text FROM checkpoint_blobs b "
+        "SELECT b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) FROM checkpoint_blobs b "
         "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS f(ns, channel, version) "
         "ON b.checkpoint_ns = f.ns AND b.channel = f.channel AND b.version = f.version WHERE b.thread_id = %s",
         ([k[0] for k in freed], [k[1] for k in freed], [k[2] for k in freed], thread_id),
     )
-    return [(thread_id, ns, channel, version, int(size or 0), tid) for ns, channel, version, size, tid in found]
+    return [(thread_id, ns, channel, version, int(size or 0)) for ns, channel, version, size in found]

@@ -18,7 +18,6 @@ from typing import Any
 import psycopg
 
 from ckpt.backends.pg_prune import SESSION
-from ckpt.backends.pg_prune_blobs import FreedBlob
 from ckpt.backends.retention import PruneReport, ThreadPlan
 
 _MOVED = "written during prune"
@@ -26,8 +25,8 @@ _MOVED = "written during prune"
 # The doomed rows, and one row per thread (its first) that carries the thread's status for the report.
 INSERT_SPOOL = """
 INSERT INTO ckpt_doomed (thread_id, checkpoint_ns, checkpoint_id, chained, doomed, newest, writes, bytes,
-                         n_thread, regular, skipped, whole, tid)
-SELECT thread_id, checkpoint_ns, checkpoint_id, chained, doomed, newest, writes, bytes, n, regular, skipped, whole, tid
+                         n_thread, regular, skipped, whole)
+SELECT thread_id, checkpoint_ns, checkpoint_id, chained, doomed, newest, writes, bytes, n, regular, skipped, whole
 FROM sized WHERE doomed OR first
 ORDER BY thread_id, checkpoint_ns, checkpoint_id
 """
@@ -70,38 +69,18 @@ WITH moved AS (
 )
 SELECT DISTINCT thread_id FROM moved
 """
-_BATCH_THREADS = "f.thread_id IN (SELECT d.thread_id FROM ckpt_doomed d WHERE " + _BATCH + ")"
-_BLOB_KEYS = (
-    "b.thread_id = f.thread_id AND b.checkpoint_ns = f.checkpoint_ns "
-    "AND b.channel = f.channel AND b.version = f.version"
-)
 # One statement: the batch's writes, checkpoints, and the blobs the plan found its threads free.
-# Checkpoints and blobs are found where the plan saw them (``tid``: one heap fetch each, no index
-# descent; a blob's probe by the thread_id index read every blob of its thread) and must still
-# carry the planned key. The planned counts come back too: a row that moved since the plan (an
-# upsert, a rewritten table) or a thread planned in Python (no tid) is then deleted by its key.
 _DELETE_BATCH = f"""
 WITH writes AS (
   DELETE FROM checkpoint_writes x USING ckpt_doomed d WHERE {_BATCH} AND {_RANGE} AND {_KEYS}
 ), gone AS (
-  DELETE FROM checkpoints x USING ckpt_doomed d WHERE {_BATCH} AND x.ctid = d.tid AND {_KEYS} RETURNING 1
-), blobs AS (
-  DELETE FROM checkpoint_blobs b USING ckpt_freed f
-  WHERE {_BATCH_THREADS} AND f.thread_id BETWEEN %(t0)s AND %(t1)s AND b.ctid = f.tid AND {_BLOB_KEYS}
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM blobs),
-       (SELECT count(*) FROM ckpt_doomed d WHERE {_BATCH}),
-       (SELECT count(*) FROM ckpt_freed f WHERE {_BATCH_THREADS} AND f.thread_id BETWEEN %(t0)s AND %(t1)s)
-"""
-# The same by key, for what the statement above left (rows it deleted are gone from this one's view).
-_DELETE_BY_KEY = f"""
-WITH gone AS (
   DELETE FROM checkpoints x USING ckpt_doomed d WHERE {_BATCH} AND {_RANGE} AND {_KEYS} RETURNING 1
 ), blobs AS (
   DELETE FROM checkpoint_blobs b USING ckpt_freed f
-  WHERE {_BATCH_THREADS} AND f.thread_id BETWEEN %(t0)s AND %(t1)s
-    AND b.thread_id BETWEEN %(t0)s AND %(t1)s AND {_BLOB_KEYS}  -- the range: an index range, not a table scan
+  WHERE f.thread_id IN (SELECT d.thread_id FROM ckpt_doomed d WHERE {_BATCH})
+    AND f.thread_id BETWEEN %(t0)s AND %(t1)s AND b.thread_id BETWEEN %(t0)s AND %(t1)s  -- index ranges
+    AND b.thread_id = f.thread_id AND b.checkpoint_ns = f.checkpoint_ns AND b.channel = f.channel
+    AND b.version = f.version
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM blobs)
@@ -114,13 +93,13 @@ def create_spool(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "CREATE TEMP TABLE ckpt_doomed (n bigserial, thread_id text, checkpoint_ns text, checkpoint_id text, "
         "chained bool, doomed bool, newest text, writes bigint, bytes bigint, n_thread bigint, regular bool, "
-        "skipped text, whole bool, tid tid)"
+        "skipped text, whole bool)"
     )
     conn.execute("DROP TABLE IF EXISTS pg_temp.ckpt_freed")
 
 
 def add_keys(
-    conn: psycopg.Connection[Any], threads: list[tuple[ThreadPlan, str, list[FreedBlob]]]
+    conn: psycopg.Connection[Any], threads: list[tuple[ThreadPlan, str, list[tuple[str, str, str, str, int]]]]
 ) -> None:
     """Spool the keys of threads planned in Python (after the SQL-planned ones), with their newest
     id, and the blobs they free."""
@@ -177,9 +156,6 @@ def _delete_batch(conn: psycopg.Connection[Any], window: dict[str, Any], report:
         if ends is not None:
             bounds = dict(zip(("t0", "n0", "i0", "t1", "n1", "i1"), ends))
             row = conn.execute(_DELETE_BATCH, {**window, **bounds}).fetchone()
-            if row is not None and (row[0] < row[2] or row[1] < row[3]):
-                more = conn.execute(_DELETE_BY_KEY, {**window, **bounds}).fetchone()
-                row = (row[0] + more[0], row[1] + more[1]) if more is not None else row
     if moved:
         report.skipped[_MOVED] = report.skipped.get(_MOVED, 0) + len(moved)
     if row:
