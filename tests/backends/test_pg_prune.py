@@ -180,6 +180,29 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
             assert second.checkpoints_to_delete == 0 and second.blobs_to_delete == 0
 
 
+def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
+    """Batches find checkpoints and blobs where the plan saw them (their ctid); a row that moved
+    since (here: every row updated in place, as an upsert or a table rewrite would) is still
+    deleted, by its key, and nothing else is."""
+    import psycopg
+
+    policy = POLICIES[0]
+    with _stores(2) as [(still_url, still_libpq), (moved_url, moved_libpq)]:
+        reports = []
+        for url, libpq in ((still_url, still_libpq), (moved_url, moved_libpq)):
+            with open_store(url, write=True) as store:
+                server = in_server(store, policy, NOW)
+                assert server is not None
+                planned = server.plan()
+                if url == moved_url:
+                    with psycopg.connect(libpq, autocommit=True) as other:
+                        other.execute("UPDATE checkpoints SET type = type")
+                        other.execute("UPDATE checkpoint_blobs SET type = type")
+                reports.append(server.delete(planned, 3).as_json())
+        assert reports[0] == reports[1] and reports[0]["blobs_deleted"] == reports[0]["blobs_to_delete"] > 0
+        assert _contents(still_libpq) == _contents(moved_libpq)
+
+
 def _without_blobs(report: PruneReport) -> dict[str, object]:
     """The report as the general path makes it: it cannot count PostgreSQL blobs ahead."""
     fields = report.as_json()
