@@ -95,7 +95,7 @@ def prune(
     fmt = resolve(output)
     rows: list[ThreadPlan] = []
     spool = Spool()
-    closers: list[ServerPrune] = []
+    server: ServerPrune | None = None
     try:
         with open_store(url, write=not dry_run) as store:
             lock = store.lock("prune") if not dry_run else nullcontext()
@@ -103,7 +103,6 @@ def prune(
                 on_thread = rows.append if fmt is OutputFormat.table else None
                 server = in_server(store, policy, now, jobs)  # PostgreSQL: plan and delete in SQL
                 if server is not None:
-                    closers.append(server)
                     totals = server.plan(on_thread)
                 else:
                     with open_store(url) as reader:  # plan on its own connection; delete on the writer
@@ -118,8 +117,8 @@ def prune(
                 else:
                     delete_spooled(store, spool, totals, batch_size)
     finally:
-        for closer in closers:
-            closer.close()
+        if server is not None:
+            server.close()
         spool.close()
     _show(url, totals, [], fmt, report)
     if totals.errors:
