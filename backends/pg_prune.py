@@ -11,14 +11,15 @@ order), ``metadata ? 'counters_since_delta_snapshot'`` for DeltaChannel namespac
   legacy string metadata) are planned by :func:`plan_thread` from their headers;
 * time bounds are found by bisecting the exact float expressions the general path uses.
 
-A real run spools the doomed keys into a temporary table on the writer connection; each batch
-then deletes writes, checkpoints and the blobs those checkpoints freed in one transaction, and
-first drops threads that gained a checkpoint since the plan (a writer came back).
+A real run (:mod:`ckpt.backends.pg_prune_batches`) plans and deletes together, a range of whole
+threads at a time: one statement per batch evaluates these rules on the batch's rows and deletes
+what they doom, its writes and the blobs it frees, so nothing is spooled and no batch acts on a
+plan older than itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from ckpt.backends import pg_prune_blobs
@@ -30,11 +31,12 @@ if TYPE_CHECKING:
 
 
 class ServerPrune(Protocol):
-    """A prune the server carries out: the plan (keys spooled on a writable store), then the deletes."""
+    """A prune the server carries out: a plan that changes nothing, and a run that plans and
+    deletes batch by batch (its report carries both what it planned and what it deleted)."""
 
     def plan(self, on_thread: Callable[[ThreadPlan], None] | None = None) -> PruneReport: ...
 
-    def delete(self, report: PruneReport, batch_size: int) -> PruneReport: ...
+    def run(self, batch_size: int) -> PruneReport: ...
 
     def close(self) -> None: ...
 
@@ -49,10 +51,9 @@ _REGULAR = (
     "AND c.checkpoint_id COLLATE \"C\" ~ '^[-0-9a-f]*$' AND c.checkpoint_id COLLATE \"C\" NOT LIKE '%%-%%-%%-%%-%%-%%' "
     "AND jsonb_typeof(c.metadata) = 'object'"
 )
-# One job's share of the threads (``--jobs``): a half-open range of ids in byte order, or everything.
-_IN_RANGE = (
-    '(%(from)s::text IS NULL OR {0} COLLATE "C" >= %(from)s) AND (%(to)s::text IS NULL OR {0} COLLATE "C" < %(to)s)'
-)
+# A half-open range of thread ids in the column's own collation (an index range: ``--jobs`` shares
+# and the run's batches are cut where the index puts them), or everything when an end is NULL.
+IN_RANGE = "(%({lo})s::text IS NULL OR {col} >= %({lo})s) AND (%({hi})s::text IS NULL OR {col} < %({hi})s)"
 _MIN_IDLE = "written within --min-idle"
 # Per transaction, for these statements only: JIT compiles the plan's subplans for seconds
 # (measured 10 s of 18 s on 100k checkpoints), and the plan's one pass sorts in memory.
@@ -159,19 +160,18 @@ FROM (SELECT x.thread_id, x.metadata -> 'parents' ->> '' AS root FROM checkpoint
 # each row its thread's size and newest id, its namespace's DeltaChannel flag and its rank from
 # the newest. For regular ids that order is the same in every collation (fixed-width lowercase
 # hex), so ranks and id bounds agree with Python's string order.
-_ROWS = f"""
+_BASE = f"""
 base AS (  -- the per-row facts, read once; the windows then carry narrow rows
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id AS parent, {_REGULAR} AS ok,
          c.metadata ? 'counters_since_delta_snapshot' AS delta_row,
          pg_column_size(c.checkpoint) + pg_column_size(c.metadata) AS size
-  FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND {_IN_RANGE.format("c.thread_id")}
-  OFFSET 0  -- a sequential read, sorted once for the windows (by the index, the rows came in random order)
-),
+  FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND __RANGE__
+),"""
+_RULES = f"""
 ranked AS (
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
          coalesce(c.parent = lag(c.checkpoint_id) OVER w, false) OR lag(c.checkpoint_id) OVER w IS NULL AS chained,
          count(*) OVER t AS n, max(c.checkpoint_id COLLATE "C") OVER t AS newest, bool_and(c.ok) OVER t AS regular,
-         row_number() OVER t = 1 AS first,
          count(*) OVER w - row_number() OVER w + 1 AS rank,
          bool_or(c.delta_row) OVER w AS delta
   FROM base c
@@ -191,8 +191,7 @@ status AS (
   FROM ranked r
 ),
 planned AS (
-  SELECT s.thread_id, s.checkpoint_ns, s.checkpoint_id, s.chained, s.n, s.newest, s.regular, s.first, s.skipped,
-         s.whole,
+  SELECT s.thread_id, s.checkpoint_ns, s.checkpoint_id, s.chained, s.n, s.regular, s.skipped, s.whole,
          s.regular AND s.skipped IS NULL AND (s.whole OR (%(keep)s AND CASE
            WHEN strpos(s.checkpoint_ns, ':') = 0 THEN
              NOT s.delta AND s.rank > %(keep_last)s AND (%(within)s::text IS NULL OR s.checkpoint_id < %(within)s)
@@ -200,38 +199,52 @@ planned AS (
          s.size
   FROM status s
   OFFSET 0  -- a fence: "doomed" is evaluated once per row, not once per reference
-),
+)"""
+
+
+def rows(thread_range: str, *, whole_table: bool) -> str:
+    """The CTEs ``base`` … ``planned``: every selected checkpoint with its thread's status and
+    whether the rules delete it. ``thread_range`` limits the threads (SQL over this module's
+    parameters); ``whole_table`` reads the table sequentially and sorts once for the windows (a
+    plan of everything: by the index the rows come in random heap order) instead of by the index
+    (a batch's short range, whose rows come in the windows' order)."""
+    fence = "\n  OFFSET 0  -- a sequential read, sorted once for the windows" if whole_table else ""
+    return _BASE.replace("__RANGE__", thread_range + fence) + _RULES
+
+
+_PLAN_RANGE = IN_RANGE.format(lo="from", hi="to", col="c.thread_id")
+# The plan shows writes and bytes per deleted checkpoint: one grouped pass over the job's writes.
+_SIZED = f"""
 sized AS (
   SELECT p.*, coalesce(w.n, 0) AS writes, p.size + coalesce(w.bytes, 0) AS bytes
   FROM planned p LEFT JOIN (
     SELECT thread_id, checkpoint_ns, checkpoint_id, count(*) AS n, sum(octet_length(blob)) AS bytes
-    FROM checkpoint_writes WHERE thread_id LIKE %(like)s AND {_IN_RANGE.format("thread_id")}
+    FROM checkpoint_writes WHERE thread_id LIKE %(like)s AND {IN_RANGE.format(lo="from", hi="to", col="thread_id")}
     GROUP BY thread_id, checkpoint_ns, checkpoint_id
   ) w ON p.doomed AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns
      AND w.checkpoint_id = p.checkpoint_id
 )"""
 
 # Per thread, in the general path's order: its status and what the plan deletes from it, blobs included.
-_THREAD_COLUMNS = """
-SELECT t.thread_id, t.n, t.newest, t.regular, t.skipped, t.whole, t.doomed, t.writes, t.bytes,
+_PER_THREAD = f"""
+SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, t.writes, t.bytes,
        coalesce(f.blobs, 0), coalesce(f.blob_bytes, 0)
-FROM (SELECT thread_id, max({n}) AS n, max(newest) AS newest, bool_and(regular) AS regular, max(skipped) AS skipped,
+FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) AS skipped,
              bool_or(whole) AS whole, count(*) FILTER (WHERE doomed) AS doomed,
              coalesce(sum(writes) FILTER (WHERE doomed), 0) AS writes,
              coalesce(sum(bytes) FILTER (WHERE doomed), 0) AS bytes
-      FROM {rows} GROUP BY thread_id) t
-LEFT JOIN ({blobs}) f ON f.thread_id = t.thread_id
+      FROM sized GROUP BY thread_id) t
+LEFT JOIN ({pg_prune_blobs.PER_THREAD.format("freed")}) f ON f.thread_id = t.thread_id
 ORDER BY t.thread_id COLLATE "C"
 """
-_PER_THREAD = _THREAD_COLUMNS.format(n="n", rows="sized", blobs=pg_prune_blobs.PER_THREAD.format("freed"))
-_FROM_SPOOL = _THREAD_COLUMNS.format(
-    n="n_thread", rows="ckpt_doomed", blobs=pg_prune_blobs.PER_THREAD.format("ckpt_freed")
+_PLAN = (
+    f"WITH {rows(_PLAN_RANGE, whole_table=True)}, {_SIZED}, "
+    f"{pg_prune_blobs.ctes(pg_prune_blobs.doomed_of('sized'))} {_PER_THREAD}"
 )
-_SIZED_DOOMED = "(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM sized WHERE doomed AND regular)"
 
 
 class PostgresPrune:
-    """Plan (and, on a writable store, carry out) a prune with the rules evaluated by the server."""
+    """Plan, or plan and carry out, a prune with the rules evaluated by the server."""
 
     def __init__(
         self,
@@ -243,69 +256,50 @@ class PostgresPrune:
         self.store = store
         self.policy = policy
         self.now = now
+        self.thread_range = thread_range
         self.params = {**bounds(policy, now), "from": thread_range[0], "to": thread_range[1]}
-        self.spooled = False
 
     def plan(self, on_thread: Callable[[ThreadPlan], None] | None = None) -> PruneReport:
-        """Totals of the plan; on a writable store the doomed keys also land in ``ckpt_doomed``."""
+        """What a run would delete now, thread by thread; nothing is changed."""
         report = PruneReport(blobs_to_delete=0, blobs_deleted=0)
         conn = self.store._conn
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             conn.execute(SESSION)
-            if self.store.writable:
-                self._spool()
-            for thread in self._threads():
-                report.count(thread)
-                if on_thread is not None:
-                    on_thread(thread)
-        return report
-
-    def _spool(self) -> None:
-        from ckpt.backends import pg_prune_delete
-
-        pg_prune_delete.create_spool(self.store._conn)
-        self.store._conn.execute(f"WITH {_ROWS} {pg_prune_delete.INSERT_SPOOL}", self.params)
-        pg_prune_blobs.spool(self.store._conn)
-        self.spooled = True
-
-    def _threads(self) -> Iterator[ThreadPlan]:
-        query = _FROM_SPOOL if self.spooled else f"WITH {_ROWS}, {pg_prune_blobs.ctes(_SIZED_DOOMED)} {_PER_THREAD}"
-        irregular: list[tuple[ThreadPlan, str, list[tuple[str, str, str, str, int]]]] = []
-        with self.store._conn.cursor(name="ckpt_prune_plan") as cur:
-            cur.itersize = 5000
-            cur.execute(query, self.params)
-            for thread_id, n, newest, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes in cur:
-                if not regular:
-                    thread = self._plan_in_python(thread_id)
+            with conn.cursor(name="ckpt_prune_plan") as cur:
+                cur.itersize = 5000
+                cur.execute(_PLAN, self.params)
+                for row in cur:
+                    thread = self.thread_plan(row)
                     if thread is None:
                         continue
-                    if thread.delete:
-                        freed = pg_prune_blobs.exact_in_python(self.store._conn, thread_id, thread.delete)
-                        thread.blobs, thread.blob_bytes = len(freed), sum(row[4] for row in freed)
-                        irregular.append((thread, newest, freed))
-                    yield thread
-                    continue
-                plan = self._thread(thread_id, n, skipped, whole, doomed, writes, size)
-                plan.blobs, plan.blob_bytes = int(blobs), int(blob_bytes)
-                yield plan
-        if self.spooled and irregular:
-            from ckpt.backends import pg_prune_delete
+                    report.count(thread)
+                    if on_thread is not None:
+                        on_thread(thread)
+        return report
 
-            pg_prune_delete.add_keys(self.store._conn, irregular)
-
-    def _thread(
-        self, thread_id: str, n: int, skipped: str | None, whole: bool, doomed: int, writes: int, size: int
-    ) -> ThreadPlan:
+    def thread_plan(self, row: tuple[Any, ...]) -> ThreadPlan | None:
+        """A thread's plan from its row of the plan's per-thread columns (``thread_id, n, regular,
+        skipped, whole, doomed, writes, bytes, blobs, blob_bytes``); threads whose ids or metadata
+        the SQL rules cannot read exactly are planned by the general path here (``None``: the
+        thread is gone or not selected)."""
+        thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes = row
+        if not regular:
+            thread = self.plan_in_python(thread_id)
+            if thread is not None and thread.delete:
+                freed = pg_prune_blobs.exact_in_python(self.store._conn, thread_id, thread.delete)
+                thread.blobs, thread.blob_bytes = len(freed), sum(f[4] for f in freed)
+            return thread
         plan = ThreadPlan(thread_id, checkpoints=int(n), skipped=skipped)
         if skipped is None:
             plan.doomed = int(doomed)
             plan.whole_thread = bool(whole) and plan.doomed > 0
             plan.writes = int(writes)
             plan.bytes = int(size)
+            plan.blobs, plan.blob_bytes = int(blobs), int(blob_bytes)
         return plan
 
-    def _plan_in_python(self, thread_id: str) -> ThreadPlan | None:
+    def plan_in_python(self, thread_id: str) -> ThreadPlan | None:
         """The general path for one thread whose ids or metadata the SQL rules cannot read exactly."""
         selection = Selection(thread_id=thread_id)
         if not Selection(thread_glob=self.policy.thread_glob).matches_thread(thread_id):
@@ -315,10 +309,11 @@ class PostgresPrune:
             return None
         return plan_thread(thread_id, headers, self.policy, self.now)
 
-    def delete(self, report: PruneReport, batch_size: int) -> PruneReport:
-        from ckpt.backends import pg_prune_delete
+    def run(self, batch_size: int) -> PruneReport:
+        """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction."""
+        from ckpt.backends.pg_prune_batches import run_batches
 
-        return pg_prune_delete.delete_spooled(self.store._conn, report, batch_size)
+        return run_batches(self, batch_size)
 
     def close(self) -> None:
-        """Nothing to release: the store is the caller's (its temporary tables go with its session)."""
+        """Nothing to release: the store is the caller's."""

@@ -26,8 +26,6 @@ import psycopg
 
 from ckpt.backends.base import CheckpointKey
 
-CREATE = "CREATE TEMP TABLE ckpt_freed (thread_id text, checkpoint_ns text, channel text, version text, bytes bigint)"
-
 # __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
 # the row's parent is the namespace's previous checkpoint (or it has none before it).
 _CTES = """
@@ -88,30 +86,27 @@ by_refs AS (
 ),
 freed AS (SELECT * FROM by_span UNION ALL SELECT * FROM by_refs)"""
 
-SPOOLED_DOOMED = "(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM ckpt_doomed WHERE doomed AND regular)"
-"""The SQL-planned deleted checkpoints of the spool (Python-planned ones have no ``chained`` flag)."""
+
+def doomed_of(cte: str) -> str:
+    """The deleted checkpoints of a plan CTE (``doomed AND regular`` rows), as :func:`ctes` reads them."""
+    return f"(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM {cte} WHERE doomed AND regular)"
 
 
 def ctes(doomed: str) -> str:
-    """The blob-plan CTEs (ending in ``freed``) for the deleted checkpoints ``doomed``."""
+    """The blob-plan CTEs (ending in ``freed``: one row per freed blob, with its bytes) for the
+    deleted checkpoints ``doomed``."""
     return _CTES.replace("__DOOMED__", doomed)
 
 
-def spool(conn: psycopg.Connection[Any]) -> None:
-    """Plan the SQL-planned threads' freed blobs into ``ckpt_freed`` (same transaction as the spool)."""
-    conn.execute(CREATE)
-    conn.execute(f"WITH {ctes(SPOOLED_DOOMED)} INSERT INTO ckpt_freed SELECT * FROM freed")
-
-
 PER_THREAD = "SELECT thread_id, count(*) AS blobs, coalesce(sum(bytes), 0) AS blob_bytes FROM {0} GROUP BY thread_id"
-"""Blobs and their bytes per thread, from ``ckpt_freed`` or the ``freed`` CTE."""
+"""Blobs and their bytes per thread, from the ``freed`` CTE."""
 
 
 def exact_in_python(
     conn: psycopg.Connection[Any], thread_id: str, doomed: Iterable[CheckpointKey]
 ) -> list[tuple[str, str, str, str, int]]:
     """The freed blobs of one thread planned in Python: each map read, referenced by a deleted
-    checkpoint and by no remaining one of its namespace. Rows as ``ckpt_freed`` holds them."""
+    checkpoint and by no remaining one of its namespace, as rows ``(thread, ns, channel, version, bytes)``."""
     gone = {(k.checkpoint_ns, k.checkpoint_id) for k in doomed}
     if not gone:
         return []

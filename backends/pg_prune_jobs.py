@@ -5,8 +5,9 @@ upkeep), and one connection keeps one server core busy. Each job is a :class:`Po
 connection of its own over a contiguous range of thread ids, split where the table's statistics
 put the quantiles of ``thread_id`` (no scan: ``pg_stats``; one job when there are none yet). Jobs
 run in threads of this process: psycopg waits for the server without holding the GIL, and nothing
-but the server is busy. The plans run at once, then the reports are merged and, after the
-question, the deletes run at once. The advisory lock stays with the caller's connection.
+but the server is busy. The jobs' plans (``--dry-run``, or the plan shown before the question)
+run at once, as do their runs (batches of plan-and-delete); their reports are merged. The
+advisory lock stays with the caller's connection.
 """
 
 from __future__ import annotations
@@ -39,20 +40,30 @@ def auto_jobs(store: PostgresStore) -> int:
 
 def split_points(store: PostgresStore, jobs: int) -> list[str]:
     """Up to ``jobs - 1`` thread ids cutting the threads into ranges of about equal size, from the
-    statistics PostgreSQL keeps of ``checkpoints.thread_id`` (empty when it has none yet)."""
+    statistics PostgreSQL keeps of ``checkpoints.thread_id`` (empty when it has none yet), in the
+    column's own order: the jobs' ranges and their batches are index ranges of that column."""
     if jobs < 2:
         return []
-    row = store._conn.execute(
-        "SELECT histogram_bounds::text::text[], most_common_vals::text::text[] FROM pg_stats "
-        "WHERE schemaname = %s AND tablename = 'checkpoints' AND attname = 'thread_id'",
-        (store.schema,),
-    ).fetchone()
+    row = store._conn.execute(_STATS, (store.schema,)).fetchone()
     # Few threads: PostgreSQL keeps them as most common values instead of a histogram.
-    known = {*(row[0] or []), *(row[1] or [])} if row else set()
-    bounds = sorted(known, key=lambda b: b.encode("utf-8"))
-    if len(bounds) < jobs:
+    known = list({*(row[0] or []), *(row[1] or [])}) if row else []
+    if len(known) < jobs:
         return []
-    return sorted({bounds[len(bounds) * k // jobs] for k in range(1, jobs)}, key=lambda b: b.encode("utf-8"))
+    collation = store._conn.execute(_COLLATION, (store.schema,)).fetchone()
+    order = f" COLLATE {collation[0]}" if collation and collation[0] else ""
+    bounds = [r[0] for r in store._conn.execute(f"SELECT v FROM unnest(%s::text[]) v ORDER BY v{order}", (known,))]
+    return list(dict.fromkeys(bounds[len(bounds) * k // jobs] for k in range(1, jobs)))
+
+
+_STATS = (
+    "SELECT histogram_bounds::text::text[], most_common_vals::text::text[] FROM pg_stats "
+    "WHERE schemaname = %s AND tablename = 'checkpoints' AND attname = 'thread_id'"
+)
+_COLLATION = """
+SELECT format('%%I.%%I', n.nspname, c.collname) FROM pg_attribute a
+JOIN pg_collation c ON c.oid = a.attcollation JOIN pg_namespace n ON n.oid = c.collnamespace
+WHERE a.attrelid = to_regclass(format('%%I.checkpoints', %s::text)) AND a.attname = 'thread_id'
+"""
 
 
 def ranges(points: Sequence[str]) -> list[Range]:
@@ -91,21 +102,14 @@ class ParallelPrune:
         collected: list[list[ThreadPlan]] = [[] for _ in self.jobs]
         calls = [(job, rows.append if on_thread else None) for job, rows in zip(self.jobs, collected)]
         reports = self._each(lambda call: call[0].plan(call[1]), calls)
-        for rows in collected:  # in thread order: the jobs' ranges are in order
-            for row in rows:
-                on_thread(row)  # type: ignore[misc]
+        if on_thread is not None:  # in the general path's order (the ranges follow the column's collation)
+            for row in sorted((row for rows in collected for row in rows), key=lambda row: row.thread_id):
+                on_thread(row)
         return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0))
 
-    def delete(self, report: PruneReport, batch_size: int) -> PruneReport:
-        done = self._each(lambda job: job.delete(PruneReport(blobs_deleted=0), batch_size), self.jobs)
-        report.dry_run = False
-        for part in done:
-            report.checkpoints_deleted += part.checkpoints_deleted
-            report.blobs_deleted = (report.blobs_deleted or 0) + (part.blobs_deleted or 0)
-            report.errors += part.errors
-            for reason, count in part.skipped.items():
-                report.skipped[reason] = report.skipped.get(reason, 0) + count
-        return report
+    def run(self, batch_size: int) -> PruneReport:
+        reports = self._each(lambda job: job.run(batch_size), self.jobs)
+        return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0, dry_run=False))
 
     def close(self) -> None:
         for store in self.extra:
@@ -117,7 +121,8 @@ class ParallelPrune:
 
 
 def merge(reports: list[PruneReport], into: PruneReport) -> PruneReport:
-    """The sum of the jobs' plan totals (counts add up; ``skipped`` reasons add up per reason)."""
+    """The sum of the jobs' reports (counts add up, ``jobs`` too; ``skipped`` reasons add up per
+    reason; errors are concatenated; flags are ``into``'s)."""
     for report in reports:
         for field in fields(PruneReport):
             mine, theirs = getattr(into, field.name), getattr(report, field.name)

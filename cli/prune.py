@@ -102,20 +102,24 @@ def prune(
             with lock:
                 on_thread = rows.append if fmt is OutputFormat.table else None
                 server = in_server(store, policy, now, jobs)  # PostgreSQL: plan and delete in SQL
-                if server is not None:
-                    totals = server.plan(on_thread)
+                if server is not None and yes and not dry_run:
+                    # Nobody reads a plan first: each batch plans and deletes in one statement.
+                    totals = server.run(batch_size)
                 else:
-                    with open_store(url) as reader:  # plan on its own connection; delete on the writer
-                        totals = plan_to_spool(reader, policy, now, spool, on_thread)
-                if dry_run or totals.checkpoints_to_delete == 0:
-                    totals.dry_run = dry_run
-                    _show(url, totals, rows, fmt, report)
-                    return
-                confirm(_question(url, totals), yes)
-                if server is not None:
-                    server.delete(totals, batch_size)
-                else:
-                    delete_spooled(store, spool, totals, batch_size)
+                    if server is not None:
+                        totals = server.plan(on_thread)
+                    else:
+                        with open_store(url) as reader:  # plan on its own connection; delete on the writer
+                            totals = plan_to_spool(reader, policy, now, spool, on_thread)
+                    if dry_run or totals.checkpoints_to_delete == 0:
+                        totals.dry_run = dry_run
+                        _show(url, totals, rows, fmt, report)
+                        return
+                    confirm(_question(url, totals), yes)
+                    if server is not None:  # planned again batch by batch, as deleted
+                        totals = server.run(batch_size)
+                    else:
+                        delete_spooled(store, spool, totals, batch_size)
     finally:
         if server is not None:
             server.close()

@@ -166,8 +166,10 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
             assert server is not None
             planned = server.plan()
             blobs_planned = planned.blobs_to_delete
-            done = server.delete(planned, batch_size)
+            done = server.run(batch_size)
         assert _without_blobs(done) == _without_blobs(expected) and not done.errors
+        # the run planned batch by batch what the plan said, bytes and blobs included
+        assert (done.bytes_to_free, done.blobs_to_delete) == (planned.bytes_to_free, planned.blobs_to_delete)
         left = _contents(server_libpq)
         assert left == _contents(general_libpq)
         assert ("plain-0", "", "messages", "in-flight") in left["checkpoint_blobs"]
@@ -181,9 +183,9 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
 
 
 def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
-    """A row that moved between the plan and the batches (here: every row updated in place, as an
+    """A row that moved between the plan and the run (here: every row updated in place, as an
     upsert or a table rewrite would move it) is still deleted, by its key, and nothing else is.
-    (Guards against deleting by the rows' ctid alone: tried in session 4, no faster end to end.)"""
+    (Guards against deleting by a ctid the plan saw: tried in session 4, no faster end to end.)"""
     import psycopg
 
     policy = POLICIES[0]
@@ -198,7 +200,7 @@ def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
                     with psycopg.connect(libpq, autocommit=True) as other:
                         other.execute("UPDATE checkpoints SET type = type")
                         other.execute("UPDATE checkpoint_blobs SET type = type")
-                reports.append(server.delete(planned, 3).as_json())
+                reports.append(server.run(3).as_json())
         assert reports[0] == reports[1] and reports[0]["blobs_deleted"] == reports[0]["blobs_to_delete"] > 0
         assert _contents(still_libpq) == _contents(moved_libpq)
 
@@ -227,29 +229,33 @@ def test_a_linear_namespace_frees_an_unreferenced_blob_inside_its_version_range(
         with open_store(url, write=True) as store:
             server = in_server(store, Policy(keep_last=2, min_idle=0), NOW)
             assert server is not None
-            server.delete(server.plan(), 500)
+            server.run(500)
         versions = {v for t, _, c, v in _contents(libpq)["checkpoint_blobs"] if t == "plain-0" and c == "counter"}
         assert f"{2:032}.7" not in versions and f"{99:032}.7" in versions
         assert versions == {f"{8:032}.5", f"{9:032}.5", f"{99:032}.7"}  # the two kept checkpoints' and the new one
 
 
-def test_a_thread_written_after_the_plan_is_left_alone() -> None:
+def test_a_thread_written_after_the_plan_is_planned_again_and_skipped_by_min_idle() -> None:
+    """The run plans each batch as it deletes it: a graph that resumed a thread after the plan
+    (shown before the question) makes that thread recent, and --min-idle leaves it alone."""
     import psycopg
 
-    policy = Policy(keep_last=1, min_idle=0)
+    policy = Policy(keep_last=1, min_idle=60)
     with _stores(1) as [(url, libpq)]:
         with open_store(url, write=True) as store:
             server = in_server(store, policy, NOW)
             assert server is not None
-            report = server.plan()
+            planned = server.plan()
             with psycopg.connect(libpq, autocommit=True) as writer:  # a graph resumes plain-1
                 writer.execute(
                     "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint) "
                     "VALUES ('plain-1', '', %s, '{}')",
                     (_id(0, 99),),
                 )
-            server.delete(report, 3)
-        assert report.skipped == {"written during prune": 1}
+            done = server.run(3)
+        recent = "written within --min-idle"
+        assert done.skipped[recent] == planned.skipped[recent] + 1
+        assert done.checkpoints_deleted == planned.checkpoints_to_delete - 8 > 0  # plain-1's 8 stay
         counts = dict(
             psycopg.connect(libpq).execute("SELECT thread_id, count(*) FROM checkpoints GROUP BY 1").fetchall()
         )
@@ -310,7 +316,7 @@ def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
                 try:
                     planned = server.plan(rows.append)
                     plan_json = dict(planned.as_json())
-                    done = server.delete(planned, 3)
+                    done = server.run(3)
                 finally:
                     server.close()
             done_json = dict(done.as_json())

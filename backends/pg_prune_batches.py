@@ -1,0 +1,171 @@
+"""The PostgreSQL prune carried out: each batch of whole threads planned and deleted in one statement.
+
+A batch is a range of thread ids holding about ``batch_size`` checkpoints, cut where the
+``thread_id`` index puts it (one short index scan per batch, no scan of the table). One statement
+per batch, in its own transaction, reads the range's checkpoints by the index (already in the
+order the plan's windows need), evaluates the rules of :mod:`ckpt.backends.pg_prune` on them,
+plans the blobs the doomed checkpoints free (:mod:`ckpt.backends.pg_prune_blobs`) and deletes the
+doomed checkpoints, their writes and those blobs, returning per thread what it planned and what
+it deleted. Nothing is spooled; plan and delete see one snapshot, so no batch acts on a plan
+older than itself: a thread a writer came back to is planned with what the writer wrote (and
+skipped by ``--min-idle`` when that was recent).
+
+Threads the SQL rules cannot read exactly (old id forms, legacy string metadata) are planned by
+the general path right after the statement and deleted by key in the same transaction.
+
+Versus planning everything first into temporary tables and deleting those keys in batches
+(sessions 2-4): the whole-table plan's sort, its grouped pass over every write, the spool's
+inserts and indexes and the per-batch "written meanwhile" checks are gone, and each batch deletes
+rows whose pages its own plan has just read (``bench/results/prune.md``, session 5).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+import psycopg
+
+from ckpt.backends import pg_prune_blobs
+from ckpt.backends.pg_prune import IN_RANGE, SESSION, rows
+from ckpt.backends.retention import PruneReport, ThreadPlan
+
+if TYPE_CHECKING:
+    from ckpt.backends.pg_prune import Range
+    from ckpt.backends.postgres import PostgresStore
+
+
+class Planner(Protocol):
+    """What a run needs of :class:`~ckpt.backends.pg_prune.PostgresPrune`."""
+
+    store: PostgresStore
+    params: dict[str, Any]
+    thread_range: Range
+
+    def thread_plan(self, row: tuple[Any, ...]) -> ThreadPlan | None: ...
+
+    def plan_in_python(self, thread_id: str) -> ThreadPlan | None: ...
+
+
+_KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.checkpoint_id = d.checkpoint_id"
+_DOOMED = "d.doomed AND d.regular"
+_SUM = "SELECT thread_id, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0} GROUP BY thread_id"
+
+# Per thread: its status, what it planned (checkpoint bytes) and what it deleted. The deletes run
+# to completion whatever the outer query reads; they see the statement's snapshot, as the plan does.
+BATCH = f"""
+WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"), whole_table=False)},
+{pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
+gone AS (
+  DELETE FROM checkpoints x USING planned d WHERE {_DOOMED} AND {_KEYS}
+  RETURNING x.thread_id, 0 AS bytes
+),
+writes AS (
+  DELETE FROM checkpoint_writes x USING planned d WHERE {_DOOMED} AND {_KEYS}
+  RETURNING x.thread_id, octet_length(x.blob) AS bytes
+),
+blobs AS (
+  DELETE FROM checkpoint_blobs x USING freed f
+  WHERE x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns AND x.channel = f.channel
+    AND x.version = f.version
+  RETURNING x.thread_id, octet_length(x.blob) AS bytes
+)
+SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, coalesce(w.n, 0), t.bytes + coalesce(w.bytes, 0),
+       coalesce(b.n, 0), coalesce(b.bytes, 0), coalesce(g.n, 0)
+FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) AS skipped, bool_or(whole) AS whole,
+             count(*) FILTER (WHERE doomed) AS doomed, coalesce(sum(size) FILTER (WHERE doomed), 0) AS bytes
+      FROM planned GROUP BY thread_id) t
+LEFT JOIN ({_SUM.format("gone")}) g ON g.thread_id = t.thread_id
+LEFT JOIN ({_SUM.format("writes")}) w ON w.thread_id = t.thread_id
+LEFT JOIN ({_SUM.format("blobs")}) b ON b.thread_id = t.thread_id
+"""
+
+# Where the next batch starts: the thread of the checkpoint ``size`` places on in index order (a
+# batch holds whole threads), or, when that is the batch's own first thread, the thread after it.
+_NEXT = f"""
+SELECT thread_id FROM checkpoints WHERE {IN_RANGE.format(lo="lo", hi="to", col="thread_id")}
+ORDER BY thread_id OFFSET %(size)s LIMIT 1
+"""
+_AFTER = (
+    "SELECT min(thread_id) FROM checkpoints WHERE thread_id > %(lo)s AND (%(to)s::text IS NULL OR thread_id < %(to)s)"
+)
+
+# Hash joins on the whole key: at 1M checkpoints the planner merged by thread_id alone and
+# re-scanned each thread's rows per doomed row.
+_BATCH_SESSION = SESSION + "; SET LOCAL enable_mergejoin = off"
+
+
+def run_batches(prune: Planner, batch_size: int) -> PruneReport:
+    """Plan and delete the prune's thread range batch by batch; a failed batch is reported (its
+    transaction rolled back) and the next one goes on."""
+    conn = prune.store._conn
+    report = PruneReport(blobs_to_delete=0, blobs_deleted=0, dry_run=False)
+    lo, to = prune.thread_range
+    while True:
+        hi = _batch_end(conn, lo, to, batch_size)
+        try:
+            with conn.transaction():
+                conn.execute(_BATCH_SESSION)
+                _batch(prune, {**prune.params, "lo": lo, "hi": hi}, report)
+        except psycopg.Error as exc:  # reported: a cron run must say what it could not do
+            report.errors.append(f"pruning threads from {lo!r} to {hi!r}: {exc}".strip())
+        if hi is None or hi == to:
+            return report
+        lo = hi
+
+
+def _batch_end(conn: psycopg.Connection[Any], lo: Optional[str], to: Optional[str], size: int) -> Optional[str]:
+    """The first thread id after the batch starting at ``lo`` (``to`` when it reaches the end)."""
+    row = conn.execute(_NEXT, {"lo": lo, "to": to, "size": size}).fetchone()
+    if row is None:
+        return to
+    if row[0] == lo:  # one thread of more than ``size`` checkpoints: the batch is that thread
+        after = conn.execute(_AFTER, {"lo": lo, "to": to}).fetchone()
+        return to if after is None or after[0] is None else str(after[0])
+    return str(row[0])
+
+
+def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
+    conn = prune.store._conn
+    irregular: list[str] = []
+    for thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes, gone in conn.execute(
+        BATCH, params
+    ).fetchall():
+        if not regular:
+            irregular.append(thread_id)
+            continue
+        plan = prune.thread_plan((thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes))
+        assert plan is not None  # regular threads always have one
+        report.count(plan)
+        report.checkpoints_deleted += int(gone)
+        report.blobs_deleted = (report.blobs_deleted or 0) + int(blobs)
+    for thread_id in irregular:  # after the statement: its deletes are visible here, these rows untouched
+        plan = prune.plan_in_python(thread_id)
+        if plan is None:
+            continue
+        freed = pg_prune_blobs.exact_in_python(conn, thread_id, plan.delete) if plan.delete else []
+        plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
+        report.count(plan)
+        gone, blobs = _delete_planned(conn, plan, freed)
+        report.checkpoints_deleted += gone
+        report.blobs_deleted = (report.blobs_deleted or 0) + blobs
+
+
+def _delete_planned(
+    conn: psycopg.Connection[Any], plan: ThreadPlan, freed: list[tuple[str, str, str, str, int]]
+) -> tuple[int, int]:
+    """Delete a thread planned in Python: its doomed checkpoints and their writes by key, and the
+    blobs only those checkpoints referenced (``freed``). Returns the checkpoints and blobs deleted."""
+    if not plan.delete:
+        return 0, 0
+    namespaces, ids = [k.checkpoint_ns for k in plan.delete], [k.checkpoint_id for k in plan.delete]
+    keys = "thread_id = %s AND (checkpoint_ns, checkpoint_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+    conn.execute(f"DELETE FROM checkpoint_writes WHERE {keys}", (plan.thread_id, namespaces, ids))
+    gone = conn.execute(f"DELETE FROM checkpoints WHERE {keys}", (plan.thread_id, namespaces, ids)).rowcount
+    blobs = 0
+    if freed:
+        blobs = conn.execute(
+            "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND (checkpoint_ns, channel, version) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            (plan.thread_id, [f[1] for f in freed], [f[2] for f in freed], [f[3] for f in freed]),
+        ).rowcount
+    return max(gone, 0), max(blobs, 0)
