@@ -200,7 +200,9 @@ def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
                     with psycopg.connect(libpq, autocommit=True) as other:
                         other.execute("UPDATE checkpoints SET type = type")
                         other.execute("UPDATE checkpoint_blobs SET type = type")
-                reports.append(server.run(3).as_json())
+                done = server.run(3)
+                assert done.checkpoints_deleted == planned.checkpoints_to_delete > 0
+                reports.append(done.as_json())
         assert reports[0] == reports[1] and reports[0]["blobs_deleted"] == reports[0]["blobs_to_delete"] > 0
         assert _contents(still_libpq) == _contents(moved_libpq)
 
