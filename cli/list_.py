@@ -62,7 +62,7 @@ def list_(
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
     from ckpt.backends import Capability, open_store
-    from ckpt.cli.console import finish_reads, warn
+    from ckpt.cli.console import finish_reads, skip_teardown, warn
 
     url = resolve_store(url)
     fmt = resolve(output)
@@ -87,6 +87,7 @@ def list_(
                 if count == 0 and fmt is OutputFormat.table:
                     warn("no threads matched")
         finish_reads(store)
+    skip_teardown()  # the store is closed and stdout written: nothing is left for the interpreter's teardown
 
 
 def _threads_in_halves(

@@ -83,3 +83,25 @@ def test_a_store_opened_for_writing_is_never_split(many_threads: Path, halves: l
         assert store.thread_split(Selection()) is None
     with open_store(sqlite_url(many_threads)) as store:
         assert store.thread_split(Selection()) is not None
+
+
+@pytest.mark.parametrize("readers", ["1", "2"])
+@pytest.mark.parametrize("selection", [[], ["--thread", "user-*"]], ids=["all", "few"])
+def test_the_real_process_prints_every_row_before_it_ends_without_teardown(
+    cli: Cli, many_threads: Path, readers: str, selection: list[str]
+) -> None:
+    """`ckpt list` ends its process without the interpreter's teardown (console.skip_teardown):
+    through a pipe, in one process or two, every row still comes out (a few rows are a tail that
+    only a flush writes), and the exit code is 0."""
+    import os
+    import subprocess
+    import sys
+
+    url = sqlite_url(many_threads)
+    env = {**os.environ, "CKPT_SQLITE_READERS": readers}
+    env.pop("PYTHONUNBUFFERED", None)  # a user's default: stdout buffered, so only a flush writes the tail
+    args = ["list", url, "-o", "jsonl", *selection]
+    done = subprocess.run([sys.executable, "-m", "ckpt.cli", *args], capture_output=True, env=env, check=False)
+    assert done.returncode == 0 and done.stderr == b""
+    assert done.stdout.decode() == cli(*args).stdout
+    assert done.stdout.count(b"\n") > (500 if not selection else 2)
