@@ -270,26 +270,20 @@ class PostgresPrune:
                 cur.itersize = 5000
                 cur.execute(_PLAN, self.params)
                 for row in cur:
-                    thread = self.thread_plan(row)
-                    if thread is None:
+                    planned = (self.sql_plan(row), []) if row[2] else self.python_plan(row[0])
+                    if planned is None:
                         continue
+                    thread = planned[0]
                     report.count(thread)
                     if on_thread is not None:
                         on_thread(thread)
         return report
 
-    def thread_plan(self, row: tuple[Any, ...]) -> ThreadPlan | None:
-        """A thread's plan from its row of the plan's per-thread columns (``thread_id, n, regular,
-        skipped, whole, doomed, writes, bytes, blobs, blob_bytes``); threads whose ids or metadata
-        the SQL rules cannot read exactly are planned by the general path here (``None``: the
-        thread is gone or not selected)."""
-        thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes = row
-        if not regular:
-            thread = self.plan_in_python(thread_id)
-            if thread is not None and thread.delete:
-                freed = pg_prune_blobs.exact_in_python(self.store._conn, thread_id, thread.delete)
-                thread.blobs, thread.blob_bytes = len(freed), sum(f[4] for f in freed)
-            return thread
+    @staticmethod
+    def sql_plan(row: tuple[Any, ...]) -> ThreadPlan:
+        """A regular thread's plan from its per-thread row (``thread_id, n, regular, skipped,
+        whole, doomed, writes, bytes, blobs, blob_bytes``)."""
+        thread_id, n, _, skipped, whole, doomed, writes, size, blobs, blob_bytes = row
         plan = ThreadPlan(thread_id, checkpoints=int(n), skipped=skipped)
         if skipped is None:
             plan.doomed = int(doomed)
@@ -299,15 +293,18 @@ class PostgresPrune:
             plan.blobs, plan.blob_bytes = int(blobs), int(blob_bytes)
         return plan
 
-    def plan_in_python(self, thread_id: str) -> ThreadPlan | None:
-        """The general path for one thread whose ids or metadata the SQL rules cannot read exactly."""
-        selection = Selection(thread_id=thread_id)
+    def python_plan(self, thread_id: str) -> tuple[ThreadPlan, list[tuple[str, str, str, str, int]]] | None:
+        """The general path for one thread whose ids or metadata the SQL rules cannot read
+        exactly, with the blobs its deletions free (``None``: the thread is gone or not selected)."""
         if not Selection(thread_glob=self.policy.thread_glob).matches_thread(thread_id):
             return None
-        headers = list(self.store.headers(selection))
+        headers = list(self.store.headers(Selection(thread_id=thread_id)))
         if not headers:
             return None
-        return plan_thread(thread_id, headers, self.policy, self.now)
+        plan = plan_thread(thread_id, headers, self.policy, self.now)
+        freed = pg_prune_blobs.exact_in_python(self.store._conn, thread_id, plan.delete) if plan.delete else []
+        plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
+        return plan, freed
 
     def run(self, batch_size: int) -> PruneReport:
         """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction."""

@@ -41,9 +41,9 @@ class Planner(Protocol):
     params: dict[str, Any]
     thread_range: Range
 
-    def thread_plan(self, row: tuple[Any, ...]) -> ThreadPlan | None: ...
+    def sql_plan(self, row: tuple[Any, ...]) -> ThreadPlan: ...
 
-    def plan_in_python(self, thread_id: str) -> ThreadPlan | None: ...
+    def python_plan(self, thread_id: str) -> tuple[ThreadPlan, list[tuple[str, str, str, str, int]]] | None: ...
 
 
 _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.checkpoint_id = d.checkpoint_id"
@@ -133,19 +133,15 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
         if not regular:
             irregular.append(thread_id)
             continue
-        plan = prune.thread_plan((thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes))
-        assert plan is not None  # regular threads always have one
-        report.count(plan)
+        report.count(prune.sql_plan((thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes)))
         report.checkpoints_deleted += int(gone)
         report.blobs_deleted = (report.blobs_deleted or 0) + int(blobs)
     for thread_id in irregular:  # after the statement: its deletes are visible here, these rows untouched
-        plan = prune.plan_in_python(thread_id)
-        if plan is None:
+        planned = prune.python_plan(thread_id)
+        if planned is None:
             continue
-        freed = pg_prune_blobs.exact_in_python(conn, thread_id, plan.delete) if plan.delete else []
-        plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
-        report.count(plan)
-        gone, blobs = _delete_planned(conn, plan, freed)
+        report.count(planned[0])
+        gone, blobs = _delete_planned(conn, *planned)
         report.checkpoints_deleted += gone
         report.blobs_deleted = (report.blobs_deleted or 0) + blobs
 
