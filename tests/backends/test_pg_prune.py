@@ -326,3 +326,39 @@ def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
             outcomes.append(([_row(t) for t in rows], plan_json, done_json, _contents(libpq)))
         assert outcomes[0] == outcomes[1]
         assert outcomes[0][2]["checkpoints_deleted"] > 0 and outcomes[0][2]["blobs_deleted"] > 0
+
+
+def test_a_failed_batch_is_reported_rolled_back_whole_and_the_other_batches_go_on() -> None:
+    """A batch whose statement fails (here: a trigger refuses to delete plain-1's writes) leaves
+    every row of its threads as it was, is named in the report's errors, and the batches after it
+    still run; a rerun once the cause is gone finishes the work."""
+    import psycopg
+
+    policy = Policy(keep_last=1, min_idle=0)
+    with _stores(1) as [(url, libpq)]:
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN IF OLD.thread_id = 'plain-1' THEN RAISE EXCEPTION 'refused'; END IF; RETURN OLD; END$$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON checkpoint_writes FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        before = _contents(libpq)
+        with open_store(url, write=True) as store:
+            server = in_server(store, policy, NOW)
+            assert server is not None
+            planned = server.plan()
+            done = server.run(1)  # one thread per batch
+        assert len(done.errors) == 1 and "'plain-1'" in done.errors[0] and "refused" in done.errors[0]
+        after = _contents(libpq)
+        for table, rows in before.items():  # plain-1 untouched, in every table
+            assert [r for r in rows if r[0] == "plain-1"] == [r for r in after[table] if r[0] == "plain-1"]
+        assert 0 < done.checkpoints_deleted == planned.checkpoints_to_delete - 8  # all but plain-1's 8
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse ON checkpoint_writes")
+        with open_store(url, write=True) as store:
+            server = in_server(store, policy, NOW)
+            assert server is not None
+            rerun = server.run(1)
+        assert rerun.checkpoints_deleted == 8 and not rerun.errors
