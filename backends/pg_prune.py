@@ -156,7 +156,8 @@ FROM (SELECT x.thread_id, x.metadata -> 'parents' ->> '' AS root FROM checkpoint
 # deleted when the root is doomed in a non-per-call namespace (rank and DeltaChannel rule
 # recomputed for that one row) or already gone from the root namespace. Rare: runs per row of
 # per-call namespaces only.
-# One ordered pass over the selected checkpoints (the primary key's order: no sort). Windows give
+# One pass over the selected checkpoints, in (thread, namespace, id) order: a whole-table plan
+# sorts once, a batch reads its range by the index in that order (see ``rows``). Windows give
 # each row its thread's size and newest id, its namespace's DeltaChannel flag and its rank from
 # the newest. For regular ids that order is the same in every collation (fixed-width lowercase
 # hex), so ranks and id bounds agree with Python's string order.
