@@ -52,6 +52,9 @@ _SUM = "SELECT thread_id, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {
 
 # Per thread: its status, what it planned (checkpoint bytes) and what it deleted. The deletes run
 # to completion whatever the outer query reads; they see the statement's snapshot, as the plan does.
+# Blobs are deleted by the ctid the blob plan read them at, in this statement's snapshot: a blob
+# row is never updated (the saver inserts with ON CONFLICT DO NOTHING), and one that moved anyway
+# fails the ctid test and stays, an orphan `ckpt compact` removes, never a dangling reference.
 BATCH = f"""
 WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"), whole_table=False)},
 {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
@@ -63,10 +66,10 @@ writes AS (
   DELETE FROM checkpoint_writes x USING planned d WHERE {_DOOMED} AND {_KEYS}
   RETURNING x.thread_id, octet_length(x.blob) AS bytes
 ),
-blobs AS (
+blobs AS (  -- where the blob plan found them (no second index probe; the key is checked too)
   DELETE FROM checkpoint_blobs x USING freed f
-  WHERE x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns AND x.channel = f.channel
-    AND x.version = f.version
+  WHERE x.ctid = f.blob_ctid AND x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns
+    AND x.channel = f.channel AND x.version = f.version
   RETURNING x.thread_id, octet_length(x.blob) AS bytes
 )
 SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, coalesce(w.n, 0), t.bytes + coalesce(w.bytes, 0),

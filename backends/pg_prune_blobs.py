@@ -58,7 +58,7 @@ spans AS (
   WHERE EXISTS (SELECT 1 FROM linear l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)
 ),
 by_span AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid AS blob_ctid
   FROM spans s JOIN checkpoint_blobs b
     ON b.thread_id = s.thread_id AND b.checkpoint_ns = s.checkpoint_ns AND b.channel = s.channel
   WHERE b.version COLLATE "C" <= s.hi AND b.version IS DISTINCT FROM s.keep
@@ -78,7 +78,7 @@ refs AS (  -- their every checkpoint's references, deleted or not
   CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') e
 ),
 by_refs AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid AS blob_ctid
   FROM (SELECT thread_id, checkpoint_ns, channel, version FROM refs GROUP BY 1, 2, 3, 4 HAVING bool_and(gone)) r
   JOIN checkpoint_blobs b
     ON b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel
@@ -93,8 +93,8 @@ def doomed_of(cte: str) -> str:
 
 
 def ctes(doomed: str) -> str:
-    """The blob-plan CTEs (ending in ``freed``: one row per freed blob, with its bytes) for the
-    deleted checkpoints ``doomed``."""
+    """The blob-plan CTEs (ending in ``freed``: one row per freed blob, with its bytes and the
+    ``ctid`` where this statement found it) for the deleted checkpoints ``doomed``."""
     return _CTES.replace("__DOOMED__", doomed)
 
 

@@ -46,7 +46,7 @@ def prune(
     report: Annotated[
         Optional[str], typer.Option("--report", help="'json': print a machine-readable report at the end.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per delete transaction.")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per delete transaction.")] = 5000,
     jobs: Annotated[
         Optional[int],
         typer.Option(
