@@ -62,8 +62,9 @@ gone AS (
   DELETE FROM checkpoints x USING planned d WHERE {_DOOMED} AND {_KEYS}
   RETURNING x.thread_id, 0 AS bytes
 ),
-writes AS (
-  DELETE FROM checkpoint_writes x USING planned d WHERE {_DOOMED} AND {_KEYS}
+writes AS (  -- the batch's range read by the small thread_id index and hashed, not one probe per checkpoint
+  DELETE FROM checkpoint_writes x USING planned d
+  WHERE {_DOOMED} AND {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
   RETURNING x.thread_id, octet_length(x.blob) AS bytes
 ),
 blobs AS (  -- where the blob plan found them (no second index probe; the key is checked too)
