@@ -271,10 +271,9 @@ class PostgresPrune:
                 cur.itersize = 5000
                 cur.execute(_PLAN, self.params)
                 for row in cur:
-                    planned = (self.sql_plan(row), []) if row[2] else self.python_plan(row[0])
-                    if planned is None:
+                    thread = self.sql_plan(row) if row[2] else self.python_plan(row[0])
+                    if thread is None:
                         continue
-                    thread = planned[0]
                     report.count(thread)
                     if on_thread is not None:
                         on_thread(thread)
@@ -294,9 +293,10 @@ class PostgresPrune:
             plan.blobs, plan.blob_bytes = int(blobs), int(blob_bytes)
         return plan
 
-    def python_plan(self, thread_id: str) -> tuple[ThreadPlan, list[tuple[str, str, str, str, int]]] | None:
+    def python_plan(self, thread_id: str) -> ThreadPlan | None:
         """The general path for one thread whose ids or metadata the SQL rules cannot read
-        exactly, with the blobs its deletions free (``None``: the thread is gone or not selected)."""
+        exactly, with the blobs its deletions free counted (``None``: the thread is gone or not
+        selected)."""
         if not Selection(thread_glob=self.policy.thread_glob).matches_thread(thread_id):
             return None
         headers = list(self.store.headers(Selection(thread_id=thread_id)))
@@ -305,7 +305,7 @@ class PostgresPrune:
         plan = plan_thread(thread_id, headers, self.policy, self.now)
         freed = pg_prune_blobs.exact_in_python(self.store._conn, thread_id, plan.delete) if plan.delete else []
         plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
-        return plan, freed
+        return plan
 
     def run(self, batch_size: int) -> PruneReport:
         """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction."""

@@ -11,7 +11,9 @@ older than itself: a thread a writer came back to is planned with what the write
 skipped by ``--min-idle`` when that was recent).
 
 Threads the SQL rules cannot read exactly (old id forms, legacy string metadata) are planned by
-the general path right after the statement and deleted by key in the same transaction.
+the general path right after the statement and deleted as the general path deletes them
+(``PostgresStore.delete``: by key, with the blobs no remaining checkpoint references), in the same
+transaction.
 
 Versus planning everything first into temporary tables and deleting those keys in batches
 (sessions 2-4): the whole-table plan's sort, its grouped pass over every write, the spool's
@@ -43,7 +45,7 @@ class Planner(Protocol):
 
     def sql_plan(self, row: tuple[Any, ...]) -> ThreadPlan: ...
 
-    def python_plan(self, thread_id: str) -> tuple[ThreadPlan, list[tuple[str, str, str, str, int]]] | None: ...
+    def python_plan(self, thread_id: str) -> ThreadPlan | None: ...
 
 
 _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.checkpoint_id = d.checkpoint_id"
@@ -144,28 +146,7 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
         planned = prune.python_plan(thread_id)
         if planned is None:
             continue
-        report.count(planned[0])
-        gone, blobs = _delete_planned(conn, *planned)
+        report.count(planned)
+        gone, blobs = prune.store.delete_counted(planned.delete)  # the general path's delete, in this transaction
         report.checkpoints_deleted += gone
         report.blobs_deleted = (report.blobs_deleted or 0) + blobs
-
-
-def _delete_planned(
-    conn: psycopg.Connection[Any], plan: ThreadPlan, freed: list[tuple[str, str, str, str, int]]
-) -> tuple[int, int]:
-    """Delete a thread planned in Python: its doomed checkpoints and their writes by key, and the
-    blobs only those checkpoints referenced (``freed``). Returns the checkpoints and blobs deleted."""
-    if not plan.delete:
-        return 0, 0
-    namespaces, ids = [k.checkpoint_ns for k in plan.delete], [k.checkpoint_id for k in plan.delete]
-    keys = "thread_id = %s AND (checkpoint_ns, checkpoint_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-    conn.execute(f"DELETE FROM checkpoint_writes WHERE {keys}", (plan.thread_id, namespaces, ids))
-    gone = conn.execute(f"DELETE FROM checkpoints WHERE {keys}", (plan.thread_id, namespaces, ids)).rowcount
-    blobs = 0
-    if freed:
-        blobs = conn.execute(
-            "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND (checkpoint_ns, channel, version) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
-            (plan.thread_id, [f[1] for f in freed], [f[2] for f in freed], [f[3] for f in freed]),
-        ).rowcount
-    return max(gone, 0), max(blobs, 0)

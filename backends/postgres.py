@@ -377,9 +377,13 @@ class PostgresStore(Store):
             self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        return self.delete_counted(keys)[0]
+
+    def delete_counted(self, keys: Iterable[CheckpointKey]) -> tuple[int, int]:
+        """:meth:`delete`, and how many blobs went with the checkpoints: ``(checkpoints, blobs)``."""
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
         if not rows:
-            return 0
+            return 0, 0
         arrays = [list(c) for c in zip(*rows)]
         match = "x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
         with self._conn.transaction():
@@ -389,22 +393,22 @@ class PostgresStore(Store):
                 "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint -> 'channel_versions'",
                 arrays,
             ).fetchall()
-            self._drop_unreferenced_blobs(freed)
-        return len(freed)
+            blobs = self._drop_unreferenced_blobs(freed)
+        return len(freed), blobs
 
-    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> None:
+    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> int:
         """Blobs of deleted checkpoints that no remaining checkpoint of the (thread, ns) references."""
         keys = {(t, n, c, _version_text(v)) for t, n, versions in freed for c, v in (versions or {}).items()}
         if not keys:
-            return
+            return 0
         arrays = [list(c) for c in zip(*sorted(keys))]
-        self._conn.execute(
+        return self._conn.execute(
             f"DELETE FROM checkpoint_blobs b USING {_KEYS4} "
             "WHERE b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v "
             "AND NOT EXISTS (SELECT 1 FROM checkpoints r WHERE r.thread_id = k.t AND r.checkpoint_ns = k.n "
             "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v)",
             arrays,
-        )
+        ).rowcount
 
 
 class _Handle:

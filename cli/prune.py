@@ -13,7 +13,9 @@ from ckpt.cli.options import OutputOption, StoreArgument, ThreadOption, resolve_
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 
 if TYPE_CHECKING:
-    from ckpt.backends.retention import PruneReport, ThreadPlan
+    from collections.abc import Callable
+
+    from ckpt.backends.retention import Policy, PruneReport, Spool, ThreadPlan
 
 
 def prune(
@@ -72,7 +74,7 @@ def prune(
     """
     from ckpt.backends import open_store
     from ckpt.backends.errors import CkptError, UsageError
-    from ckpt.backends.retention import Policy, Spool, delete_spooled, parse_duration, plan_to_spool
+    from ckpt.backends.retention import Policy, Spool, delete_spooled, parse_duration
 
     url = resolve_store(url)
     policy = Policy(
@@ -106,11 +108,7 @@ def prune(
                     # Nobody reads a plan first: each batch plans and deletes in one statement.
                     totals = server.run(batch_size)
                 else:
-                    if server is not None:
-                        totals = server.plan(on_thread)
-                    else:
-                        with open_store(url) as reader:  # plan on its own connection; delete on the writer
-                            totals = plan_to_spool(reader, policy, now, spool, on_thread)
+                    totals = server.plan(on_thread) if server is not None else _plan(url, policy, now, spool, on_thread)
                     if dry_run or totals.checkpoints_to_delete == 0:
                         totals.dry_run = dry_run
                         _show(url, totals, rows, fmt, report)
@@ -127,6 +125,17 @@ def prune(
     _show(url, totals, [], fmt, report)
     if totals.errors:
         raise CkptError(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
+
+
+def _plan(
+    url: str, policy: Policy, now: float, spool: Spool, on_thread: Callable[[ThreadPlan], None] | None
+) -> PruneReport:
+    """The general path's plan, on a connection of its own (the deletes use the writer's)."""
+    from ckpt.backends import open_store
+    from ckpt.backends.retention import plan_to_spool
+
+    with open_store(url) as reader:
+        return plan_to_spool(reader, policy, now, spool, on_thread)
 
 
 def _pair(text: str) -> tuple[str, str]:
