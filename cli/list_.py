@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -20,6 +20,8 @@ from ckpt.cli.output import STREAMING, OutputFormat, emit_rows, encoded_blocks, 
 
 if TYPE_CHECKING:
     from ckpt.backends.base import CheckpointHeader, Selection, Store, ThreadSummary
+
+T = TypeVar("T")
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
 SIZE_COLUMNS = ("namespaces", "bytes")
@@ -113,21 +115,44 @@ def _threads_in_halves(
 
 
 def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:
-    # A generator, not a function per row: a large store lists ~10^5 threads (bench/bench_list.py).
-    from ckpt.backends.ids import checkpoint_iso
+    # Per chunk, not per row: a large store lists ~10^5 threads, and the two times per thread
+    # are converted in bulk (bench/bench_list.py).
+    from ckpt.backends.ids import checkpoint_isos
 
-    for summary in summaries:
-        row: dict[str, Any] = {
-            "thread_id": summary.thread_id,
-            "checkpoints": summary.checkpoints,
-            "first": checkpoint_iso(summary.first_checkpoint_id or ""),
-            "last": checkpoint_iso(summary.last_checkpoint_id or ""),
-        }
-        if sizes:
-            row["namespaces"], row["bytes"] = summary.namespaces, summary.bytes
-        if summary.keys_without_ttl is not None:
-            row["keys_without_ttl"] = summary.keys_without_ttl
-        yield row
+    for chunk in _chunks(summaries, 1000):
+        n = len(chunk)
+        times = checkpoint_isos(
+            [s.first_checkpoint_id or "" for s in chunk] + [s.last_checkpoint_id or "" for s in chunk]
+        )
+        for summary, first, last in zip(chunk, times, times[n:]):
+            row: dict[str, Any] = {
+                "thread_id": summary.thread_id,
+                "checkpoints": summary.checkpoints,
+                "first": first,
+                "last": last,
+            }
+            if sizes:
+                row["namespaces"], row["bytes"] = summary.namespaces, summary.bytes
+            if summary.keys_without_ttl is not None:
+                row["keys_without_ttl"] = summary.keys_without_ttl
+            yield row
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to ``size`` items; when reading fails, the items read before it come out first."""
+    chunk: list[T] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except Exception:
+        if chunk:
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
 
 
 def _checkpoint_rows(headers: Iterable[CheckpointHeader]) -> Iterator[dict[str, Any]]:

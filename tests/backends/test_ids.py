@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckpt.backends.ids import checkpoint_iso, checkpoint_time
+from ckpt.backends import ids as ids_module
+from ckpt.backends.ids import checkpoint_iso, checkpoint_isos, checkpoint_time
 from ckpt.cli.options import iso_time
 
 GREGORIAN = datetime(1582, 10, 15, tzinfo=timezone.utc)
@@ -42,3 +44,41 @@ def test_known_ids_and_other_forms() -> None:
     assert checkpoint_iso("1f0c6a1e-2e5b-6d66-8000-000000000000") == "2025-11-21T06:18:24Z"
     for other in ("", "thread-1", "1f0e8a9e-a25e-4d66-bfff-07370e2d6494", "zzzzzzzz-a25e-6d66-bfff-07370e2d6494"):
         assert checkpoint_iso(other) is None
+
+
+def _near_uuid6(ticks: int, tail: int, at: int, char: str) -> str:
+    """A uuid6 id with one character replaced: other forms, some of which the per-id path still reads."""
+    text = _uuid6(ticks, tail)
+    return text[:at] + char + text[at + 1 :]
+
+
+_IDS = st.one_of(
+    st.builds(_uuid6, st.integers(0, 2**60 - 1), st.integers(0, 2**64 - 1)),
+    st.builds(_uuid6, st.integers(0, 2**60 - 1), st.integers(0, 2**64 - 1)).map(str.upper),
+    st.builds(
+        _near_uuid6,
+        st.integers(0, 2**60 - 1),
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 35),
+        st.sampled_from(["-", " ", "_", "g", "\t", "6", "F", "+"]),
+    ),
+    st.text(max_size=40),
+)
+
+
+@given(st.lists(_IDS, max_size=12))
+def test_bulk_conversion_equals_the_per_id_one(ids: list[str]) -> None:
+    assert checkpoint_isos(ids) == [checkpoint_iso(i) for i in ids]
+
+
+@given(st.lists(st.builds(_uuid6, st.integers(0, 2**60 - 1), st.integers(0, 2**64 - 1)), min_size=1, max_size=12))
+def test_bulk_conversion_of_canonical_ids_is_exact(ids: list[str]) -> None:
+    assert checkpoint_isos(ids) == [checkpoint_iso(i) for i in ids]
+    assert all(t is not None for t in checkpoint_isos(ids))
+
+
+def test_canonical_ids_take_the_bulk_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = ["2025-11-21T06:18:24Z", "2025-11-21T06:18:24Z"]
+    ids = ["1f0c6a1e-2e5b-6d66-8000-000000000000", "1F0C6A1E-2E5B-6D66-8000-00000000000A"]
+    monkeypatch.setattr(ids_module, "checkpoint_iso", lambda _: pytest.fail("per-id path taken"))
+    assert checkpoint_isos(ids) == expected

@@ -12,6 +12,7 @@ import pytest
 
 from ckpt.backends import forked
 from ckpt.backends import sqlite as sqlite_driver
+from ckpt.backends.errors import DataError
 from tests.conftest import Cli, sqlite_url
 
 ODD_IDS = ["", "a", "ab", "user-1", "user-10", "user-2", "Z", "é", "中文", "\U0001f600", "x" * 300, "new\nline"]
@@ -105,3 +106,17 @@ def test_the_real_process_prints_every_row_before_it_ends_without_teardown(
     assert done.returncode == 0 and done.stderr == b""
     assert done.stdout.decode() == cli(*args).stdout
     assert done.stdout.count(b"\n") > (500 if not selection else 2)
+
+
+def test_rows_read_before_a_failure_still_come_out() -> None:
+    from ckpt.cli.list_ import _chunks
+
+    def failing() -> Iterator[int]:
+        yield from range(5)
+        raise DataError("page 7 is corrupt")
+
+    out: list[list[int]] = []
+    with pytest.raises(DataError, match="page 7"):
+        for chunk in _chunks(failing(), 3):
+            out.append(chunk)
+    assert out == [[0, 1, 2], [3, 4]]

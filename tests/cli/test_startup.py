@@ -37,3 +37,16 @@ def test_help_and_version_import_no_store_code(args: list[str]) -> None:
 
 def test_batch_size_default_is_the_transfer_default() -> None:
     assert options.DEFAULT_BATCH == DEFAULT_BATCH
+
+
+def test_a_command_imports_no_other_command_module() -> None:
+    probe = subprocess.run([sys.executable, "-c", PROBE, "list", "--help"], capture_output=True, text=True, check=True)
+    loaded = json.loads(probe.stderr.splitlines()[-1])
+    commands = {m for m in loaded if m.startswith("ckpt.cli.") and m.split(".")[2] in _command_modules()}
+    assert commands == {"ckpt.cli.list_"}
+
+
+def _command_modules() -> set[str]:
+    from ckpt.cli.main import COMMANDS
+
+    return {module for module, _ in COMMANDS.values()}
