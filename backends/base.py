@@ -257,11 +257,12 @@ class Store(ABC):
         """Number of checkpoints selected, if the store can tell cheaply (for progress bars)."""
         return None
 
-    def thread_split(self, selection: Selection = Selection()) -> str | None:
-        """A thread id cutting the selected threads into two halves worth reading in two processes
-        at once (``thread_to=split`` and ``thread_from=split``, see :mod:`ckpt.backends.forked`), or
-        ``None`` when that would not pay off or is not safe here (the default)."""
-        return None
+    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
+        """Up to ``parts - 1`` increasing thread ids cutting the selected threads into parts worth
+        reading in two processes at once (part ``i`` from the split before it, ``thread_from``, to
+        the one after, ``thread_to``; see :mod:`ckpt.backends.forked`), or ``[]`` when that would
+        not pay off or is not safe here (the default)."""
+        return []
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """Write one batch idempotently: rows already present are left alone and counted."""

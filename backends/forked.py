@@ -1,10 +1,13 @@
-"""Two halves of one read at once: the upper half in a forked child, results still in order.
+"""One read cut into parts, shared by this process and a forked child; results still in order.
 
-A long read that can be cut in two (thread-id ranges, see ``Store.thread_split``) runs its upper
-half in a forked child while this process runs the lower half. The child's items go to an unlinked
-temporary file, read back once the lower half is done, so items come out in order and memory stays
-flat however large the read. A process, not a thread: the stores' C modules take the GIL back for
-every row they return, so two threads mostly waited on each other (measured slower than one).
+A long read that can be cut into parts (thread-id ranges, see ``Store.thread_splits``) is shared
+between this process, which takes parts from the front and streams their items, and a forked
+child, which takes parts from the back. Each side claims its next part only when it is done with
+the last, so a side slowed down (another process on its core, a lopsided part) simply reads fewer
+parts: neither waits long for the other. The child's items go to an unlinked temporary file, read
+back once this process runs out of parts, so items come out in order and memory stays flat however
+large the read. A process, not a thread: the stores' C modules take the GIL back for every row they
+return, so two threads mostly waited on each other (measured slower than one).
 
 Items must be what :mod:`marshal` carries (tuples, str, bytes, int, float, None, lists, dicts):
 the child's own output, never stored data to be trusted.
@@ -12,14 +15,16 @@ the child's own output, never stored data to be trusted.
 
 from __future__ import annotations
 
+import fcntl
 import marshal
+import mmap
 import os
 import signal
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from typing import IO, Any, TypeVar
 
 from . import errors
@@ -28,7 +33,7 @@ from .errors import CkptError, DataError
 T = TypeVar("T")
 
 _BATCH = 2000
-_ITEMS, _ERROR = b"I", b"E"
+_ITEMS, _ERROR, _PART = b"I", b"E", b"P"
 _HEAD = 9  # one kind byte and an 8-byte little-endian length
 _in_child = False
 
@@ -58,43 +63,94 @@ def idle_core() -> bool:
     return running <= cores - 1
 
 
-def in_two_processes(lower: Callable[[], Iterable[T]], upper: Callable[[], Iterable[T]]) -> Iterator[T]:
-    """The items of ``lower()``, then those of ``upper()``, which a forked child produced meanwhile.
+Reader = Callable[[int], Iterable[T]]
+"""The items of one part, by its number."""
 
-    ``upper`` runs in the child only and must open its own connections (a connection must never
-    be used on both sides of a fork). A :class:`CkptError` in the child is raised here as the same
-    class with the same message (other exceptions as :class:`DataError`), before any of the
+
+def in_parts(parts: int, here: Reader[T], there: Callable[[], AbstractContextManager[Reader[T]]]) -> Iterator[T]:
+    """The items of parts ``0 … parts - 1``, in that order; this process reads parts from the
+    front with ``here``, a forked child reads parts from the back with the reader ``there()`` gives it.
+
+    ``there`` runs in the child only and must open its own connections (a connection must never
+    be used on both sides of a fork); the context it returns is closed when the child is done.
+    A :class:`CkptError` in the child is raised here as the same class with the same message
+    (other exceptions as :class:`DataError`), after this process's parts and before any of the
     child's items. Closing the iterator early kills and reaps the child.
     """
-    with tempfile.TemporaryFile(prefix="ckpt-half-") as spool:
+    with tempfile.TemporaryFile(prefix="ckpt-parts-") as spool:
+        claims = _Claims(parts, spool.fileno())
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child; its output is checked by the parent
-            _child(spool, upper)
+            _child(spool, claims, there)
         try:
-            yield from lower()
+            while (part := claims.front()) is not None:
+                yield from here(part)
             status = _wait(pid)
             pid = 0
             yield from _spooled(spool, status)
         finally:
-            if pid:  # the caller stopped early, or the lower half failed: the child's work is not wanted
+            claims.close()
+            if pid:  # the caller stopped early, or a part failed here: the child's work is not wanted
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 _wait(pid)
 
 
-def _child(spool: IO[bytes], upper: Callable[[], Iterable[Any]]) -> None:  # pragma: no cover
+class _Claims:
+    """The next part from the front (this process) or from the back (the child): two counters in
+    memory shared across the fork, changed under a POSIX record lock (held per process, so the
+    two processes exclude each other even on their shared descriptor)."""
+
+    def __init__(self, parts: int, lock_fd: int) -> None:
+        self._shared = mmap.mmap(-1, 16)  # anonymous and MAP_SHARED: one copy for both processes
+        self._lock_fd = lock_fd
+        self._set(0, parts)
+
+    def front(self) -> int | None:
+        return self._claim(from_front=True)
+
+    def back(self) -> int | None:
+        return self._claim(from_front=False)
+
+    def close(self) -> None:
+        self._shared.close()
+
+    def _claim(self, *, from_front: bool) -> int | None:
+        fcntl.lockf(self._lock_fd, fcntl.LOCK_EX, 1)
+        try:
+            first, end = int.from_bytes(self._shared[:8], "little"), int.from_bytes(self._shared[8:], "little")
+            if first >= end:
+                return None
+            if from_front:
+                self._set(first + 1, end)
+                return first
+            self._set(first, end - 1)
+            return end - 1
+        finally:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_UN, 1)
+
+    def _set(self, first: int, end: int) -> None:
+        self._shared[:] = first.to_bytes(8, "little") + end.to_bytes(8, "little")
+
+
+def _child(
+    spool: IO[bytes], claims: _Claims, there: Callable[[], AbstractContextManager[Reader[Any]]]
+) -> None:  # pragma: no cover
     global _in_child
     _in_child = True
     code, fd = 0, spool.fileno()
     try:
-        batch: list[Any] = []
-        for item in upper():
-            batch.append(item)
-            if len(batch) == _BATCH:
-                _frame(fd, _ITEMS, marshal.dumps(batch))
-                batch = []
-        if batch:
-            _frame(fd, _ITEMS, marshal.dumps(batch))
+        with there() as read:
+            while (part := claims.back()) is not None:
+                _frame(fd, _PART, part.to_bytes(8, "little"))
+                batch: list[Any] = []
+                for item in read(part):
+                    batch.append(item)
+                    if len(batch) == _BATCH:
+                        _frame(fd, _ITEMS, marshal.dumps(batch))
+                        batch = []
+                if batch:
+                    _frame(fd, _ITEMS, marshal.dumps(batch))
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent, nothing raised here
         with suppress(BaseException):
             name = type(exc).__name__ if isinstance(exc, CkptError) else ""
@@ -116,11 +172,16 @@ def _wait(pid: int) -> int:
 
 
 def _spooled(spool: IO[bytes], exit_code: int) -> Iterator[Any]:
+    """The child's items, its parts in ascending order (it wrote them from the back)."""
     if exit_code != 0:
-        raise _child_error(next((p for kind, p in _frames(spool) if kind == _ERROR), None), exit_code)
-    for kind, payload in _frames(spool):
-        if kind == _ITEMS:
-            yield from marshal.loads(payload)
+        raise _child_error(next((p for kind, p, _ in _frames(spool) if kind == _ERROR), None), exit_code)
+    starts = sorted((int.from_bytes(p, "little"), at) for kind, p, at in _frames(spool) if kind == _PART)
+    for _, at in starts:
+        for kind, payload, _ in _frames(spool, at + _HEAD + 8):
+            if kind == _PART:
+                break
+            if kind == _ITEMS:
+                yield from marshal.loads(payload)
 
 
 def _child_error(payload: bytes | None, exit_code: int) -> CkptError:
@@ -133,11 +194,13 @@ def _child_error(payload: bytes | None, exit_code: int) -> CkptError:
     return DataError(f"the reader of the second half failed: {message}")
 
 
-def _frames(spool: IO[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    spool.seek(0)
+def _frames(spool: IO[bytes], at: int = 0) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(kind, payload, offset of the frame)`` from ``at`` on; a frame cut short ends it."""
+    spool.seek(at)
     while len(head := spool.read(_HEAD)) == _HEAD:
         size = int.from_bytes(head[1:], "little")
         payload = spool.read(size)
         if len(payload) < size:
             return
-        yield head[:1], payload
+        yield head[:1], payload, at
+        at += _HEAD + size

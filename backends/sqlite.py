@@ -40,7 +40,7 @@ from ckpt.backends.errors import (
 )
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
-from ckpt.backends.sqlite_ranges import split_point, worth_two_readers
+from ckpt.backends.sqlite_ranges import split_points, worth_two_readers
 from ckpt.backends.urls import sqlite_path
 
 # The DDL of langgraph-checkpoint-sqlite 3.1.2 `setup()`, verbatim.
@@ -258,18 +258,26 @@ class SqliteStore(Store):
                 if exact or selection.matches_thread(thread_id):
                     yield ThreadSummary(thread_id, None, count, first, last, None)
 
-    def thread_split(self, selection: Selection = Selection()) -> str | None:
-        """A large file opened read-only, with a core idle: the median first character after the
-        common prefix of the selected thread ids (~16 index seeks for uuid ids; sqlite_ranges.py)."""
+    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
+        """A large file opened read-only, with a core idle: cuts near the middle of each range,
+        found from the first characters after the range's common prefix (~16 index seeks a cut
+        for uuid ids; sqlite_ranges.py)."""
         if self.writable or not worth_two_readers(self.path):
-            return None
+            return []
         where, params = _where(selection)
         # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
         first = f"SELECT min(thread_id) FROM checkpoints {where}"
         last = f"SELECT max(thread_id) FROM checkpoints {where}"
         lowest, highest = self._conn.execute(f"SELECT ({first}), ({last})", [*params, *params]).fetchone()
-        from_id = f"{first} {'AND' if where else 'WHERE'} thread_id >= ?"
-        return split_point(lowest, highest, lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0])
+        joiner = "AND" if where else "WHERE"
+        from_id, before_id = f"{first} {joiner} thread_id >= ?", f"{last} {joiner} thread_id < ?"
+        return split_points(
+            lowest,
+            highest,
+            parts,
+            lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0],
+            lambda s: self._conn.execute(before_id, [*params, s]).fetchone()[0],
+        )
 
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)

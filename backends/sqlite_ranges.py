@@ -49,7 +49,7 @@ def split_point(lower: str | None, upper: str | None, first_from: Callable[[str]
     probe: str | None = lower
     while probe is not None and len(seen) < _MAX_PROBES:
         found = first_from(probe)
-        if found is None or not found.startswith(prefix):
+        if found is None or found > upper or not found.startswith(prefix):
             break
         if len(found) == at:  # the prefix itself is an id (lower is a prefix of upper)
             probe = prefix + "\x00"
@@ -58,6 +58,25 @@ def split_point(lower: str | None, upper: str | None, first_from: Callable[[str]
         probe = _after(prefix, found[at])
     middle = prefix + seen[len(seen) // 2] if len(seen) >= 2 else None
     return middle if middle is not None and lower < middle <= upper else None
+
+
+def split_points(
+    lower: str | None,
+    upper: str | None,
+    parts: int,
+    first_from: Callable[[str], str | None],
+    last_before: Callable[[str], str | None],
+) -> list[str]:
+    """Up to ``parts - 1`` increasing ids ``s`` with ``lower < s <= upper``: :func:`split_point`
+    of the whole range, then of each side (``last_before(s)``: the largest stored id ``< s``)."""
+    if parts < 2:
+        return []
+    middle = split_point(lower, upper, first_from)
+    if middle is None:
+        return []
+    left = split_points(lower, last_before(middle), parts // 2, first_from, last_before)
+    right = split_points(first_from(middle), upper, parts - parts // 2, first_from, last_before)
+    return [*left, middle, *right]
 
 
 _MAX_PROBES = 128

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ckpt.backends.base import CheckpointHeader, Selection, Store, ThreadSummary
 
 T = TypeVar("T")
+PARTS = 8
+"""Thread ranges a large listing is cut into, shared by two processes (bench/bench_list.py)."""
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
 SIZE_COLUMNS = ("namespaces", "bytes")
@@ -78,9 +80,9 @@ def list_(
         else:
             columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
             columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
-            split = store.thread_split(chosen) if fmt in STREAMING else None
-            if split is not None:
-                write_blocks(_threads_in_halves(store, url, chosen, split, fmt, columns, sizes))
+            splits = store.thread_splits(chosen, PARTS) if fmt in STREAMING else []
+            if splits:
+                write_blocks(_threads_in_parts(store, url, chosen, splits, fmt, columns, sizes))
             else:
                 rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
                 count = emit_rows(
@@ -92,26 +94,36 @@ def list_(
     skip_teardown()  # the store is closed and stdout written: nothing is left for the interpreter's teardown
 
 
-def _threads_in_halves(
-    store: Store, url: str, chosen: Selection, split: str, fmt: OutputFormat, columns: tuple[str, ...], sizes: bool
+def _threads_in_parts(
+    store: Store,
+    url: str,
+    chosen: Selection,
+    splits: list[str],
+    fmt: OutputFormat,
+    columns: tuple[str, ...],
+    sizes: bool,
 ) -> Iterator[bytes]:
-    """The listing's output made in two processes at once: this one lists the threads below
-    ``split``, a forked child (with a store of its own) those from it; the output is the same."""
+    """The listing's output made in two processes at once: the thread ranges between ``splits``
+    are shared by this process (from the first range on) and a forked child with a store of its
+    own (from the last range back); the output is the same."""
+    from contextlib import contextmanager
     from dataclasses import replace
 
     from ckpt.backends import open_store
-    from ckpt.backends.forked import in_two_processes
+    from ckpt.backends.forked import in_parts
 
-    def lower() -> Iterator[bytes]:
-        rows = _thread_rows(store.threads(replace(chosen, thread_to=split), details=sizes), sizes)
-        return encoded_blocks(rows, fmt, columns)
+    bounds = [None, *splits, None]
 
-    def upper() -> Iterator[bytes]:
+    def read(source: Store, part: int) -> Iterator[bytes]:
+        summaries = source.threads(replace(chosen, thread_from=bounds[part], thread_to=bounds[part + 1]), details=sizes)
+        return encoded_blocks(_thread_rows(summaries, sizes), fmt, columns, header=part == 0)
+
+    @contextmanager
+    def in_child() -> Iterator[Callable[[int], Iterator[bytes]]]:
         with open_store(url) as own:
-            rows = _thread_rows(own.threads(replace(chosen, thread_from=split), details=sizes), sizes)
-            yield from encoded_blocks(rows, fmt, columns, header=False)
+            yield lambda part: read(own, part)
 
-    return in_two_processes(lower, upper)
+    return in_parts(len(bounds) - 1, lambda part: read(store, part), in_child)
 
 
 def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:

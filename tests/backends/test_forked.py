@@ -5,25 +5,31 @@ from __future__ import annotations
 import bisect
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ckpt.backends import forked
 from ckpt.backends.errors import DataError, StoreNotFoundError
-from ckpt.backends.forked import in_two_processes
-from ckpt.backends.sqlite_ranges import split_point
+from ckpt.backends.forked import in_parts
+from ckpt.backends.sqlite_ranges import split_point, split_points
 
 NAMES = [f"t{n:04d}" for n in range(5000)]
+CUTS = [None, "t0100", "t1000", "t1001", "t2500", "t4999", None]  # six parts, two of one name or none
 
 
-def _below(split: str) -> Iterator[tuple[str, int]]:
-    return ((name, len(name)) for name in NAMES if name < split)
+def _part(part: int) -> Iterator[tuple[str, int]]:
+    lo, hi = CUTS[part], CUTS[part + 1]
+    return ((n, len(n)) for n in NAMES if (lo is None or n >= lo) and (hi is None or n < hi))
 
 
-def _from(split: str) -> Iterator[tuple[str, int]]:
-    return ((name, len(name)) for name in NAMES if name >= split)
+@contextmanager
+def _same() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
+    yield _part
 
 
 def _assert_no_child_left() -> None:
@@ -31,41 +37,92 @@ def _assert_no_child_left() -> None:
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_items_come_out_in_order_lower_half_first() -> None:
-    assert list(in_two_processes(lambda: _below("t1234"), lambda: _from("t1234"))) == [(n, 5) for n in NAMES]
-    assert list(in_two_processes(lambda: _below("t0000"), lambda: _from("t0000"))) == [(n, 5) for n in NAMES]
+@pytest.mark.parametrize("parts", [1, 2, 6])
+def test_items_come_out_in_order(parts: int) -> None:
+    cuts = CUTS if parts == 6 else [None, "t1234", None] if parts == 2 else [None, None]
+
+    def part(n: int) -> Iterator[tuple[str, int]]:
+        lo, hi = cuts[n], cuts[n + 1]
+        return ((x, len(x)) for x in NAMES if (lo is None or x >= lo) and (hi is None or x < hi))
+
+    @contextmanager
+    def there() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
+        yield part
+
+    assert list(in_parts(parts, part, there)) == [(n, 5) for n in NAMES]
     _assert_no_child_left()
 
 
+def test_a_slow_side_reads_fewer_parts_and_the_order_holds() -> None:
+    """The child sleeps in every part it reads: this process reads the others, output unchanged."""
+    mine: list[int] = []
+
+    def here(part: int) -> Iterator[tuple[str, int]]:
+        mine.append(part)
+        return _part(part)
+
+    @contextmanager
+    def slow() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
+        def read(part: int) -> Iterator[tuple[str, int]]:
+            time.sleep(0.5)
+            return _part(part)
+
+        yield read
+
+    assert list(in_parts(6, here, slow)) == [(n, 5) for n in NAMES]
+    assert mine == list(range(len(mine))) and 4 <= len(mine) <= 6  # a prefix; the child got one or two
+    _assert_no_child_left()
+
+
+def test_each_part_is_read_once_by_one_side() -> None:
+    claims = forked._Claims(7, os.open(os.devnull, os.O_RDWR))
+    taken = [claims.front(), claims.back(), claims.front(), claims.back(), claims.back()]
+    rest = [claims.front(), claims.front(), claims.back(), claims.front()]
+    assert taken == [0, 6, 1, 5, 4] and rest == [2, 3, None, None]
+
+
 def test_a_ckpt_error_in_the_child_is_raised_as_itself_before_any_child_item() -> None:
-    def broken() -> Iterator[tuple[str, int]]:
-        yield ("t4000", 5)
-        raise StoreNotFoundError("no such file: /x/agent.db")
+    @contextmanager
+    def broken() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
+        def read(part: int) -> Iterator[tuple[str, int]]:
+            yield ("t4999", 5)
+            raise StoreNotFoundError("no such file: /x/agent.db")
+
+        yield read
+
+    def here(part: int) -> Iterator[tuple[str, int]]:
+        time.sleep(0.2)  # the child has claimed its part by now
+        return _part(part)
 
     seen = []
     with pytest.raises(StoreNotFoundError, match="no such file: /x/agent.db"):
-        for item in in_two_processes(lambda: _below("t1000"), broken):
+        for item in in_parts(6, here, broken):
             seen.append(item)
-    assert seen == [(n, 5) for n in NAMES[:1000]]
+    assert seen == [(n, 5) for n in NAMES[: len(seen)]] and ("t4999", 5) not in seen
     _assert_no_child_left()
 
 
 def test_another_error_in_the_child_becomes_a_data_error_with_its_message() -> None:
-    def broken() -> Iterator[tuple[str, int]]:
+    @contextmanager
+    def broken() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
         raise sqlite3.DatabaseError("database disk image is malformed")
-        yield ("never", 0)
+        yield _part
 
     with pytest.raises(DataError, match="second half failed: database disk image is malformed"):
-        list(in_two_processes(lambda: _below("t1000"), broken))
+        list(in_parts(2, _part, broken))
     _assert_no_child_left()
 
 
 def test_stopping_early_kills_and_reaps_the_child() -> None:
-    def endless() -> Iterator[int]:
+    def endless(part: int) -> Iterator[int]:
         while True:
             yield 1
 
-    items = in_two_processes(lambda: iter([0, 0, 0]), endless)
+    @contextmanager
+    def there() -> Iterator[Callable[[int], Iterator[int]]]:
+        yield endless
+
+    items = in_parts(2, lambda part: iter([0, 0, 0]), there)
     assert next(items) == 0
     items.close()  # type: ignore[attr-defined]
     _assert_no_child_left()
@@ -95,3 +152,43 @@ def test_split_point_of_uuid_like_ids_is_near_the_middle() -> None:
 
     split = split_point(ids[0], ids[-1], first_from)
     assert split is not None and 0.4 < bisect.bisect_left(ids, split) / len(ids) < 0.6
+
+
+@given(st.lists(st.text(min_size=0, max_size=6), min_size=1, max_size=60, unique=True), st.integers(1, 9))
+def test_split_points_increase_inside_the_range(ids: list[str], parts: int) -> None:
+    ids.sort()
+
+    def first_from(probe: str) -> str | None:
+        at = bisect.bisect_left(ids, probe)
+        return ids[at] if at < len(ids) else None
+
+    def last_before(probe: str) -> str | None:
+        at = bisect.bisect_left(ids, probe)
+        return ids[at - 1] if at > 0 else None
+
+    points = split_points(ids[0], ids[-1], parts, first_from, last_before)
+    assert len(points) <= parts - 1
+    assert points == sorted(set(points)) and all(ids[0] < p <= ids[-1] for p in points)
+
+
+def test_split_points_of_uuid_like_ids_make_even_parts() -> None:
+    ids = sorted(f"{n:032x}" for n in range(0, 2**128, 2**128 // 4000))
+
+    def first_from(probe: str) -> str | None:
+        at = bisect.bisect_left(ids, probe)
+        return ids[at] if at < len(ids) else None
+
+    def last_before(probe: str) -> str | None:
+        at = bisect.bisect_left(ids, probe)
+        return ids[at - 1] if at > 0 else None
+
+    points = split_points(ids[0], ids[-1], 8, first_from, last_before)
+    assert len(points) == 7
+    sizes = [
+        b - a
+        for a, b in zip(
+            [0, *(bisect.bisect_left(ids, p) for p in points)],
+            [*(bisect.bisect_left(ids, p) for p in points), len(ids)],
+        )
+    ]
+    assert all(0.08 < size / len(ids) < 0.17 for size in sizes), sizes

@@ -32,15 +32,15 @@ def many_threads(db_copy: Path) -> Path:
 
 @pytest.fixture
 def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every listing is made in two halves; one entry per listing that really was."""
+    """Every listing is made in two processes; the number of parts of each listing that really was."""
     made: list[int] = []
-    real = forked.in_two_processes
+    real = forked.in_parts
 
-    def counted(lower: Callable[[], Any], upper: Callable[[], Any]) -> Iterator[Any]:
-        made.append(1)
-        return real(lower, upper)
+    def counted(parts: int, here: Callable[[int], Any], there: Callable[[], Any]) -> Iterator[Any]:
+        made.append(parts)
+        return real(parts, here, there)
 
-    monkeypatch.setattr(forked, "in_two_processes", counted)
+    monkeypatch.setattr(forked, "in_parts", counted)
     monkeypatch.setattr(sqlite_driver, "worth_two_readers", lambda path: True)
     return made
 
@@ -67,7 +67,8 @@ def test_two_halves_print_what_one_process_prints(
     assert whole.exit_code == 0, whole.stderr
     assert split.stdout == whole.stdout
     listed = whole.stdout.count("\n") - ("csv" in args)
-    assert halves == ([1] if listed > 1 else [])  # the two-process path ran wherever there was a split
+    assert len(halves) == (1 if listed > 1 else 0)  # the two-process path ran wherever there was a split
+    assert all(2 <= parts <= 8 for parts in halves)
     assert listed > (500 if "--thread" not in args else 2 if "user-*" in args else -1)
 
 
@@ -81,9 +82,10 @@ def test_a_store_opened_for_writing_is_never_split(many_threads: Path, halves: l
     from ckpt.backends import Selection, open_store
 
     with open_store(sqlite_url(many_threads), write=True) as store:
-        assert store.thread_split(Selection()) is None
+        assert store.thread_splits(Selection(), 8) == []
     with open_store(sqlite_url(many_threads)) as store:
-        assert store.thread_split(Selection()) is not None
+        splits = store.thread_splits(Selection(), 8)
+        assert 1 <= len(splits) <= 7 and splits == sorted(set(splits))
 
 
 @pytest.mark.parametrize("readers", ["1", "2"])
