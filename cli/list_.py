@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ckpt.backends.base import CheckpointHeader, Selection, Store, ThreadSummary
 
 T = TypeVar("T")
-PARTS = 8
+PARTS = 16
 """Thread ranges a large listing is cut into, shared by two processes (bench/bench_list.py)."""
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
