@@ -192,3 +192,19 @@ def test_split_points_of_uuid_like_ids_make_even_parts() -> None:
         )
     ]
     assert all(0.08 < size / len(ids) < 0.17 for size in sizes), sizes
+
+
+@pytest.mark.parametrize(("looks", "idle"), [([1], True), ([3, 2, 1], True), ([3, 2, 2], False), ([5, 5, 5, 1], False)])
+def test_a_core_is_idle_when_one_of_three_looks_finds_it_so(
+    monkeypatch: pytest.MonkeyPatch, looks: list[int], idle: bool
+) -> None:
+    seen = iter(looks)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(forked, "_running", lambda: next(seen))
+    assert forked.idle_core() is idle
+
+
+def test_one_core_is_never_idle_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(forked, "_running", lambda: 0)
+    assert forked.idle_core() is False
