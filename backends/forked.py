@@ -46,8 +46,8 @@ def can_fork() -> bool:
 
 
 def idle_core() -> bool:
-    """At least two cores, one of them idle right now: under load the halves compete for one
-    core and the whole read gets slower than one process reading it all.
+    """At least two cores, one of them idle right now: under load the two readers compete for
+    one core and the whole read gets slower than one process reading it all.
 
     "Right now" is the kernel's count of runnable tasks (``/proc/loadavg``, this one included):
     at most cores - 1 in one of three looks a millisecond apart (a task that runs for an instant,
@@ -200,12 +200,12 @@ def _spooled(spool: IO[bytes], exit_code: int) -> Iterator[Any]:
 
 def _child_error(payload: bytes | None, exit_code: int) -> CkptError:
     if payload is None:
-        return DataError(f"the reader of the second half ended with exit code {exit_code}")
+        return DataError(f"the second reader ended with exit code {exit_code}")
     name, message = marshal.loads(payload)
     cls = getattr(errors, name, None) if name else None
     if isinstance(cls, type) and issubclass(cls, CkptError):
         return cls(message)
-    return DataError(f"the reader of the second half failed: {message}")
+    return DataError(f"the second reader failed: {message}")
 
 
 def _frames(spool: IO[bytes], at: int = 0) -> Iterator[tuple[bytes, bytes, int]]:

@@ -27,6 +27,7 @@ from ckpt.backends.base import Selection, Store
 from ckpt.backends.retention import Policy, PruneReport, ThreadPlan, plan_thread
 
 if TYPE_CHECKING:
+    from ckpt.backends.pg_prune_batches import BatchQueue
     from ckpt.backends.postgres import PostgresStore
 
 
@@ -307,11 +308,12 @@ class PostgresPrune:
         plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
         return plan
 
-    def run(self, batch_size: int) -> PruneReport:
-        """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction."""
+    def run(self, batch_size: int, queue: BatchQueue | None = None) -> PruneReport:
+        """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction, the
+        batches of this prune's thread range or those ``queue`` (shared by several jobs) hands out."""
         from ckpt.backends.pg_prune_batches import run_batches
 
-        return run_batches(self, batch_size)
+        return run_batches(self, batch_size, queue)
 
     def close(self) -> None:
         """Nothing to release: the store is the caller's."""

@@ -108,7 +108,10 @@ class ParallelPrune:
         return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0))
 
     def run(self, batch_size: int) -> PruneReport:
-        reports = self._each(lambda job: job.run(batch_size), self.jobs)
+        from ckpt.backends.pg_prune_batches import BatchQueue
+
+        queue = BatchQueue((None, None))  # the jobs' ranges cover every id: one queue of all batches
+        reports = self._each(lambda job: job.run(batch_size, queue), self.jobs)
         return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0, dry_run=False))
 
     def close(self) -> None:

@@ -1,10 +1,10 @@
-"""Where to cut a large SQLite file's threads in two, so two processes can read them at once.
+"""Where to cut a large SQLite file's threads into ranges, so two processes can read them at once.
 
 ``ckpt list`` on a big store is one aggregate scan of the primary-key index (count, first and last
-id per thread) plus a row of output per thread; with a core idle, the upper half of the thread ids
-is listed by a forked child meanwhile (:mod:`ckpt.backends.forked`). The two halves are two read
-transactions: a listing taken while a writer commits may see the lower half before and the upper
-half after that commit; each thread's row is one consistent read.
+id per thread) plus a row of output per thread; with a core idle, the thread ids are cut into
+ranges that this process and a forked child share (:mod:`ckpt.backends.forked`). Each range is a
+read transaction of its own: a listing taken while a writer commits may see some ranges before and
+others after that commit; each thread's row is one consistent read.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def test_another_error_in_the_child_becomes_a_data_error_with_its_message() -> N
         raise sqlite3.DatabaseError("database disk image is malformed")
         yield _part
 
-    with pytest.raises(DataError, match="second half failed: database disk image is malformed"):
+    with pytest.raises(DataError, match="second reader failed: database disk image is malformed"):
         list(in_parts(2, _part, broken))
     _assert_no_child_left()
 

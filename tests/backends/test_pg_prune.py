@@ -328,6 +328,36 @@ def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
         assert outcomes[0][2]["checkpoints_deleted"] > 0 and outcomes[0][2]["blobs_deleted"] > 0
 
 
+def test_jobs_sharing_a_queue_get_every_batch_once_in_order() -> None:
+    """Two connections asking one queue in turn: the batches they get follow each other, hold
+    whole threads of about the size asked, and together cover every thread once."""
+    import psycopg
+
+    from ckpt.backends.pg_prune import IN_RANGE
+    from ckpt.backends.pg_prune_batches import BatchQueue
+
+    in_range = IN_RANGE.format(lo="lo", hi="hi", col="thread_id")
+    with _stores(1) as [(_, libpq)], psycopg.connect(libpq, autocommit=True) as a, psycopg.connect(libpq) as b:
+        threads = [r[0] for r in a.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
+        queue, got = BatchQueue((None, None)), []
+        for conn in [a, b] * len(threads):
+            batch = queue.next(conn, 10)
+            if batch is None:
+                break
+            got.append(batch)
+        assert queue.next(a, 10) is None and queue.next(b, 10) is None
+        assert got[0][0] is None and got[-1][1] is None and len(got) >= 4
+        assert all(got[k][1] == got[k + 1][0] for k in range(len(got) - 1))
+        inside = [  # in the column's collation, as the batches' statements read them
+            [
+                r[0]
+                for r in a.execute(f"SELECT DISTINCT thread_id FROM checkpoints WHERE {IN_RANGE}", {"lo": lo, "hi": hi})
+            ]
+            for lo, hi in got
+        ]
+        assert sorted(t for part in inside for t in part) == sorted(threads) and all(inside)
+
+
 def test_a_failed_batch_is_reported_rolled_back_whole_and_the_other_batches_go_on() -> None:
     """A batch whose statement fails (here: a trigger refuses to delete plain-1's writes) leaves
     every row of its threads as it was, is named in the report's errors, and the batches after it

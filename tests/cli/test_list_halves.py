@@ -1,4 +1,4 @@
-"""`ckpt list` on a large SQLite file lists the two halves of the thread ids in two processes at
+"""`ckpt list` on a large SQLite file lists ranges of the thread ids shared by two processes at
 once; what it prints must not change, in any streaming format or selection."""
 
 from __future__ import annotations
