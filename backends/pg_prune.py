@@ -308,12 +308,13 @@ class PostgresPrune:
         plan.blobs, plan.blob_bytes = len(freed), sum(f[4] for f in freed)
         return plan
 
-    def run(self, batch_size: int, queue: BatchQueue | None = None) -> PruneReport:
-        """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction, the
-        batches of this prune's thread range or those ``queue`` (shared by several jobs) hands out."""
+    def run(self, batch_size: int, queue: BatchQueue | None = None, *, from_back: bool = False) -> PruneReport:
+        """Plan and delete, about ``batch_size`` checkpoints (whole threads) per transaction: this
+        prune's thread range, or the batches of ``queue`` (shared with another job) from its front
+        or its back."""
         from ckpt.backends.pg_prune_batches import run_batches
 
-        return run_batches(self, batch_size, queue)
+        return run_batches(self, batch_size, queue, from_back=from_back)
 
     def close(self) -> None:
         """Nothing to release: the store is the caller's."""

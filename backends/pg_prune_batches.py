@@ -92,6 +92,12 @@ _NEXT = f"""
 SELECT thread_id FROM checkpoints WHERE {IN_RANGE.format(lo="lo", hi="to", col="thread_id")}
 ORDER BY thread_id OFFSET %(size)s LIMIT 1
 """
+# Where a batch taken from the back starts: the thread of the checkpoint ``size`` places before
+# the range's end, in index order (the batch holds all of that thread); none: the rest of the range.
+_BEFORE = f"""
+SELECT thread_id FROM checkpoints WHERE {IN_RANGE.format(lo="lo", hi="to", col="thread_id")}
+ORDER BY thread_id DESC OFFSET %(size)s LIMIT 1
+"""
 _AFTER = (
     "SELECT min(thread_id) FROM checkpoints WHERE thread_id > %(lo)s AND (%(to)s::text IS NULL OR thread_id < %(to)s)"
 )
@@ -102,37 +108,46 @@ _BATCH_SESSION = SESSION + "; SET LOCAL enable_mergejoin = off"
 
 
 class BatchQueue:
-    """The batches of one range of threads, handed out in order to whichever job asks next.
+    """The batches of one range of threads, taken from its front by one job and from its back
+    by another, until the two meet.
 
-    The ``--jobs`` connections share one queue, so a job slowed down (a busier core, bigger
-    threads) simply takes fewer batches and the jobs end together; with a range of its own each,
-    one of two ended 1.6 s before the other in a 21 s prune (bench/results/prune.md, session 6).
-    A batch's end is found on the asking job's connection, under the queue's lock (one short
-    index scan)."""
+    Two jobs sharing a range this way end together however their speeds differ (with a half
+    each, one of two ended 1.6 s before the other in a 21 s prune), and each works far from the
+    other until the end: handing out the batches in order to whichever job asked next cost ~1 s
+    more than it saved (bench/results/prune.md, session 6). A batch's bound is found on the
+    asking job's connection, under the queue's lock (one short index scan)."""
 
     def __init__(self, thread_range: Range) -> None:
-        self._lo, self._to = thread_range
+        self._front, self._back = thread_range
         self._done = False
         self._lock = threading.Lock()
 
-    def next(self, conn: psycopg.Connection[Any], size: int) -> Range | None:
-        """The next batch ``(lo, hi)``, or ``None`` when every batch has been handed out."""
+    def next(self, conn: psycopg.Connection[Any], size: int, *, from_back: bool = False) -> Range | None:
+        """The next batch ``(lo, hi)`` from the front (or the back), or ``None`` once they have met."""
         with self._lock:
             if self._done:
                 return None
-            lo = self._lo
-            hi = _batch_end(conn, lo, self._to, size)
-            self._lo, self._done = hi, hi is None or hi == self._to
-            return lo, hi
+            if from_back:
+                row = conn.execute(_BEFORE, {"lo": self._front, "to": self._back, "size": size}).fetchone()
+                lo = self._front if row is None else str(row[0])
+                batch, self._back = (lo, self._back), lo
+            else:
+                hi = _batch_end(conn, self._front, self._back, size)
+                batch, self._front = (self._front, hi), hi
+            self._done = self._front == self._back  # they met
+            return batch
 
 
-def run_batches(prune: Planner, batch_size: int, queue: BatchQueue | None = None) -> PruneReport:
-    """Plan and delete batch by batch, from ``queue`` (shared with other jobs) or the prune's own
-    thread range; a failed batch is reported (its transaction rolled back) and the next one goes on."""
+def run_batches(
+    prune: Planner, batch_size: int, queue: BatchQueue | None = None, *, from_back: bool = False
+) -> PruneReport:
+    """Plan and delete batch by batch, from the front (or the back) of ``queue`` (shared with
+    another job) or of the prune's own thread range; a failed batch is reported (its transaction
+    rolled back) and the next one goes on."""
     conn = prune.store._conn
     report = PruneReport(blobs_to_delete=0, blobs_deleted=0, dry_run=False)
     batches = queue if queue is not None else BatchQueue(prune.thread_range)
-    while (batch := batches.next(conn, batch_size)) is not None:
+    while (batch := batches.next(conn, batch_size, from_back=from_back)) is not None:
         lo, hi = batch
         try:
             with conn.transaction():

@@ -110,8 +110,15 @@ class ParallelPrune:
     def run(self, batch_size: int) -> PruneReport:
         from ckpt.backends.pg_prune_batches import BatchQueue
 
-        queue = BatchQueue((None, None))  # the jobs' ranges cover every id: one queue of all batches
-        reports = self._each(lambda job: job.run(batch_size, queue), self.jobs)
+        # Jobs in pairs, each pair sharing the ranges of both (one from the front, one from the
+        # back); an odd last job keeps its own range. Together the ranges cover every id.
+        ranges = [job.thread_range for job in self.jobs]
+        calls: list[tuple[PostgresPrune, BatchQueue, bool]] = []
+        for k in range(0, len(self.jobs), 2):
+            pair = self.jobs[k : k + 2]
+            queue = BatchQueue((ranges[k][0], ranges[k + len(pair) - 1][1]))
+            calls += [(job, queue, side == 1) for side, job in enumerate(pair)]
+        reports = self._each(lambda call: call[0].run(batch_size, call[1], from_back=call[2]), calls)
         return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0, dry_run=False))
 
     def close(self) -> None:

@@ -328,9 +328,9 @@ def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
         assert outcomes[0][2]["checkpoints_deleted"] > 0 and outcomes[0][2]["blobs_deleted"] > 0
 
 
-def test_jobs_sharing_a_queue_get_every_batch_once_in_order() -> None:
-    """Two connections asking one queue in turn: the batches they get follow each other, hold
-    whole threads of about the size asked, and together cover every thread once."""
+def test_two_jobs_sharing_a_queue_from_both_ends_get_every_batch_once() -> None:
+    """One connection taking batches from the front, another from the back, in turn: the batches
+    hold whole threads, meet without a gap or an overlap, and together cover every thread once."""
     import psycopg
 
     from ckpt.backends.pg_prune import IN_RANGE
@@ -338,20 +338,22 @@ def test_jobs_sharing_a_queue_get_every_batch_once_in_order() -> None:
 
     in_range = IN_RANGE.format(lo="lo", hi="hi", col="thread_id")
     with _stores(1) as [(_, libpq)], psycopg.connect(libpq, autocommit=True) as a, psycopg.connect(libpq) as b:
-        threads = [r[0] for r in a.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
-        queue, got = BatchQueue((None, None)), []
-        for conn in [a, b] * len(threads):
-            batch = queue.next(conn, 10)
-            if batch is None:
-                break
-            got.append(batch)
-        assert queue.next(a, 10) is None and queue.next(b, 10) is None
-        assert got[0][0] is None and got[-1][1] is None and len(got) >= 4
+        threads = [r[0] for r in a.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+        queue, fronts, backs = BatchQueue((None, None)), [], []
+        for _ in threads:
+            for conn, side in ((a, fronts), (b, backs)):
+                batch = queue.next(conn, 10, from_back=side is backs)
+                if batch is not None:
+                    side.append(batch)
+        assert queue.next(a, 10) is None and queue.next(b, 10, from_back=True) is None
+        got = fronts + backs[::-1]
+        assert len(fronts) >= 2 and len(backs) >= 2
+        assert got[0][0] is None and got[-1][1] is None
         assert all(got[k][1] == got[k + 1][0] for k in range(len(got) - 1))
         inside = [  # in the column's collation, as the batches' statements read them
             [
                 r[0]
-                for r in a.execute(f"SELECT DISTINCT thread_id FROM checkpoints WHERE {IN_RANGE}", {"lo": lo, "hi": hi})
+                for r in a.execute(f"SELECT DISTINCT thread_id FROM checkpoints WHERE {in_range}", {"lo": lo, "hi": hi})
             ]
             for lo, hi in got
         ]
