@@ -88,7 +88,7 @@ def _named_blobs(conn: Any) -> set[tuple[str, ...]]:
     return {tuple(row) for row in conn.execute(_NAMED_BLOBS).fetchall()}
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
 def test_postgres_prune_frees_exactly_the_planned_blobs_and_leaves_no_orphan(
     cli: Cli, tmp_path: Path, jobs: str
 ) -> None:
