@@ -31,7 +31,7 @@ def many_threads(db_copy: Path) -> Path:
 
 
 @pytest.fixture
-def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def in_parts_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every listing is made in two processes; the number of parts of each listing that really was."""
     made: list[int] = []
     real = forked.in_parts
@@ -56,8 +56,8 @@ def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         ["-o", "csv", "--thread", "nothing-*"],
     ],
 )
-def test_two_halves_print_what_one_process_prints(
-    cli: Cli, many_threads: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int], args: list[str]
+def test_two_processes_print_what_one_process_prints(
+    cli: Cli, many_threads: Path, monkeypatch: pytest.MonkeyPatch, in_parts_made: list[int], args: list[str]
 ) -> None:
     url = sqlite_url(many_threads)
     split = cli("list", url, *args)
@@ -67,18 +67,18 @@ def test_two_halves_print_what_one_process_prints(
     assert whole.exit_code == 0, whole.stderr
     assert split.stdout == whole.stdout
     listed = whole.stdout.count("\n") - ("csv" in args)
-    assert len(halves) == (1 if listed > 1 else 0)  # the two-process path ran wherever there was a split
-    assert all(2 <= parts <= 16 for parts in halves)
+    assert len(in_parts_made) == (1 if listed > 1 else 0)  # the two-process path ran wherever there was a split
+    assert all(2 <= parts <= 16 for parts in in_parts_made)
     assert listed > (500 if "--thread" not in args else 2 if "user-*" in args else -1)
 
 
-def test_table_and_json_are_made_in_one_process(cli: Cli, many_threads: Path, halves: list[int]) -> None:
+def test_table_and_json_are_made_in_one_process(cli: Cli, many_threads: Path, in_parts_made: list[int]) -> None:
     for fmt in ("table", "json"):
         assert cli("list", sqlite_url(many_threads), "-o", fmt).exit_code == 0
-    assert halves == []
+    assert in_parts_made == []
 
 
-def test_a_store_opened_for_writing_is_never_split(many_threads: Path, halves: list[int]) -> None:
+def test_a_store_opened_for_writing_is_never_split(many_threads: Path, in_parts_made: list[int]) -> None:
     from ckpt.backends import Selection, open_store
 
     with open_store(sqlite_url(many_threads), write=True) as store:
