@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import pytest
 from hypothesis import given
@@ -18,18 +19,30 @@ from ckpt.backends.errors import DataError, StoreNotFoundError
 from ckpt.backends.forked import in_parts
 from ckpt.backends.sqlite_ranges import split_point, split_points
 
+T = TypeVar("T")
 NAMES = [f"t{n:04d}" for n in range(5000)]
 CUTS = [None, "t0100", "t1000", "t1001", "t2500", "t4999", None]  # six parts, two of one name or none
 
 
-def _part(part: int) -> Iterator[tuple[str, int]]:
-    lo, hi = CUTS[part], CUTS[part + 1]
-    return ((n, len(n)) for n in NAMES if (lo is None or n >= lo) and (hi is None or n < hi))
+Read = Callable[[int], Iterator[tuple[str, int]]]
+
+
+def _reader(cuts: list[str | None]) -> Read:
+    """The names between ``cuts[part]`` and ``cuts[part + 1]`` (``None``: open)."""
+
+    def read(part: int) -> Iterator[tuple[str, int]]:
+        lo, hi = cuts[part], cuts[part + 1]
+        return ((n, len(n)) for n in NAMES if (lo is None or n >= lo) and (hi is None or n < hi))
+
+    return read
+
+
+_part = _reader(CUTS)
 
 
 @contextmanager
-def _same() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
-    yield _part
+def _there(read: Callable[[int], Iterator[T]]) -> Iterator[Callable[[int], Iterator[T]]]:
+    yield read
 
 
 def _assert_no_child_left() -> None:
@@ -39,17 +52,8 @@ def _assert_no_child_left() -> None:
 
 @pytest.mark.parametrize("parts", [1, 2, 6])
 def test_items_come_out_in_order(parts: int) -> None:
-    cuts = CUTS if parts == 6 else [None, "t1234", None] if parts == 2 else [None, None]
-
-    def part(n: int) -> Iterator[tuple[str, int]]:
-        lo, hi = cuts[n], cuts[n + 1]
-        return ((x, len(x)) for x in NAMES if (lo is None or x >= lo) and (hi is None or x < hi))
-
-    @contextmanager
-    def there() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
-        yield part
-
-    assert list(in_parts(parts, part, there)) == [(n, 5) for n in NAMES]
+    read = _reader(CUTS if parts == 6 else [None, "t1234", None] if parts == 2 else [None, None])
+    assert list(in_parts(parts, read, lambda: _there(read))) == [(n, 5) for n in NAMES]
     _assert_no_child_left()
 
 
@@ -61,15 +65,11 @@ def test_a_slow_side_reads_fewer_parts_and_the_order_holds() -> None:
         mine.append(part)
         return _part(part)
 
-    @contextmanager
-    def slow() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
-        def read(part: int) -> Iterator[tuple[str, int]]:
-            time.sleep(0.5)
-            return _part(part)
+    def slow(part: int) -> Iterator[tuple[str, int]]:
+        time.sleep(0.5)
+        return _part(part)
 
-        yield read
-
-    assert list(in_parts(6, here, slow)) == [(n, 5) for n in NAMES]
+    assert list(in_parts(6, here, lambda: _there(slow))) == [(n, 5) for n in NAMES]
     assert mine == list(range(len(mine))) and 4 <= len(mine) <= 6  # a prefix; the child got one or two
     _assert_no_child_left()
 
@@ -82,13 +82,9 @@ def test_each_part_is_read_once_by_one_side() -> None:
 
 
 def test_a_ckpt_error_in_the_child_is_raised_as_itself_before_any_child_item() -> None:
-    @contextmanager
-    def broken() -> Iterator[Callable[[int], Iterator[tuple[str, int]]]]:
-        def read(part: int) -> Iterator[tuple[str, int]]:
-            yield ("t4999", 5)
-            raise StoreNotFoundError("no such file: /x/agent.db")
-
-        yield read
+    def broken(part: int) -> Iterator[tuple[str, int]]:
+        yield ("t4999", 5)
+        raise StoreNotFoundError("no such file: /x/agent.db")
 
     def here(part: int) -> Iterator[tuple[str, int]]:
         time.sleep(0.2)  # the child has claimed its part by now
@@ -96,7 +92,7 @@ def test_a_ckpt_error_in_the_child_is_raised_as_itself_before_any_child_item() -
 
     seen = []
     with pytest.raises(StoreNotFoundError, match="no such file: /x/agent.db"):
-        for item in in_parts(6, here, broken):
+        for item in in_parts(6, here, lambda: _there(broken)):
             seen.append(item)
     assert seen == [(n, 5) for n in NAMES[: len(seen)]] and ("t4999", 5) not in seen
     _assert_no_child_left()
@@ -118,11 +114,7 @@ def test_stopping_early_kills_and_reaps_the_child() -> None:
         while True:
             yield 1
 
-    @contextmanager
-    def there() -> Iterator[Callable[[int], Iterator[int]]]:
-        yield endless
-
-    items = in_parts(2, lambda part: iter([0, 0, 0]), there)
+    items = in_parts(2, lambda part: iter([0, 0, 0]), lambda: _there(endless))
     assert next(items) == 0
     items.close()  # type: ignore[attr-defined]
     _assert_no_child_left()
