@@ -120,15 +120,21 @@ def test_stopping_early_kills_and_reaps_the_child() -> None:
     _assert_no_child_left()
 
 
+def _first_from(ids: list[str]) -> Callable[[str], str | None]:
+    """The smallest of the sorted ``ids`` at or after a probe (what one index seek answers)."""
+    return lambda probe: ids[at] if (at := bisect.bisect_left(ids, probe)) < len(ids) else None
+
+
+def _last_before(ids: list[str]) -> Callable[[str], str | None]:
+    """The largest of the sorted ``ids`` before a probe."""
+    return lambda probe: ids[at - 1] if (at := bisect.bisect_left(ids, probe)) > 0 else None
+
+
 @given(st.lists(st.text(min_size=0, max_size=6), min_size=1, max_size=60, unique=True))
 def test_split_point_lies_inside_the_range(ids: list[str]) -> None:
     ids.sort()
 
-    def first_from(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at] if at < len(ids) else None
-
-    split = split_point(ids[0], ids[-1], first_from)
+    split = split_point(ids[0], ids[-1], _first_from(ids))
     if split is None:
         return
     assert ids[0] < split <= ids[-1]
@@ -138,11 +144,7 @@ def test_split_point_lies_inside_the_range(ids: list[str]) -> None:
 def test_split_point_of_uuid_like_ids_is_near_the_middle() -> None:
     ids = sorted(f"{n:032x}" for n in range(0, 2**128, 2**128 // 1000))
 
-    def first_from(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at] if at < len(ids) else None
-
-    split = split_point(ids[0], ids[-1], first_from)
+    split = split_point(ids[0], ids[-1], _first_from(ids))
     assert split is not None and 0.4 < bisect.bisect_left(ids, split) / len(ids) < 0.6
 
 
@@ -150,15 +152,7 @@ def test_split_point_of_uuid_like_ids_is_near_the_middle() -> None:
 def test_split_points_increase_inside_the_range(ids: list[str], parts: int) -> None:
     ids.sort()
 
-    def first_from(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at] if at < len(ids) else None
-
-    def last_before(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at - 1] if at > 0 else None
-
-    points = split_points(ids[0], ids[-1], parts, first_from, last_before)
+    points = split_points(ids[0], ids[-1], parts, _first_from(ids), _last_before(ids))
     assert len(points) <= parts - 1
     assert points == sorted(set(points)) and all(ids[0] < p <= ids[-1] for p in points)
 
@@ -166,15 +160,7 @@ def test_split_points_increase_inside_the_range(ids: list[str], parts: int) -> N
 def test_split_points_of_uuid_like_ids_make_even_parts() -> None:
     ids = sorted(f"{n:032x}" for n in range(0, 2**128, 2**128 // 4000))
 
-    def first_from(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at] if at < len(ids) else None
-
-    def last_before(probe: str) -> str | None:
-        at = bisect.bisect_left(ids, probe)
-        return ids[at - 1] if at > 0 else None
-
-    points = split_points(ids[0], ids[-1], 8, first_from, last_before)
+    points = split_points(ids[0], ids[-1], 8, _first_from(ids), _last_before(ids))
     assert len(points) == 7
     sizes = [
         b - a
