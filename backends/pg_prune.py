@@ -164,14 +164,15 @@ FROM (SELECT x.thread_id, x.metadata -> 'parents' ->> '' AS root FROM checkpoint
 # hex), so ranks and id bounds agree with Python's string order.
 _BASE = f"""
 base AS (  -- the per-row facts, read once; the windows then carry narrow rows
-  SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id AS parent, {_REGULAR} AS ok,
+  SELECT c.ctid AS row_ctid, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id AS parent,
+         {_REGULAR} AS ok,
          c.metadata ? 'counters_since_delta_snapshot' AS delta_row,
          pg_column_size(c.checkpoint) + pg_column_size(c.metadata) AS size
   FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND __RANGE__
 ),"""
 _RULES = f"""
 ranked AS (
-  SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
+  SELECT c.row_ctid, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.size,
          coalesce(c.parent = lag(c.checkpoint_id) OVER w, false) OR lag(c.checkpoint_id) OVER w IS NULL AS chained,
          count(*) OVER t AS n, max(c.checkpoint_id COLLATE "C") OVER t AS newest, bool_and(c.ok) OVER t AS regular,
          count(*) OVER w - row_number() OVER w + 1 AS rank,
@@ -193,7 +194,7 @@ status AS (
   FROM ranked r
 ),
 planned AS (
-  SELECT s.thread_id, s.checkpoint_ns, s.checkpoint_id, s.chained, s.n, s.regular, s.skipped, s.whole,
+  SELECT s.row_ctid, s.thread_id, s.checkpoint_ns, s.checkpoint_id, s.chained, s.n, s.regular, s.skipped, s.whole,
          s.regular AND s.skipped IS NULL AND (s.whole OR (%(keep)s AND CASE
            WHEN strpos(s.checkpoint_ns, ':') = 0 THEN
              NOT s.delta AND s.rank > %(keep_last)s AND (%(within)s::text IS NULL OR s.checkpoint_id < %(within)s)

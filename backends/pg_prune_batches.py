@@ -50,24 +50,29 @@ class Planner(Protocol):
 
 
 _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.checkpoint_id = d.checkpoint_id"
-_DOOMED = "d.doomed AND d.regular"
+# The deletes join the doomed keys only: a DELETE carries each joined row whole (to recheck it if
+# a concurrent update moved the target), so a narrow row is cheaper than ``planned``'s.
+_DOOMED = "(SELECT row_ctid, thread_id, checkpoint_ns, checkpoint_id FROM planned WHERE doomed AND regular OFFSET 0) d"
 _SUM = "SELECT thread_id, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0} GROUP BY thread_id"
 
 # Per thread: its status, what it planned (checkpoint bytes) and what it deleted. The deletes run
 # to completion whatever the outer query reads; they see the statement's snapshot, as the plan does.
-# Blobs are deleted by the ctid the blob plan read them at, in this statement's snapshot: a blob
-# row is never updated (the saver inserts with ON CONFLICT DO NOTHING), and one that moved anyway
-# fails the ctid test and stays, an orphan `ckpt compact` removes, never a dangling reference.
-BATCH = f"""
+# Checkpoints are deleted where this statement read them (a TID scan on a page it has just read,
+# not a primary-key descent per row, ~20 ms of a 5,000-checkpoint batch); the key is checked too.
+# A row a concurrent upsert moved meanwhile fails the ctid test and stays: the batch then falls
+# short of its plan and runs again by key (``_batch``). Blobs are deleted by the ctid the blob plan
+# read them at: a blob row is never updated (the saver inserts with ON CONFLICT DO NOTHING), and
+# one that moved anyway stays, an orphan `ckpt compact` removes, never a dangling reference.
+_STATEMENT = f"""
 WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"), whole_table=False)},
 {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
 gone AS (
-  DELETE FROM checkpoints x USING planned d WHERE {_DOOMED} AND {_KEYS}
+  DELETE FROM checkpoints x USING {_DOOMED} WHERE __AT__ {_KEYS}
   RETURNING x.thread_id, 0 AS bytes
 ),
 writes AS (  -- the batch's range read by the small thread_id index and hashed, not one probe per checkpoint
-  DELETE FROM checkpoint_writes x USING planned d
-  WHERE {_DOOMED} AND {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
+  DELETE FROM checkpoint_writes x USING {_DOOMED}
+  WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
   RETURNING x.thread_id, octet_length(x.blob) AS bytes
 ),
 blobs AS (  -- where the blob plan found them (no second index probe; the key is checked too)
@@ -85,6 +90,9 @@ LEFT JOIN ({_SUM.format("gone")}) g ON g.thread_id = t.thread_id
 LEFT JOIN ({_SUM.format("writes")}) w ON w.thread_id = t.thread_id
 LEFT JOIN ({_SUM.format("blobs")}) b ON b.thread_id = t.thread_id
 """
+BATCH = _STATEMENT.replace("__AT__", "x.ctid = d.row_ctid AND")
+BATCH_BY_KEY = _STATEMENT.replace("__AT__", "")
+"""The batch statement deleting checkpoints by key: a batch whose ctids fell short runs again with it."""
 
 # Where the next batch starts: the thread of the checkpoint ``size`` places on in index order (a
 # batch holds whole threads), or, when that is the batch's own first thread, the thread after it.
@@ -172,9 +180,7 @@ def _batch_end(conn: psycopg.Connection[Any], lo: Optional[str], to: Optional[st
 def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
     conn = prune.store._conn
     irregular: list[str] = []
-    for thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes, gone in conn.execute(
-        BATCH, params
-    ).fetchall():
+    for thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes, gone in _deleted(conn, params):
         if not regular:
             irregular.append(thread_id)
             continue
@@ -189,3 +195,15 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
         gone, blobs = prune.store.delete_counted(planned.delete)  # the general path's delete, in this transaction
         report.checkpoints_deleted += gone
         report.blobs_deleted = (report.blobs_deleted or 0) + blobs
+
+
+def _deleted(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The batch statement's rows. When a regular thread deleted fewer checkpoints than it planned
+    (a concurrent upsert moved a row after this statement read it), the statement is undone and run
+    again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
+    with conn.transaction() as attempt:  # a savepoint
+        rows = conn.execute(BATCH, params).fetchall()
+        if not any(row[2] and row[10] < row[5] for row in rows):  # regular, gone < doomed
+            return rows
+        raise psycopg.Rollback(attempt)
+    return conn.execute(BATCH_BY_KEY, params).fetchall()

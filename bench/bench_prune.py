@@ -15,8 +15,10 @@
   nobody touched. The time is extrapolated per thread to all threads. ``keep_latest`` keeps 1 checkpoint, less
   work than keep-last 5: that favours the saver.
 
-Each line also records the load average and the CPU seconds of the PostgreSQL server (all its processes) and of
-the client (the ckpt subprocess, or this process for the baseline).
+Each timed run starts once no autovacuum worker is busy; ``prune_a`` is dropped right after ckpt's run is
+checked, so that its cleanup does not overlap the saver's run. Each line also records the load average and
+the CPU seconds of the PostgreSQL server (all its processes) and of the client (the ckpt subprocess, or this
+process for the baseline).
 """
 
 from __future__ import annotations
@@ -93,6 +95,13 @@ def clone(admin: Any, src: str, schema: str) -> None:
     admin.execute("CHECKPOINT")
 
 
+def quiet(admin: Any) -> None:
+    """Wait until no autovacuum worker is busy, so that a timed run starts on an idle server."""
+    busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''"
+    while admin.execute(busy).fetchone()[0]:
+        time.sleep(1)
+
+
 def root_counts(admin: Any, schema: str) -> dict[str, int]:
     rows = admin.execute(
         f"SELECT thread_id, count(*) FROM {schema}.checkpoints WHERE checkpoint_ns = '' GROUP BY thread_id"
@@ -159,8 +168,11 @@ def bench(args: argparse.Namespace) -> None:
         subset = threads[n * args.baseline : (n + 1) * args.baseline]
         order = ["baseline", "ckpt"] if n % 2 == 0 else ["ckpt", "baseline"]
         for name in order:
+            quiet(admin)
             if name == "ckpt":
                 run = run_ckpt(args.pg, data_dir, admin, before, args.ckpt_arg or [])
+                # Checked; dropped so that autovacuum does not clean it up during the saver's run.
+                admin.execute("DROP SCHEMA prune_a CASCADE")
             else:
                 run = run_baseline(args.pg, data_dir, admin, threads, subset)
             variants[name].runs.append(run)

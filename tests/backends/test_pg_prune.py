@@ -184,8 +184,8 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
 
 def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
     """A row that moved between the plan and the run (here: every row updated in place, as an
-    upsert or a table rewrite would move it) is still deleted, by its key, and nothing else is.
-    (Guards against deleting by a ctid the plan saw: tried in session 4, no faster end to end.)"""
+    upsert or a table rewrite would move it) is still deleted, and nothing else is: a batch
+    deletes checkpoints where its own statement read them, never where an earlier plan saw them."""
     import psycopg
 
     policy = POLICIES[0]
@@ -205,6 +205,29 @@ def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
                 reports.append(done.as_json())
         assert reports[0] == reports[1] and reports[0]["blobs_deleted"] == reports[0]["blobs_to_delete"] > 0
         assert _contents(still_libpq) == _contents(moved_libpq)
+
+
+def test_a_batch_whose_checkpoints_moved_meanwhile_runs_again_by_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent upsert can move a checkpoint between the batch statement's read and its delete:
+    the delete by ctid then misses it. Simulated here by a statement whose checkpoint delete finds
+    no row where it looks: the batch is undone and run again by key, and the store ends as a
+    normal run leaves it, no write or blob deleted without its checkpoint."""
+    from ckpt.backends import pg_prune_batches
+
+    missing = pg_prune_batches.BATCH.replace("x.ctid = d.row_ctid AND", "x.ctid = '(0,0)'::tid AND")
+    assert missing != pg_prune_batches.BATCH
+    policy = POLICIES[1]
+    with _stores(2) as [(normal_url, normal_libpq), (missed_url, missed_libpq)]:
+        reports = []
+        for url in (normal_url, missed_url):
+            with monkeypatch.context() as patch, open_store(url, write=True) as store:
+                if url == missed_url:
+                    patch.setattr(pg_prune_batches, "BATCH", missing)
+                server = in_server(store, policy, NOW)
+                assert server is not None
+                reports.append(server.run(4).as_json())
+        assert reports[0] == reports[1] and reports[0]["checkpoints_deleted"] > 0
+        assert _contents(normal_libpq) == _contents(missed_libpq)
 
 
 def _without_blobs(report: PruneReport) -> dict[str, object]:
