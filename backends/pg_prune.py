@@ -206,11 +206,11 @@ planned AS (
 
 
 def rows(thread_range: str, *, whole_table: bool) -> str:
-    """The CTEs ``base`` … ``planned``: every selected checkpoint with its thread's status and
-    whether the rules delete it. ``thread_range`` limits the threads (SQL over this module's
-    parameters); ``whole_table`` reads the table sequentially and sorts once for the windows (a
-    plan of everything: by the index the rows come in random heap order) instead of by the index
-    (a batch's short range, whose rows come in the windows' order)."""
+    """The CTEs ``base`` … ``planned``: every selected checkpoint with its thread's status,
+    whether the rules delete it and the ``ctid`` it was read at. ``thread_range`` limits the threads
+    (SQL over this module's parameters); ``whole_table`` reads the table sequentially and sorts once
+    for the windows (a plan of everything: by the index the rows come in random heap order) instead
+    of by the index (a batch's short range, whose rows come in the windows' order)."""
     fence = "\n  OFFSET 0  -- a sequential read, sorted once for the windows" if whole_table else ""
     return _BASE.replace("__RANGE__", thread_range + fence) + _RULES
 

@@ -60,7 +60,7 @@ _SUM = "SELECT thread_id, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {
 # Checkpoints are deleted where this statement read them (a TID scan on a page it has just read,
 # not a primary-key descent per row, ~20 ms of a 5,000-checkpoint batch); the key is checked too.
 # A row a concurrent upsert moved meanwhile fails the ctid test and stays: the batch then falls
-# short of its plan and runs again by key (``_batch``). Blobs are deleted by the ctid the blob plan
+# short of its plan and runs again by key (``_deleted``). Blobs are deleted by the ctid the blob plan
 # read them at: a blob row is never updated (the saver inserts with ON CONFLICT DO NOTHING), and
 # one that moved anyway stays, an orphan `ckpt compact` removes, never a dangling reference.
 _STATEMENT = f"""

@@ -30,7 +30,7 @@ from ckpt.backends.base import CheckpointKey
 def _padded(version: str) -> str:
     """SQL: ``version`` is the saver's padded form: 32 digits, then a dot (its first). The same test
     as the regular expression ``'^[0-9]{32}[.]'``, which cost ~4.7 µs a call (the bounded
-    repetition's automaton is built again for every string) against ~1.2 µs here: about 1.5 s of
+    repetition's automaton is built again for every string) against ~1.2 µs here: over a second of
     server time per million checkpoints."""
     return f"(strpos({version}, '.') = 33 AND ltrim(left({version}, 32), '0123456789') = '')"
 
