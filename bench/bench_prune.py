@@ -1,4 +1,4 @@
-"""Prune a PostgreSQL store to --keep-last 5: ckpt vs the official saver's prune thread by thread.
+"""Prune a PostgreSQL store to --keep-last 5 (``--keep``): ckpt vs the official saver's prune thread by thread.
 
     /work/venv/bin/python bench/bench_prune.py build-src --pg URL --from bench/data/grow-100k.db --schema prune_src
     /work/venv/bin/python bench/bench_prune.py run --pg URL --src prune_src [--runs 3] [--baseline 300]
@@ -12,8 +12,9 @@
   ``min(5, n)`` root checkpoints.
 - baseline: ``PostgresSaver.prune([tid], strategy="keep_latest")`` thread by thread on ``--baseline`` threads of
   ``prune_b``, a clone made once; each run takes the next disjoint slice of threads, so every run prunes threads
-  nobody touched. The time is extrapolated per thread to all threads. ``keep_latest`` keeps 1 checkpoint, less
-  work than keep-last 5: that favours the saver.
+  nobody touched. The time is extrapolated per thread to all threads. ``keep_latest``, the saver's only strategy
+  that keeps anything, keeps 1 checkpoint per namespace: it deletes n - 1 of a thread's n checkpoints where
+  keep-last 5 deletes n - 5. ``--keep 1`` runs ckpt with ``--keep-last 1``: the same deletions as the saver's.
 
 Each timed run starts once no autovacuum worker is busy; ``prune_a`` is dropped right after ckpt's run is
 checked, so that its cleanup does not overlap the saver's run. Each line also records the load average and
@@ -109,8 +110,9 @@ def root_counts(admin: Any, schema: str) -> dict[str, int]:
     return {str(t): int(c) for t, c in rows}
 
 
-def run_ckpt(pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: list[str]) -> Run:
-    args = [CKPT, "prune", f"{pg}?schema=prune_a", "--keep-last", "5", "--min-idle", "0", "--yes", "--report", "json"]
+def run_ckpt(pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: list[str], keep: int) -> Run:
+    args = [CKPT, "prune", f"{pg}?schema=prune_a", "--keep-last", str(keep), "--min-idle", "0", "--yes"]
+    args += ["--report", "json"]
     cpu0, load0 = server_cpu(data_dir), load()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -121,7 +123,7 @@ def run_ckpt(pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: 
             err.seek(0)
             raise SystemExit(f"ckpt prune failed:\n{err.read().decode()[-2000:]}")
     after = root_counts(admin, "prune_a")
-    bad = {t: (n, after.get(t)) for t, n in before.items() if after.get(t) != min(5, n)}
+    bad = {t: (n, after.get(t)) for t, n in before.items() if after.get(t) != min(keep, n)}
     assert not bad, f"{len(bad)} threads kept the wrong number of root checkpoints, e.g. {list(bad.items())[:3]}"
     return Run(
         seconds, server_cpu(data_dir) - cpu0, usage.ru_utime + usage.ru_stime, (load0 + load()) / 2,
@@ -170,7 +172,7 @@ def bench(args: argparse.Namespace) -> None:
         for name in order:
             quiet(admin)
             if name == "ckpt":
-                run = run_ckpt(args.pg, data_dir, admin, before, args.ckpt_arg or [])
+                run = run_ckpt(args.pg, data_dir, admin, before, args.ckpt_arg or [], args.keep)
                 # Checked; dropped so that autovacuum does not clean it up during the saver's run.
                 admin.execute("DROP SCHEMA prune_a CASCADE")
             else:
@@ -215,6 +217,7 @@ def main() -> None:
     run.add_argument("--runs", type=int, default=3)
     run.add_argument("--baseline", type=int, default=300, help="threads per run for the baseline")
     run.add_argument("--ckpt-arg", action="append", help="extra argument for ckpt prune (repeatable)")
+    run.add_argument("--keep", type=int, default=5, help="ckpt's --keep-last (1: the saver's keep_latest)")
     args = parser.parse_args()
     build_src(args) if args.command == "build-src" else bench(args)
 
