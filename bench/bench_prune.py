@@ -7,9 +7,9 @@
 ``run`` alternates, per run, the two variants (A B, B A, ...):
 
 - ckpt: the source is cloned into ``prune_a`` (``CREATE TABLE … (LIKE … INCLUDING ALL)``, ``INSERT … SELECT``,
-  ``ANALYZE``, ``CHECKPOINT``), then ``ckpt prune URL?schema=prune_a --keep-last 5 --min-idle 0 --yes --report
-  json`` runs as a subprocess on the whole store (wall time, peak RSS). Afterwards every thread must keep exactly
-  ``min(5, n)`` root checkpoints.
+  ``ANALYZE``, ``CHECKPOINT``), then ``ckpt prune URL?schema=prune_a --keep-last K --min-idle 0 --yes --report
+  json`` (K: ``--keep``, 5 by default) runs as a subprocess on the whole store (wall time, peak RSS). Afterwards
+  every thread must keep exactly ``min(K, n)`` root checkpoints.
 - baseline: ``PostgresSaver.prune([tid], strategy="keep_latest")`` thread by thread on ``--baseline`` threads of
   ``prune_b``, a clone made once; each run takes the next disjoint slice of threads, so every run prunes threads
   nobody touched. The time is extrapolated per thread to all threads. ``keep_latest``, the saver's only strategy

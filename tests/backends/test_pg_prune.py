@@ -182,7 +182,7 @@ def test_the_sql_delete_leaves_what_the_python_delete_leaves(policy: Policy, bat
             assert second.checkpoints_to_delete == 0 and second.blobs_to_delete == 0
 
 
-def test_rows_moved_after_the_plan_are_deleted_by_their_key() -> None:
+def test_rows_moved_after_the_plan_are_still_deleted() -> None:
     """A row that moved between the plan and the run (here: every row updated in place, as an
     upsert or a table rewrite would move it) is still deleted, and nothing else is: a batch
     deletes checkpoints where its own statement read them, never where an earlier plan saw them."""
