@@ -5,10 +5,10 @@ A batch is a range of thread ids holding about ``batch_size`` checkpoints, cut w
 per batch, in its own transaction, reads the range's checkpoints by the index (already in the
 order the plan's windows need), evaluates the rules of :mod:`ckpt.backends.pg_prune` on them,
 plans the blobs the doomed checkpoints free (:mod:`ckpt.backends.pg_prune_blobs`) and deletes the
-doomed checkpoints, their writes and those blobs, returning per thread what it planned and what
-it deleted. Nothing is spooled; plan and delete see one snapshot, so no batch acts on a plan
-older than itself: a thread a writer came back to is planned with what the writer wrote (and
-skipped by ``--min-idle`` when that was recent).
+doomed checkpoints, their writes and those blobs, returning per thread what it planned and, for
+the batch, what it deleted. Nothing is spooled; plan and delete see one snapshot, so no batch acts
+on a plan older than itself: a thread a writer came back to is planned with what the writer wrote
+(and skipped by ``--min-idle`` when that was recent).
 
 Threads the SQL rules cannot read exactly (old id forms, legacy string metadata) are planned by
 the general path right after the statement and deleted as the general path deletes them
@@ -53,42 +53,40 @@ _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.c
 # The deletes join the doomed keys only: a DELETE carries each joined row whole (to recheck it if
 # a concurrent update moved the target), so a narrow row is cheaper than ``planned``'s.
 _DOOMED = "(SELECT row_ctid, thread_id, checkpoint_ns, checkpoint_id FROM planned WHERE doomed AND regular OFFSET 0) d"
-_SUM = "SELECT thread_id, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0} GROUP BY thread_id"
+_TOTAL = "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0}"
 
-# Per thread: its status, what it planned (checkpoint bytes) and what it deleted. The deletes run
-# to completion whatever the outer query reads; they see the statement's snapshot, as the plan does.
+# Per thread: its status and what it planned (checkpoint bytes); on every row, the batch's totals of
+# what it deleted (summed per thread, they cost a hash aggregate over every deleted row, ~3M a run at
+# 1M checkpoints, for a report that adds them up anyway). The deletes run to completion whatever the
+# outer query reads; they see the statement's snapshot, as the plan does.
 # Checkpoints are deleted where this statement read them (a TID scan on a page it has just read,
 # not a primary-key descent per row, ~20 ms of a 5,000-checkpoint batch); the key is checked too.
 # A row a concurrent upsert moved meanwhile fails the ctid test and stays: the batch then falls
-# short of its plan and runs again by key (``_deleted``). Blobs are deleted by the ctid the blob plan
-# read them at: a blob row is never updated (the saver inserts with ON CONFLICT DO NOTHING), and
-# one that moved anyway stays, an orphan `ckpt compact` removes, never a dangling reference.
+# short of its plan and runs again by key (``_deleted``). Blobs are matched, like writes, on the batch's
+# range read by the thread_id index: against per channel the range of versions it frees, not read
+# first by the plan and fetched again by ctid (~2.5 ms of server time per 1,000 checkpoints).
 _STATEMENT = f"""
 WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"), whole_table=False)},
 {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
 gone AS (
   DELETE FROM checkpoints x USING {_DOOMED} WHERE __AT__ {_KEYS}
-  RETURNING x.thread_id, 0 AS bytes
+  RETURNING 0 AS bytes
 ),
 writes AS (  -- the batch's range read by the small thread_id index and hashed, not one probe per checkpoint
   DELETE FROM checkpoint_writes x USING {_DOOMED}
   WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
-  RETURNING x.thread_id, octet_length(x.blob) AS bytes
+  RETURNING octet_length(x.blob) AS bytes
 ),
-blobs AS (  -- where the blob plan found them (no second index probe; the key is checked too)
-  DELETE FROM checkpoint_blobs x USING freed f
-  WHERE x.ctid = f.blob_ctid AND x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns
-    AND x.channel = f.channel AND x.version = f.version
-  RETURNING x.thread_id, octet_length(x.blob) AS bytes
+blobs AS (  -- the batch's range read by the small thread_id index and hashed against the freed versions
+  DELETE FROM checkpoint_blobs x USING targets f
+  WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {pg_prune_blobs.MATCHES}
+  RETURNING octet_length(x.blob) AS bytes
 )
-SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, coalesce(w.n, 0), t.bytes + coalesce(w.bytes, 0),
-       coalesce(b.n, 0), coalesce(b.bytes, 0), coalesce(g.n, 0)
+SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, t.bytes, g.n, w.n, w.bytes, b.n, b.bytes
 FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) AS skipped, bool_or(whole) AS whole,
              count(*) FILTER (WHERE doomed) AS doomed, coalesce(sum(size) FILTER (WHERE doomed), 0) AS bytes
       FROM planned GROUP BY thread_id) t
-LEFT JOIN ({_SUM.format("gone")}) g ON g.thread_id = t.thread_id
-LEFT JOIN ({_SUM.format("writes")}) w ON w.thread_id = t.thread_id
-LEFT JOIN ({_SUM.format("blobs")}) b ON b.thread_id = t.thread_id
+CROSS JOIN ({_TOTAL.format("gone")}) g CROSS JOIN ({_TOTAL.format("writes")}) w CROSS JOIN ({_TOTAL.format("blobs")}) b
 """
 BATCH = _STATEMENT.replace("__AT__", "x.ctid = d.row_ctid AND")
 BATCH_BY_KEY = _STATEMENT.replace("__AT__", "")
@@ -179,14 +177,20 @@ def _batch_end(conn: psycopg.Connection[Any], lo: Optional[str], to: Optional[st
 
 def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
     conn = prune.store._conn
+    rows = _deleted(conn, params)
     irregular: list[str] = []
-    for thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes, gone in _deleted(conn, params):
+    for thread_id, n, regular, skipped, whole, doomed, size, *_ in rows:
         if not regular:
             irregular.append(thread_id)
             continue
-        report.count(prune.sql_plan((thread_id, n, regular, skipped, whole, doomed, writes, size, blobs, blob_bytes)))
-        report.checkpoints_deleted += int(gone)
-        report.blobs_deleted = (report.blobs_deleted or 0) + int(blobs)
+        report.count(prune.sql_plan((thread_id, n, regular, skipped, whole, doomed, 0, size, 0, 0)))
+    if rows:  # the batch's totals, the same on every row
+        gone, writes, write_bytes, blobs, blob_bytes = (int(v) for v in rows[0][7:])
+        report.writes_to_delete += writes
+        report.bytes_to_free += write_bytes + blob_bytes
+        report.blobs_to_delete = (report.blobs_to_delete or 0) + blobs
+        report.blobs_deleted = (report.blobs_deleted or 0) + blobs
+        report.checkpoints_deleted += gone
     for thread_id in irregular:  # after the statement: its deletes are visible here, these rows untouched
         planned = prune.python_plan(thread_id)
         if planned is None:
@@ -198,12 +202,12 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
 
 
 def _deleted(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The batch statement's rows. When a regular thread deleted fewer checkpoints than it planned
-    (a concurrent upsert moved a row after this statement read it), the statement is undone and run
-    again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
+    """The batch statement's rows. When it deleted fewer checkpoints than its regular threads
+    planned (a concurrent upsert moved a row after this statement read it), the statement is undone
+    and run again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
     with conn.transaction() as attempt:  # a savepoint
         rows = conn.execute(BATCH, params).fetchall()
-        if not any(row[2] and row[10] < row[5] for row in rows):  # regular, gone < doomed
+        if not rows or rows[0][7] >= sum(row[5] for row in rows if row[2]):  # gone >= doomed
             return rows
         raise psycopg.Rollback(attempt)
     return conn.execute(BATCH_BY_KEY, params).fetchall()

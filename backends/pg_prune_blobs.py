@@ -62,9 +62,9 @@ linear AS (
   SELECT thread_id, checkpoint_ns FROM candidates GROUP BY thread_id, checkpoint_ns HAVING bool_and(ok)
 ),
 by_span AS (  -- each namespace's blobs read once and matched to its channels (a scan per channel re-read them all)
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.bytes, b.ctid AS blob_ctid
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.bytes
   FROM linear l
-  CROSS JOIN LATERAL (SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid
+  CROSS JOIN LATERAL (SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
                       FROM checkpoint_blobs b WHERE b.thread_id = l.thread_id AND b.checkpoint_ns = l.checkpoint_ns
                       OFFSET 0) b
   JOIN candidates s ON s.thread_id = b.thread_id AND s.checkpoint_ns = b.checkpoint_ns AND s.channel = b.channel
@@ -84,14 +84,27 @@ refs AS (  -- their every checkpoint's references, deleted or not
     ON d.thread_id = c.thread_id AND d.checkpoint_ns = c.checkpoint_ns AND d.checkpoint_id = c.checkpoint_id
   CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') e
 ),
+by_refs_keys AS (SELECT thread_id, checkpoint_ns, channel, version FROM refs GROUP BY 1, 2, 3, 4 HAVING bool_and(gone)),
 by_refs AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes, b.ctid AS blob_ctid
-  FROM (SELECT thread_id, checkpoint_ns, channel, version FROM refs GROUP BY 1, 2, 3, 4 HAVING bool_and(gone)) r
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
+  FROM by_refs_keys r
   JOIN checkpoint_blobs b
     ON b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel
    AND b.version = r.version
 ),
+targets AS (  -- what a delete matches blobs against: a range of versions per chain channel, else the version
+  SELECT s.thread_id, s.checkpoint_ns, s.channel, s.hi, s.keep, false AS exact
+  FROM candidates s JOIN linear l ON l.thread_id = s.thread_id AND l.checkpoint_ns = s.checkpoint_ns
+  UNION ALL
+  SELECT thread_id, checkpoint_ns, channel, version, NULL, true FROM by_refs_keys
+),
 freed AS (SELECT * FROM by_span UNION ALL SELECT * FROM by_refs)"""
+
+
+MATCHES = """x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns AND x.channel = f.channel
+    AND CASE WHEN f.exact THEN x.version = f.hi
+             ELSE x.version COLLATE "C" <= f.hi AND x.version IS DISTINCT FROM f.keep END"""
+"""Blob ``x`` is one the ``targets`` row ``f`` frees (the condition ``by_span`` and ``by_refs`` select by)."""
 
 
 def doomed_of(cte: str) -> str:
@@ -100,8 +113,9 @@ def doomed_of(cte: str) -> str:
 
 
 def ctes(doomed: str) -> str:
-    """The blob-plan CTEs (ending in ``freed``: one row per freed blob, with its bytes and the
-    ``ctid`` where this statement found it) for the deleted checkpoints ``doomed``."""
+    """The blob-plan CTEs for the deleted checkpoints ``doomed``: ``freed``, one row per freed blob
+    with its bytes (what a plan reports), and ``targets``, what a delete matches blobs against
+    (:data:`MATCHES`) without reading them first."""
     return _CTES.replace("__DOOMED__", doomed)
 
 
