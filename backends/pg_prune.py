@@ -157,8 +157,8 @@ FROM (SELECT x.thread_id, x.metadata -> 'parents' ->> '' AS root FROM checkpoint
 # deleted when the root is doomed in a non-per-call namespace (rank and DeltaChannel rule
 # recomputed for that one row) or already gone from the root namespace. Rare: runs per row of
 # per-call namespaces only.
-# One pass over the selected checkpoints, in (thread, namespace, id) order: a whole-table plan
-# sorts once, a batch reads its range by the index in that order (see ``rows``). Windows give
+# One pass over the selected checkpoints, sorted once in (thread, namespace, id) order (a
+# whole-table plan reads the table, a batch its range by the index; see ``rows``). Windows give
 # each row its thread's size and newest id, its namespace's DeltaChannel flag and its rank from
 # the newest. For regular ids that order is the same in every collation (fixed-width lowercase
 # hex), so ranks and id bounds agree with Python's string order.
@@ -205,14 +205,14 @@ planned AS (
 )"""
 
 
-def rows(thread_range: str, *, whole_table: bool) -> str:
+def rows(thread_range: str) -> str:
     """The CTEs ``base`` … ``planned``: every selected checkpoint with its thread's status,
     whether the rules delete it and the ``ctid`` it was read at. ``thread_range`` limits the threads
-    (SQL over this module's parameters); ``whole_table`` reads the table sequentially and sorts once
-    for the windows (a plan of everything: by the index the rows come in random heap order) instead
-    of by the index (a batch's short range, whose rows come in the windows' order)."""
-    fence = "\n  OFFSET 0  -- a sequential read, sorted once for the windows" if whole_table else ""
-    return _BASE.replace("__RANGE__", thread_range + fence) + _RULES
+    (SQL over this module's parameters): a plan of everything reads the table, a batch its short
+    range by the index. ``base`` is a fence: its per-row facts are computed where the rows are read,
+    so the sort and the windows carry ~130-byte rows, not the ~1 KB of checkpoint and metadata each
+    (a sixth of the rules' time; bench/results/prune.md, session 8)."""
+    return _BASE.replace("__RANGE__", thread_range + "\n  OFFSET 0  -- the fence") + _RULES
 
 
 _PLAN_RANGE = IN_RANGE.format(lo="from", hi="to", col="c.thread_id")
@@ -241,7 +241,7 @@ LEFT JOIN ({pg_prune_blobs.PER_THREAD.format("freed")}) f ON f.thread_id = t.thr
 ORDER BY t.thread_id COLLATE "C"
 """
 _PLAN = (
-    f"WITH {rows(_PLAN_RANGE, whole_table=True)}, {_SIZED}, "
+    f"WITH {rows(_PLAN_RANGE)}, {_SIZED}, "
     f"{pg_prune_blobs.ctes(pg_prune_blobs.doomed_of('sized'))} {_PER_THREAD}"
 )
 

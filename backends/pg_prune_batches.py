@@ -2,13 +2,13 @@
 
 A batch is a range of thread ids holding about ``batch_size`` checkpoints, cut where the
 ``thread_id`` index puts it (one short index scan per batch, no scan of the table). One statement
-per batch, in its own transaction, reads the range's checkpoints by the index (already in the
-order the plan's windows need), evaluates the rules of :mod:`ckpt.backends.pg_prune` on them,
-plans the blobs the doomed checkpoints free (:mod:`ckpt.backends.pg_prune_blobs`) and deletes the
-doomed checkpoints, their writes and those blobs, returning per thread what it planned and, for
-the batch, what it deleted. Nothing is spooled; plan and delete see one snapshot, so no batch acts
-on a plan older than itself: a thread a writer came back to is planned with what the writer wrote
-(and skipped by ``--min-idle`` when that was recent).
+per batch, in its own transaction, reads the range's checkpoints by the index, evaluates the
+rules of :mod:`ckpt.backends.pg_prune` on them, plans the blobs the doomed checkpoints free
+(:mod:`ckpt.backends.pg_prune_blobs`) and deletes the doomed checkpoints, their writes and those
+blobs, returning per thread what it planned and, for the batch, what it deleted. Nothing is
+spooled; plan and delete see one snapshot, so no batch acts on a plan older than itself: a thread
+a writer came back to is planned with what the writer wrote (and skipped by ``--min-idle`` when
+that was recent).
 
 Threads the SQL rules cannot read exactly (old id forms, legacy string metadata) are planned by
 the general path right after the statement and deleted as the general path deletes them
@@ -66,7 +66,7 @@ _TOTAL = "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0}"
 # range read by the thread_id index: against per channel the range of versions it frees, not read
 # first by the plan and fetched again by ctid (~2.5 ms of server time per 1,000 checkpoints).
 _STATEMENT = f"""
-WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"), whole_table=False)},
+WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"))},
 {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
 gone AS (
   DELETE FROM checkpoints x USING {_DOOMED} WHERE __AT__ {_KEYS}

@@ -42,15 +42,18 @@ chains AS (  -- the namespaces with deleted checkpoints, and whether those are o
   SELECT thread_id, checkpoint_ns, max(checkpoint_id) AS dm, bool_and(chained) AS chained
   FROM __DOOMED__ x GROUP BY thread_id, checkpoint_ns
 ),
-ends AS (  -- the newest deleted checkpoint and the oldest remaining one: one index descent
-  SELECT g.thread_id, g.checkpoint_ns, g.dm, g.chained, e.last, e.kept, e.kept_parent, e.has_kept
+ends AS (  -- the newest deleted checkpoint and the oldest remaining one: a primary-key descent each
+  SELECT g.thread_id, g.checkpoint_ns, g.dm, g.chained, l.last, k.kept, k.kept_parent,
+         coalesce(k.found, false) AS has_kept
   FROM chains g
-  CROSS JOIN LATERAL (
-    SELECT (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[1] AS last,
-           (array_agg(c.checkpoint -> 'channel_versions' ORDER BY c.checkpoint_id))[2] AS kept,
-           (array_agg(c.parent_checkpoint_id ORDER BY c.checkpoint_id))[2] AS kept_parent, count(*) = 2 AS has_kept
-    FROM (SELECT * FROM checkpoints c WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns
-            AND c.checkpoint_id >= g.dm ORDER BY c.checkpoint_id LIMIT 2) c) e
+  LEFT JOIN LATERAL (SELECT c.checkpoint -> 'channel_versions' AS last FROM checkpoints c
+                     WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns
+                       AND c.checkpoint_id = g.dm) l ON true
+  LEFT JOIN LATERAL (SELECT c.checkpoint -> 'channel_versions' AS kept, c.parent_checkpoint_id AS kept_parent,
+                            true AS found
+                     FROM checkpoints c
+                     WHERE c.thread_id = g.thread_id AND c.checkpoint_ns = g.checkpoint_ns AND c.checkpoint_id > g.dm
+                     ORDER BY c.checkpoint_id LIMIT 1) k ON true
 ),
 candidates AS (  -- one row per channel of the newest deleted checkpoint, with what makes its group a chain
   SELECT e.thread_id, e.checkpoint_ns, v.key AS channel, v.value AS hi, e.kept ->> v.key AS keep,
