@@ -64,7 +64,7 @@ _TOTAL = "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0}"
 # A row a concurrent upsert moved meanwhile fails the ctid test and stays: the batch then falls
 # short of its plan and runs again by key (``_deleted``). Blobs are matched, like writes, on the batch's
 # range read by the thread_id index: against per channel the range of versions it frees, not read
-# first by the plan and fetched again by ctid (~2.5 ms of server time per 1,000 checkpoints).
+# first by the plan and fetched again by ctid (~210 -> ~83 ms of a warm 20,000-checkpoint batch).
 _STATEMENT = f"""
 WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"))},
 {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
