@@ -54,6 +54,7 @@ _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.c
 # a concurrent update moved the target), so a narrow row is cheaper than ``planned``'s.
 _DOOMED = "(SELECT row_ctid, thread_id, checkpoint_ns, checkpoint_id FROM planned WHERE doomed AND regular OFFSET 0) d"
 _TOTAL = "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0}"
+_TOTALS_AT = 7  # the statement's columns from here on: checkpoints, writes, write bytes, blobs, blob bytes deleted
 
 # Per thread: its status and what it planned (checkpoint bytes); on every row, the batch's totals of
 # what it deleted (summed per thread, they cost a hash aggregate over every deleted row, ~3M a run at
@@ -185,7 +186,7 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
             continue
         report.count(prune.sql_plan((thread_id, n, regular, skipped, whole, doomed, 0, size, 0, 0)))
     if rows:  # the batch's totals, the same on every row
-        gone, writes, write_bytes, blobs, blob_bytes = (int(v) for v in rows[0][7:])
+        gone, writes, write_bytes, blobs, blob_bytes = (int(v) for v in rows[0][_TOTALS_AT:])
         report.writes_to_delete += writes
         report.bytes_to_free += write_bytes + blob_bytes
         report.blobs_to_delete = (report.blobs_to_delete or 0) + blobs
@@ -207,7 +208,7 @@ def _deleted(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[tupl
     and run again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
     with conn.transaction() as attempt:  # a savepoint
         rows = conn.execute(BATCH, params).fetchall()
-        if not rows or rows[0][7] >= sum(row[5] for row in rows if row[2]):  # gone >= doomed
+        if not rows or rows[0][_TOTALS_AT] >= sum(row[5] for row in rows if row[2]):  # gone >= doomed
             return rows
         raise psycopg.Rollback(attempt)
     return conn.execute(BATCH_BY_KEY, params).fetchall()

@@ -35,6 +35,13 @@ def _padded(version: str) -> str:
     return f"(strpos({version}, '.') = 33 AND ltrim(left({version}, 32), '0123456789') = '')"
 
 
+def _in_span(blob: str, target: str) -> str:
+    """SQL: the ``blob`` row's version is one a chain channel's ``target`` frees: at most the newest
+    deleted checkpoint's (``hi``), and not the oldest remaining one's (``keep``). The plan counts
+    (``by_span``) and the run deletes (:data:`MATCHES`) by this one condition."""
+    return f'{blob}.version COLLATE "C" <= {target}.hi AND {blob}.version IS DISTINCT FROM {target}.keep'
+
+
 # __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
 # the row's parent is the namespace's previous checkpoint (or it has none before it).
 _CTES = f"""
@@ -71,7 +78,7 @@ by_span AS (  -- each namespace's blobs read once and matched to its channels (a
                       FROM checkpoint_blobs b WHERE b.thread_id = l.thread_id AND b.checkpoint_ns = l.checkpoint_ns
                       OFFSET 0) b
   JOIN candidates s ON s.thread_id = b.thread_id AND s.checkpoint_ns = b.checkpoint_ns AND s.channel = b.channel
-  WHERE b.version COLLATE "C" <= s.hi AND b.version IS DISTINCT FROM s.keep
+  WHERE {_in_span("b", "s")}
 ),
 other AS (  -- the namespaces that are not one chain (few: found before any checkpoint is read)
   SELECT g.thread_id, g.checkpoint_ns FROM chains g
@@ -104,9 +111,9 @@ targets AS (  -- what a delete matches blobs against: a range of versions per ch
 freed AS (SELECT * FROM by_span UNION ALL SELECT * FROM by_refs)"""
 
 
-MATCHES = """x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns AND x.channel = f.channel
+MATCHES = f"""x.thread_id = f.thread_id AND x.checkpoint_ns = f.checkpoint_ns AND x.channel = f.channel
     AND CASE WHEN f.exact THEN x.version = f.hi
-             ELSE x.version COLLATE "C" <= f.hi AND x.version IS DISTINCT FROM f.keep END"""
+             ELSE {_in_span("x", "f")} END"""
 """Blob ``x`` is one the ``targets`` row ``f`` frees (the condition ``by_span`` and ``by_refs`` select by)."""
 
 
