@@ -26,6 +26,9 @@ class ExitCode(IntEnum):
     """Stored or input data ckpt cannot read: not a checkpoint store, corrupt row, bad JSONL line."""
     LOCKED = 6
     """Another destructive ckpt run holds the store's lock; nothing was changed."""
+    INTEGRITY = 7
+    """A delete would have left a kept checkpoint without a value or pending write it names; its
+    batch was rolled back (or, where the store has no transactions, nothing of it was deleted)."""
     INTERRUPTED = 130
     """Ctrl-C."""
 
@@ -86,6 +89,12 @@ class LockedError(CkptError):
     """Another ckpt run holds the store's lock (cron fired twice); nothing was changed."""
 
     exit_code = ExitCode.LOCKED
+
+
+class IntegrityError(CkptError):
+    """The integrity guard stopped a delete: the message names the kept checkpoint and what it would lose."""
+
+    exit_code = ExitCode.INTEGRITY
 
 
 class NotAStoreError(DataError):
