@@ -240,7 +240,7 @@ FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) 
 LEFT JOIN ({pg_prune_blobs.PER_THREAD.format("freed")}) f ON f.thread_id = t.thread_id
 ORDER BY t.thread_id COLLATE "C"
 """
-_PLAN = f"WITH {rows(_PLAN_RANGE)}, {_SIZED}, {pg_prune_blobs.ctes(pg_prune_blobs.doomed_of('sized'))} {_PER_THREAD}"
+_PLAN = f"WITH {rows(_PLAN_RANGE)}, {_SIZED}, {pg_prune_blobs.ctes('sized')} {_PER_THREAD}"
 
 
 class PostgresPrune:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol
 import psycopg
 
 from ckpt.backends import pg_prune_blobs
+from ckpt.backends.errors import IntegrityError
 from ckpt.backends.pg_prune import IN_RANGE, SESSION, rows
 from ckpt.backends.retention import PruneReport, ThreadPlan
 
@@ -55,6 +56,7 @@ _KEYS = "x.thread_id = d.thread_id AND x.checkpoint_ns = d.checkpoint_ns AND x.c
 _DOOMED = "(SELECT row_ctid, thread_id, checkpoint_ns, checkpoint_id FROM planned WHERE doomed AND regular OFFSET 0) d"
 _TOTAL = "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM {0}"
 _TOTALS_AT = 7  # the statement's columns from here on: checkpoints, writes, write bytes, blobs, blob bytes deleted
+_VIOLATION_AT = 12  # and then what the integrity guard found, or NULL
 
 # Per thread: its status and what it planned (checkpoint bytes); on every row, the batch's totals of
 # what it deleted (summed per thread, they cost a hash aggregate over every deleted row, ~3M a run at
@@ -68,7 +70,7 @@ _TOTALS_AT = 7  # the statement's columns from here on: checkpoints, writes, wri
 # first by the plan and fetched again by ctid (~210 -> ~83 ms of a warm 20,000-checkpoint batch).
 _STATEMENT = f"""
 WITH {rows(IN_RANGE.format(lo="lo", hi="hi", col="c.thread_id"))},
-{pg_prune_blobs.ctes(pg_prune_blobs.doomed_of("planned"))},
+{pg_prune_blobs.ctes("planned")},
 gone AS (
   DELETE FROM checkpoints x USING {_DOOMED} WHERE __AT__ {_KEYS}
   RETURNING 0 AS bytes
@@ -76,22 +78,43 @@ gone AS (
 writes AS (  -- the batch's range read by the small thread_id index and hashed, not one probe per checkpoint
   DELETE FROM checkpoint_writes x USING {_DOOMED}
   WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
-  RETURNING octet_length(x.blob) AS bytes
+  RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint_id, octet_length(x.blob) AS bytes
 ),
 blobs AS (  -- the batch's range read by the small thread_id index and hashed against the freed versions
   DELETE FROM checkpoint_blobs x USING targets f
-  WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {pg_prune_blobs.MATCHES}
-  RETURNING octet_length(x.blob) AS bytes
+  WHERE __BLOBS__
+  RETURNING x.thread_id, x.checkpoint_ns, x.channel, x.version, octet_length(x.blob) AS bytes
+),
+guard AS (  -- the integrity guard: a deleted row that a remaining checkpoint still names stops the batch
+  (SELECT format('blob %%s@%%s of thread %%L, ns %%L, which a kept checkpoint references',
+                 b.channel, b.version, b.thread_id, b.checkpoint_ns) AS violation
+   FROM blobs b JOIN kept_refs k ON k.thread_id = b.thread_id AND k.checkpoint_ns = b.checkpoint_ns
+                                AND k.channel = b.channel AND k.version = b.version LIMIT 1)
+  UNION ALL
+  (SELECT format('pending writes of kept checkpoint %%s of thread %%L, ns %%L',
+                 w.checkpoint_id, w.thread_id, w.checkpoint_ns)
+   FROM writes w JOIN planned p ON p.thread_id = w.thread_id AND p.checkpoint_ns = w.checkpoint_ns
+                                AND p.checkpoint_id = w.checkpoint_id AND NOT p.doomed LIMIT 1)
 )
-SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, t.bytes, g.n, w.n, w.bytes, b.n, b.bytes
+SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, t.bytes, g.n, w.n, w.bytes, b.n, b.bytes, v.violation
 FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) AS skipped, bool_or(whole) AS whole,
              count(*) FILTER (WHERE doomed) AS doomed, coalesce(sum(size) FILTER (WHERE doomed), 0) AS bytes
       FROM planned GROUP BY thread_id) t
 CROSS JOIN ({_TOTAL.format("gone")}) g CROSS JOIN ({_TOTAL.format("writes")}) w CROSS JOIN ({_TOTAL.format("blobs")}) b
+CROSS JOIN (SELECT min(violation) AS violation FROM guard) v
 """
-BATCH = _STATEMENT.replace("__AT__", "x.ctid = d.row_ctid AND")
-BATCH_BY_KEY = _STATEMENT.replace("__AT__", "")
-"""The batch statement deleting checkpoints by key: a batch whose ctids fell short runs again with it."""
+BLOBS = (
+    f"{IN_RANGE.format(lo='lo', hi='hi', col='x.thread_id')} AND {pg_prune_blobs.MATCHES} "
+    f"AND {pg_prune_blobs.not_kept('x')}"
+)
+"""Which blobs a batch deletes (a test widens it to plant a fault the guard must catch)."""
+
+
+def statement(*, by_key: bool, blobs: str = BLOBS) -> str:
+    """The batch statement: checkpoints deleted where it read them (by ``ctid``), or by key."""
+    at = "" if by_key else "x.ctid = d.row_ctid AND"
+    return _STATEMENT.replace("__AT__", at).replace("__BLOBS__", blobs)
+
 
 # Where the next batch starts: the thread of the checkpoint ``size`` places on in index order (a
 # batch holds whole threads), or, when that is the batch's own first thread, the thread after it.
@@ -144,6 +167,11 @@ class BatchQueue:
             self._done = self._front == self._back  # they met
             return batch
 
+    def stop(self) -> None:
+        """No more batches for anyone: a job found damage, and its partner must not go on."""
+        with self._lock:
+            self._done = True
+
 
 def run_batches(
     prune: Planner, batch_size: int, queue: BatchQueue | None = None, *, from_back: bool = False
@@ -162,6 +190,9 @@ def run_batches(
                 _batch(prune, {**prune.params, "lo": lo, "hi": hi}, report)
         except psycopg.Error as exc:  # reported: a cron run must say what it could not do
             report.errors.append(f"pruning threads from {lo!r} to {hi!r}: {exc}".strip())
+        except IntegrityError:
+            batches.stop()
+            raise
     return report
 
 
@@ -186,7 +217,7 @@ def _batch(prune: Planner, params: dict[str, Any], report: PruneReport) -> None:
             continue
         report.count(prune.sql_plan((thread_id, n, regular, skipped, whole, doomed, 0, size, 0, 0)))
     if rows:  # the batch's totals, the same on every row
-        gone, writes, write_bytes, blobs, blob_bytes = (int(v) for v in rows[0][_TOTALS_AT:])
+        gone, writes, write_bytes, blobs, blob_bytes = (int(v) for v in rows[0][_TOTALS_AT:_VIOLATION_AT])
         report.writes_to_delete += writes
         report.bytes_to_free += write_bytes + blob_bytes
         report.blobs_to_delete = (report.blobs_to_delete or 0) + blobs
@@ -207,8 +238,19 @@ def _deleted(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[tupl
     planned (a concurrent upsert moved a row after this statement read it), the statement is undone
     and run again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
     with conn.transaction() as attempt:  # a savepoint
-        rows = conn.execute(BATCH, params).fetchall()
+        rows = conn.execute(statement(by_key=False, blobs=BLOBS), params).fetchall()
         if not rows or rows[0][_TOTALS_AT] >= sum(row[5] for row in rows if row[2]):  # gone >= doomed
-            return rows
+            return _guarded(rows, params)
         raise psycopg.Rollback(attempt)
-    return conn.execute(BATCH_BY_KEY, params).fetchall()
+    return _guarded(conn.execute(statement(by_key=True, blobs=BLOBS), params).fetchall(), params)
+
+
+def _guarded(rows: list[tuple[Any, ...]], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows, unless the guard found a deleted row that a kept checkpoint still names: then the
+    batch's transaction is rolled back (the error leaves ``conn.transaction()``) and the prune stops."""
+    if rows and rows[0][_VIOLATION_AT] is not None:
+        raise IntegrityError(
+            f"integrity guard: the batch of threads from {params['lo']!r} to {params['hi']!r} would have deleted "
+            f"{rows[0][_VIOLATION_AT]}; it was rolled back and the prune stopped"
+        )
+    return rows

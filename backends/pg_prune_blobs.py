@@ -42,6 +42,19 @@ def _in_span(blob: str, target: str) -> str:
     return f'{blob}.version COLLATE "C" <= {target}.hi AND {blob}.version IS DISTINCT FROM {target}.keep'
 
 
+def not_kept(blob: str) -> str:
+    """SQL: no remaining checkpoint of the ``blob`` row's namespace references it (``kept_refs``).
+
+    The span rule alone assumed that a channel's version only grows along a chain. Stores whose
+    checkpoints were written otherwise (a history replayed with its versions, a hand-made fix-up, a
+    saver bug) broke that, and a kept checkpoint lost its ``messages`` (issue #17). The span now only
+    proposes candidates; this condition decides, so the delete is exact for what remains."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM kept_refs k WHERE k.thread_id = {blob}.thread_id "
+        f"AND k.checkpoint_ns = {blob}.checkpoint_ns AND k.channel = {blob}.channel AND k.version = {blob}.version)"
+    )
+
+
 # __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
 # the row's parent is the namespace's previous checkpoint (or it has none before it).
 _CTES = f"""
@@ -71,6 +84,14 @@ candidates AS (  -- one row per channel of the newest deleted checkpoint, with w
 linear AS (
   SELECT thread_id, checkpoint_ns FROM candidates GROUP BY thread_id, checkpoint_ns HAVING bool_and(ok)
 ),
+kept_refs AS (  -- what the remaining checkpoints of those namespaces reference: never freed
+  SELECT k.thread_id, k.checkpoint_ns, e.key AS channel, e.value AS version
+  FROM __KEPT__ k
+  JOIN chains g ON g.thread_id = k.thread_id AND g.checkpoint_ns = k.checkpoint_ns
+  JOIN checkpoints c ON c.ctid = k.row_ctid
+  CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof(c.checkpoint -> 'channel_versions') = 'object'
+                                          THEN c.checkpoint -> 'channel_versions' END) e
+),
 by_span AS (  -- each namespace's blobs read once and matched to its channels (a scan per channel re-read them all)
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.bytes
   FROM linear l
@@ -78,7 +99,7 @@ by_span AS (  -- each namespace's blobs read once and matched to its channels (a
                       FROM checkpoint_blobs b WHERE b.thread_id = l.thread_id AND b.checkpoint_ns = l.checkpoint_ns
                       OFFSET 0) b
   JOIN candidates s ON s.thread_id = b.thread_id AND s.checkpoint_ns = b.checkpoint_ns AND s.channel = b.channel
-  WHERE {_in_span("b", "s")}
+  WHERE {_in_span("b", "s")} AND {not_kept("b")}
 ),
 other AS (  -- the namespaces that are not one chain (few: found before any checkpoint is read)
   SELECT g.thread_id, g.checkpoint_ns FROM chains g
@@ -122,11 +143,17 @@ def doomed_of(cte: str) -> str:
     return f"(SELECT thread_id, checkpoint_ns, checkpoint_id, chained FROM {cte} WHERE doomed AND regular)"
 
 
-def ctes(doomed: str) -> str:
-    """The blob-plan CTEs for the deleted checkpoints ``doomed``: ``freed``, one row per freed blob
-    with its bytes (what a plan reports), and ``targets``, what a delete matches blobs against
-    (:data:`MATCHES`) without reading them first."""
-    return _CTES.replace("__DOOMED__", doomed)
+def kept_of(cte: str) -> str:
+    """The remaining checkpoints of a plan CTE, with the ``ctid`` they were read at."""
+    return f"(SELECT row_ctid, thread_id, checkpoint_ns FROM {cte} WHERE NOT doomed)"
+
+
+def ctes(cte: str) -> str:
+    """The blob-plan CTEs for the plan CTE ``cte`` (rows with ``doomed``, ``regular``, ``chained``
+    and ``row_ctid``): ``freed``, one row per freed blob with its bytes (what a plan reports),
+    ``targets``, what a delete matches blobs against (:data:`MATCHES`) without reading them first,
+    and ``kept_refs``, the versions the remaining checkpoints reference (:func:`not_kept`)."""
+    return _CTES.replace("__DOOMED__", doomed_of(cte)).replace("__KEPT__", kept_of(cte))
 
 
 PER_THREAD = "SELECT thread_id, count(*) AS blobs, coalesce(sum(bytes), 0) AS blob_bytes FROM {0} GROUP BY thread_id"

@@ -22,7 +22,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from ckpt.backends import pg_schema
+from ckpt.backends import pg_guard, pg_schema
 from ckpt.backends.base import (
     Capability,
     CheckpointHeader,
@@ -348,10 +348,17 @@ class PostgresStore(Store):
             ).fetchone()
             return {"orphan_writes": int(writes[0]) if writes else 0, "orphan_blobs": int(blobs[0]) if blobs else 0}
         with self._conn.transaction():
-            deleted_writes = self._conn.execute(f"DELETE FROM {orphan_writes}", (idle_before,)).rowcount
-            deleted_blobs = self._conn.execute(
-                f"DELETE FROM checkpoint_blobs b USING {idle} WHERE {orphan_blobs}", (idle_before,)
-            ).rowcount
+            writes = self._conn.execute(
+                f"DELETE FROM {orphan_writes} RETURNING w.thread_id, w.checkpoint_ns, w.checkpoint_id", (idle_before,)
+            ).fetchall()
+            blobs = self._conn.execute(
+                f"DELETE FROM checkpoint_blobs b USING {idle} WHERE {orphan_blobs} "
+                "RETURNING b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type",
+                (idle_before,),
+            ).fetchall()
+            # 'empty' rows hold no value (readers skip them), so a checkpoint naming one loses nothing
+            pg_guard.check(self._conn, [b[:4] for b in blobs if b[4] != "empty"], writes)
+            deleted_writes, deleted_blobs = len(writes), len(blobs)
         for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
             self._conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))  # autocommit: allowed
         return {"orphan_writes": deleted_writes, "orphan_blobs": deleted_blobs}
@@ -387,28 +394,35 @@ class PostgresStore(Store):
         arrays = [list(c) for c in zip(*rows)]
         match = "x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
         with self._conn.transaction():
-            self._conn.execute(f"DELETE FROM checkpoint_writes x USING {_KEYS} WHERE {match}", arrays)
+            writes = self._conn.execute(
+                f"DELETE FROM checkpoint_writes x USING {_KEYS} WHERE {match} "
+                "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint_id",
+                arrays,
+            ).fetchall()
             freed = self._conn.execute(
                 f"DELETE FROM checkpoints x USING {_KEYS} WHERE {match} "
                 "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint -> 'channel_versions'",
                 arrays,
             ).fetchall()
             blobs = self._drop_unreferenced_blobs(freed)
-        return len(freed), blobs
+            pg_guard.check(self._conn, blobs, writes)
+        return len(freed), len(blobs)
 
-    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> int:
+    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
         """Blobs of deleted checkpoints that no remaining checkpoint of the (thread, ns) references."""
         keys = {(t, n, c, _version_text(v)) for t, n, versions in freed for c, v in (versions or {}).items()}
         if not keys:
-            return 0
+            return []
         arrays = [list(c) for c in zip(*sorted(keys))]
-        return self._conn.execute(
+        rows = self._conn.execute(
             f"DELETE FROM checkpoint_blobs b USING {_KEYS4} "
             "WHERE b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v "
             "AND NOT EXISTS (SELECT 1 FROM checkpoints r WHERE r.thread_id = k.t AND r.checkpoint_ns = k.n "
-            "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v)",
+            "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v) "
+            "RETURNING b.thread_id, b.checkpoint_ns, b.channel, b.version",
             arrays,
-        ).rowcount
+        ).fetchall()
+        return [(str(t), str(n), str(c), str(v)) for t, n, c, v in rows]
 
 
 class _Handle:

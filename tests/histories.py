@@ -54,7 +54,9 @@ class _Writer:
         self.seq += 1
         return uuid6_at(self.clock, self.seq, self.node)
 
-    def put(self, ns: str, head: _Head, updates: dict[str, Any], consumed: tuple[str, ...], metadata: dict[str, Any]) -> _Head:
+    def put(
+        self, ns: str, head: _Head, updates: dict[str, Any], consumed: tuple[str, ...], metadata: dict[str, Any]
+    ) -> _Head:
         from langgraph.checkpoint.base import empty_checkpoint
 
         versions = dict(head.versions)
@@ -79,7 +81,9 @@ class _Writer:
             updated_channels=sorted(new_versions),
         )
         checkpoint.pop("pending_sends", None)
-        config = {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": ns, "checkpoint_id": head.checkpoint_id}}
+        config = {
+            "configurable": {"thread_id": self.thread_id, "checkpoint_ns": ns, "checkpoint_id": head.checkpoint_id}
+        }
         if head.checkpoint_id is None:
             del config["configurable"]["checkpoint_id"]
         self.saver.put(config, checkpoint, metadata, new_versions)
@@ -119,7 +123,9 @@ def _namespace_history(w: _Writer, ns: str, steps: int, metadata: dict[str, Any]
         head = w.put(ns, head, updates, consumed, md)
         heads.append(head)
         if rng.random() < 0.5:  # writes of the tasks that ran on this checkpoint
-            w.writes(ns, head.checkpoint_id or "", f"task-{step:04d}-{rng.getrandbits(32):08x}", [("log", [f"w{step}"])])
+            w.writes(
+                ns, head.checkpoint_id or "", f"task-{step:04d}-{rng.getrandbits(32):08x}", [("log", [f"w{step}"])]
+            )
     return head
 
 
@@ -130,7 +136,7 @@ def write_thread(saver: Any, rng: random.Random, thread_id: str, now: float) -> 
     w = _Writer(saver, rng, thread_id, now)
     delta = rng.random() < 0.15
     root = _namespace_history(w, "", rng.randint(1, 14), {}, delta)
-    for call in range(rng.choice((0, 0, 1, 2))):
+    for _call in range(rng.choice((0, 0, 1, 2))):
         # a per-call subgraph namespace follows its root checkpoint (metadata parents[""])
         anchor = rng.choice([cid for ns, cid in w.written if ns == ""])
         ns = f"research:{rng.getrandbits(64):016x}"

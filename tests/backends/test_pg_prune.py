@@ -214,15 +214,20 @@ def test_a_batch_whose_checkpoints_moved_meanwhile_runs_again_by_key(monkeypatch
     normal run leaves it, no write or blob deleted without its checkpoint."""
     from ckpt.backends import pg_prune_batches
 
-    missing = pg_prune_batches.BATCH.replace("x.ctid = d.row_ctid AND", "x.ctid = '(0,0)'::tid AND")
-    assert missing != pg_prune_batches.BATCH
+    real = pg_prune_batches.statement
+
+    def missing(*, by_key: bool, blobs: str = pg_prune_batches.BLOBS) -> str:
+        text = real(by_key=by_key, blobs=blobs)
+        return text if by_key else text.replace("x.ctid = d.row_ctid AND", "x.ctid = '(0,0)'::tid AND")
+
+    assert missing(by_key=False) != real(by_key=False)
     policy = POLICIES[1]
     with _stores(2) as [(normal_url, normal_libpq), (missed_url, missed_libpq)]:
         reports = []
         for url in (normal_url, missed_url):
             with monkeypatch.context() as patch, open_store(url, write=True) as store:
                 if url == missed_url:
-                    patch.setattr(pg_prune_batches, "BATCH", missing)
+                    patch.setattr(pg_prune_batches, "statement", missing)
                 server = in_server(store, policy, NOW)
                 assert server is not None
                 reports.append(server.run(4).as_json())
