@@ -15,7 +15,7 @@ upserts make a batch safe to replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -38,7 +38,13 @@ from ckpt.backends.base import (
     Store,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, LockedError, NotAStoreError
+from ckpt.backends.errors import (
+    BackendUnavailableError,
+    CorruptRecordError,
+    IntegrityError,
+    LockedError,
+    NotAStoreError,
+)
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
 from ckpt.backends.mongodb_metadata import metadata_from_mongo, metadata_to_mongo
@@ -275,12 +281,26 @@ class MongoStore(Store):
         if dry_run:
             return {"orphan_writes": len(orphans)}
         for start in range(0, len(orphans), _BATCH):
-            self._writes.delete_many({"_id": {"$in": orphans[start : start + _BATCH]}})
+            chunk = orphans[start : start + _BATCH]
+            self._check_orphans(chunk)
+            self._writes.delete_many({"_id": {"$in": chunk}})
         for collection in (self._checkpoints, self._writes):
             # Not every deployment allows compact (Atlas shared tiers, stand-ins); space is reused anyway.
             with suppress(PyMongoError):
                 collection.database.command("compact", collection.name)
         return {"orphan_writes": len(orphans)}
+
+    def _check_orphans(self, ids: list[Any]) -> None:
+        """compact's guard, right before a chunk goes: read the writes again and make sure none of
+        their checkpoints exists (one may have been written since they were found)."""
+        docs = list(self._writes.find({"_id": {"$in": ids}}, {"thread_id": 1, "checkpoint_ns": 1, "checkpoint_id": 1}))
+        owners = {_doc_key(doc) for doc in docs}
+        for found in self._matching(self._checkpoints, owners) if owners else []:
+            thread_id, ns, checkpoint_id = _doc_key(found)
+            raise IntegrityError(
+                f"integrity guard: compact found checkpoint {checkpoint_id} (thread {thread_id!r}, ns {ns!r}) for "
+                "writes it was about to delete as orphans; nothing of this chunk was deleted"
+            )
 
     def storage_bytes(self) -> int | None:
         try:
@@ -308,15 +328,59 @@ class MongoStore(Store):
             locks.delete_one({"_id": lock_id})
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
-        filters = [_key_filter(k) for k in keys]
-        if not filters:
+        """Delete checkpoints and their writes by ``_id``, after the guard has seen every document.
+
+        MongoDB has no transaction to roll back here, so the guard runs first: the documents the
+        batch's filters match are read (keys only), each must belong to a checkpoint of this batch,
+        and only then are exactly those ``_id`` s deleted. A server that matched more than asked
+        (a stand-in's query planner, a collation) stops the prune before anything goes."""
+        doomed = {(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys}
+        if not doomed:
             return 0
+        writes = _guarded(self._matching(self._writes, doomed), doomed, "pending write")
+        checkpoints = _guarded(self._matching(self._checkpoints, doomed), doomed, "checkpoint")
+        for start in range(0, len(writes), _BATCH):
+            self._writes.delete_many({"_id": {"$in": writes[start : start + _BATCH]}})
         deleted = 0
-        for start in range(0, len(filters), _BATCH):
-            chunk = {"$or": filters[start : start + _BATCH]}
-            self._writes.delete_many(chunk)
-            deleted += int(self._checkpoints.delete_many(chunk).deleted_count)
+        for start in range(0, len(checkpoints), _BATCH):
+            deleted += int(
+                self._checkpoints.delete_many({"_id": {"$in": checkpoints[start : start + _BATCH]}}).deleted_count
+            )
         return deleted
+
+    def _matching(self, collection: Any, doomed: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        """The documents of ``collection`` under these checkpoint keys (key fields and ``_id`` only),
+        one ``$in`` of ids per thread and namespace (a long ``$or`` of compound filters is what a
+        query planner handles worst)."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for thread_id, ns, checkpoint_id in sorted(doomed):
+            groups.setdefault((thread_id, ns), []).append(checkpoint_id)
+        filters = [
+            {"thread_id": t, "checkpoint_ns": n, "checkpoint_id": {"$in": ids}} for (t, n), ids in groups.items()
+        ]
+        projection = {"thread_id": 1, "checkpoint_ns": 1, "checkpoint_id": 1}
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(filters), _BATCH):
+            found += collection.find({"$or": filters[start : start + _BATCH]}, projection).batch_size(5000)
+        return PLANT_FAULT(found) if PLANT_FAULT is not None else found
+
+
+PLANT_FAULT: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+"""Test hook only: may add documents to what a delete is about to remove, so a test can prove the
+guard refuses them. ``None`` in every real run."""
+
+
+def _guarded(docs: list[dict[str, Any]], doomed: set[tuple[str, str, str]], what: str) -> list[Any]:
+    """The ``_id`` s of ``docs``, or :class:`IntegrityError` when one is not under a doomed checkpoint."""
+    for doc in docs:
+        key = _doc_key(doc)
+        if key not in doomed:
+            thread_id, ns, checkpoint_id = key
+            raise IntegrityError(
+                f"integrity guard: a {what} of kept checkpoint {checkpoint_id} (thread {thread_id!r}, ns {ns!r}) "
+                "was about to be deleted; nothing of this batch was deleted"
+            )
+    return [doc["_id"] for doc in docs]
 
 
 def _has_unique_index(collection: Any, keys: list[tuple[str, int]]) -> bool:
