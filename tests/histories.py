@@ -95,7 +95,9 @@ class _Writer:
         self.saver.put_writes(config, items, task, f"~__pregel_pull, {task[:6]}")
 
 
-def _namespace_history(w: _Writer, ns: str, steps: int, metadata: dict[str, Any], delta: bool) -> _Head:
+def _namespace_history(
+    w: _Writer, ns: str, steps: int, metadata: dict[str, Any], delta: bool, replay: bool = False
+) -> _Head:
     """One namespace's chain: channels at different rates, a trigger consumed, a fork now and then."""
     rng = w.rng
     head = _Head(None, {}, {})
@@ -120,6 +122,11 @@ def _namespace_history(w: _Writer, ns: str, steps: int, metadata: dict[str, Any]
         if heads and rng.random() < 0.08:  # a fork: a new branch from an older checkpoint
             head = rng.choice(heads)
             md["source"] = "fork"
+        elif replay and len(heads) > 2 and rng.random() < 0.25:
+            # the chain goes on from its head, but with an older checkpoint's versions and values (a
+            # run replayed into the thread, as bench/make_store.py writes): versions no longer grow
+            older = rng.choice(heads[:-1])
+            head = _Head(head.checkpoint_id, dict(older.versions), dict(older.values))
         head = w.put(ns, head, updates, consumed, md)
         heads.append(head)
         if rng.random() < 0.5:  # writes of the tasks that ran on this checkpoint
@@ -129,13 +136,13 @@ def _namespace_history(w: _Writer, ns: str, steps: int, metadata: dict[str, Any]
     return head
 
 
-def write_thread(saver: Any, rng: random.Random, thread_id: str, now: float) -> list[tuple[str, str]]:
+def write_thread(saver: Any, rng: random.Random, thread_id: str, now: float, replay: bool) -> list[tuple[str, str]]:
     """One thread: a root chain, maybe per-call and persistent subgraphs, maybe a pending interrupt."""
     from langgraph.types import Interrupt, Send
 
     w = _Writer(saver, rng, thread_id, now)
     delta = rng.random() < 0.15
-    root = _namespace_history(w, "", rng.randint(1, 14), {}, delta)
+    root = _namespace_history(w, "", rng.randint(1, 14), {}, delta, replay)
     for _call in range(rng.choice((0, 0, 1, 2))):
         # a per-call subgraph namespace follows its root checkpoint (metadata parents[""])
         anchor = rng.choice([cid for ns, cid in w.written if ns == ""])
@@ -150,13 +157,14 @@ def write_thread(saver: Any, rng: random.Random, thread_id: str, now: float) -> 
     return w.written
 
 
-def write_histories(saver: Any, seed: int, threads: int = 8, prefix: str = "gen") -> list[str]:
-    """``threads`` generated threads through ``saver``; returns their ids."""
+def write_histories(saver: Any, seed: int, threads: int = 8, prefix: str = "gen", replay: bool = True) -> list[str]:
+    """``threads`` generated threads through ``saver``; returns their ids. ``replay``: some root
+    chains continue with an older checkpoint's versions (see :func:`_namespace_history`)."""
     rng = random.Random(seed)
     now = time.time()
     ids = []
     for n in range(threads):
         thread_id = f"{prefix}-{seed % 1000:03d}-{n:02d}"
-        write_thread(saver, rng, thread_id, now)
+        write_thread(saver, rng, thread_id, now, replay)
         ids.append(thread_id)
     return ids
