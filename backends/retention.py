@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from itertools import groupby
 
 from ckpt.backends.base import CheckpointHeader, CheckpointKey, Selection, Store
-from ckpt.backends.errors import UsageError
+from ckpt.backends.errors import IntegrityError, UsageError
 from ckpt.backends.ids import checkpoint_time
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w|y)$")
@@ -283,6 +283,8 @@ def delete_spooled(store: Store, spool: Spool, report: PruneReport, batch_size: 
     for batch in batched(spool, batch_size):
         try:
             report.checkpoints_deleted += store.delete(batch)
+        except IntegrityError:
+            raise  # the guard rolled the batch back: stop, do not go on to the next one
         except Exception as exc:  # reported: a cron run must say what it could not do
             report.errors.append(f"deleting {len(batch)} checkpoints from {batch[0]}: {exc}")
     return report
