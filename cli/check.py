@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import StoreArgument, resolve_store
+from ckpt.cli.options import StoreArgument, ThreadOption, resolve_store
 from ckpt.cli.output import human_bytes, write_json
 
 if TYPE_CHECKING:
@@ -25,8 +25,20 @@ def check(
     output: Annotated[
         str, typer.Option("--output", "-o", help="table, json or markdown (for a PR comment).")
     ] = "table",
+    integrity: Annotated[
+        bool,
+        typer.Option(
+            "--integrity",
+            help="Instead of budgets: find checkpoints whose referenced values are gone (exit 7 if any).",
+        ),
+    ] = False,
+    thread: ThreadOption = None,
 ) -> None:
     """Check a store against size budgets; exit 0 within, 1 on a breach, 2 on a config error.
+
+    With --integrity, scan for damage instead: kept checkpoints that name a channel version whose
+    value the store no longer has (left by an earlier prune, a script, a TTL), by thread; exit 7
+    when any is found. Read-only, like every check.
 
     Budgets: max_checkpoint_bytes, max_thread_bytes, max_channel_bytes,
     max_checkpoints_per_thread, max_store_bytes (sizes as bytes or "256KiB", "20MB").
@@ -35,6 +47,7 @@ def check(
       ckpt check sqlite:///agent.db
       ckpt check sqlite:///agent.db -o markdown > budget.md
       ckpt check sqlite:///agent.db -o json > baseline.json; ckpt check sqlite:///agent.db --baseline baseline.json
+      ckpt check postgresql://db/app --integrity -o json
     """
     from ckpt.backends import open_store
     from ckpt.backends.budgets import check as check_budgets
@@ -46,6 +59,9 @@ def check(
     url = resolve_store(url)
     if output not in ("table", "json", "markdown"):
         raise UsageError(f"--output takes table, json or markdown, got {output!r}")
+    if integrity:
+        _integrity(url, thread, output)
+        return
     budgets, source = load_budgets(config)
     previous = _baseline(baseline) if baseline else None
     with open_store(url) as store:
@@ -108,3 +124,32 @@ def markdown(url: str, report: CheckReport) -> str:
             where = ", ".join(f"{k}=`{v}`" for k, v in breach.where.items()) or "store"
             lines.append(f"| {breach.budget} | {breach.limit} | {breach.actual} | {where} |")
     return "\n".join(lines)
+
+
+def _integrity(url: str, thread: str | None, output: str) -> None:
+    """``--integrity``: the damage scan (:mod:`ckpt.formats.integrity`), reported and mapped to exit 7."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ckpt.backends import Selection, open_store
+    from ckpt.backends.errors import IntegrityError
+    from ckpt.backends.urls import redact
+    from ckpt.cli.console import finish_reads, info, stdout
+    from ckpt.formats.integrity import scan
+
+    with open_store(url) as store:
+        report = scan(store, Selection(thread_glob=thread))
+        finish_reads(store)
+    if output == "json":
+        write_json({"store": redact(url), **report.as_json()})
+    elif report.damaged:
+        table = Table("thread", "ns", "checkpoint", "channel", "why", title="damaged checkpoints", title_justify="left")
+        for d in report.damaged:
+            table.add_row(Text(d.thread_id), Text(d.checkpoint_ns), d.checkpoint_id, Text(d.channel), d.why)
+        stdout().print(table)
+    info(
+        f"{report.checkpoints} checkpoints read, {len(report.damaged)} missing values in {len(report.threads)} threads"
+    )
+    if report.damaged:
+        named = ", ".join(repr(t) for t in report.threads[:5]) + (", ..." if len(report.threads) > 5 else "")
+        raise IntegrityError(f"{len(report.threads)} thread(s) have checkpoints with missing values: {named}")

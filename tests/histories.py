@@ -78,7 +78,7 @@ class _Writer:
             channel_values=dict(values),
             channel_versions=dict(versions),
             versions_seen={"node": {k: v for k, v in versions.items() if not k.startswith("branch:")}},
-            updated_channels=sorted(new_versions),
+            updated_channels=sorted(updates),  # as LangGraph: a trigger consumed to nothing is not listed
         )
         checkpoint.pop("pending_sends", None)
         config = {
