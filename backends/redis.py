@@ -36,7 +36,8 @@ from ckpt.backends.errors import BackendUnavailableError, CorruptRecordError, Lo
 from ckpt.backends.msgpack_raw import pack, unpack
 from ckpt.backends.redis_docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
 from ckpt.backends.redis_json import ExtCache, Losses, from_redis, write_value_from_redis
-from ckpt.backends.redis_schema import EMPTY, ensure_indexes, missing_modules, stored_ns, tag_query
+from ckpt.backends.redis_prune import Janitor
+from ckpt.backends.redis_schema import EMPTY, KeySpace, ensure_indexes, missing_modules, stored_ns, tag_query
 from ckpt.backends.redis_wire import Block, Pipeline
 from ckpt.backends.urls import redact
 
@@ -44,7 +45,6 @@ _FIELD_ORDER = ("v", "ts", "id", "channel_values", "channel_versions", "versions
 _PAGE = 500
 _BLOCK = 250
 """Checkpoints per MULTI/EXEC block of a write batch (blocks are pipelined, see ``redis_wire``)."""
-_ZSET_PREFIX = "write_keys_zset"
 
 
 class RedisStore(Store):
@@ -67,6 +67,8 @@ class RedisStore(Store):
         self._ext_cache: ExtCache = {}
         """Messages already converted for writing (``redis_json._Decoded``); bounded."""
         self._layout = self._detect()
+        self._keys = KeySpace(prefix, write_prefix)
+        self._janitor = Janitor(client, self._keys, self._index, self._write_index)
 
     @classmethod
     def open(cls, url: str, *, write: bool = False) -> RedisStore:
@@ -349,47 +351,21 @@ class RedisStore(Store):
 
     def _checkpoint_key(self, key: CheckpointKey) -> str:
         _refuse_colon(key)
-        return f"{self.prefix}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
+        return self._keys.checkpoint(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
 
     def _latest_key(self, thread_id: str, ns: str) -> str:
-        return f"{self.prefix}_latest:{thread_id}:{ns or EMPTY}"
+        return self._keys.latest(thread_id, ns)
 
     def _write_key(self, key: CheckpointKey, write: PendingWrite) -> str:
-        ns = key.checkpoint_ns or EMPTY
-        return f"{self.write_prefix}:{key.thread_id}:{ns}:{key.checkpoint_id}:{write.task_id}:{write.idx}"
+        stem = self._keys.write_stem(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
+        return f"{stem}{write.task_id}:{write.idx}"
 
     def _zset_key(self, key: CheckpointKey) -> str:
-        return f"{_ZSET_PREFIX}:{key.thread_id}:{key.checkpoint_ns or EMPTY}:{key.checkpoint_id}"
+        return self._keys.zset(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
 
     def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
-        """Orphan write keys and zsets, stale latest pointers and wrong ``has_writes`` flags."""
-        removed = {"orphan_writes": 0, "orphan_zsets": 0, "stale_pointers": 0, "has_writes_fixed": 0}
-        for keys in self._scan(f"{self.write_prefix}:*"):
-            docs = self._r.json().mget(keys, "$")
-            for key, doc in zip(keys, docs):
-                if not doc or doc[0].get("checkpoint_id", "") >= idle_before:
-                    continue
-                w = doc[0]
-                owner = f"{self.prefix}:{w['thread_id']}:{w['checkpoint_ns']}:{w['checkpoint_id']}"
-                if not self._r.exists(owner):
-                    removed["orphan_writes"] += 1 if dry_run else self._r.delete(key)
-                elif not self._r.json().get(owner, "$.has_writes")[0]:
-                    if not dry_run:
-                        self._r.json().set(owner, "$.has_writes", True)
-                    removed["has_writes_fixed"] += 1
-        for keys in self._scan(f"{_ZSET_PREFIX}:*"):
-            for key in keys:
-                owner = f"{self.prefix}:{key.split(':', 1)[1]}"
-                if key.rsplit(":", 1)[-1] < idle_before and not self._r.exists(owner):
-                    removed["orphan_zsets"] += 1 if dry_run else self._r.delete(key)
-        for keys in self._scan(f"{self.prefix}_latest:*"):
-            for pointer, target in zip(keys, self._r.mget(keys)):
-                if target is not None and not self._r.exists(target):
-                    thread_id, _, ns = pointer.split(":", 1)[1].partition(":")
-                    if not dry_run:
-                        self._repoint_latest(thread_id, {stored_ns(ns)})
-                    removed["stale_pointers"] += 1
-        return removed
+        """Orphan write keys and registry entries, stale latest pointers and unset ``has_writes`` flags."""
+        return self._janitor.compact(idle_before, dry_run=dry_run)
 
     def storage_bytes(self) -> int | None:
         return int(self._r.info("memory").get("used_memory", 0)) or None
@@ -407,39 +383,8 @@ class RedisStore(Store):
                 self._r.delete(key)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
-        doomed = list(keys)
-        deleted = 0
-        by_thread: dict[str, set[tuple[str, str]]] = {}
-        for key in doomed:
-            by_thread.setdefault(key.thread_id, set()).add((key.checkpoint_ns, key.checkpoint_id))
-        for thread_id, wanted in by_thread.items():
-            write_keys = [
-                k for k, w in self._documents(self._search_keys(self._write_index, thread_id))
-                if (stored_ns(w.get("checkpoint_ns", "")), w.get("checkpoint_id")) in wanted
-            ]  # fmt: skip
-            pipe = self._r.pipeline(transaction=True)
-            for ns, cid in sorted(wanted):
-                key = CheckpointKey(thread_id, ns, cid)
-                pipe.delete(self._checkpoint_key(key))
-                pipe.delete(self._zset_key(key))
-            for write_key in write_keys:
-                pipe.delete(write_key)
-            results = pipe.execute()
-            deleted += sum(results[0 : 2 * len(wanted) : 2])
-            self._repoint_latest(thread_id, {ns for ns, _ in wanted})
-        return deleted
-
-    def _repoint_latest(self, thread_id: str, namespaces: set[str]) -> None:
-        """Keep ``checkpoint_latest`` pointing at an existing checkpoint (or remove it)."""
-        remaining: dict[str, str] = {}
-        for record in self._thread_records(thread_id, Selection(thread_id=thread_id)):
-            if record.key.checkpoint_ns in namespaces:
-                remaining[record.key.checkpoint_ns] = self._checkpoint_key(record.key)
-        for ns in namespaces:
-            if ns in remaining:
-                self._r.set(self._latest_key(thread_id, ns), remaining[ns])
-            else:
-                self._r.delete(self._latest_key(thread_id, ns))
+        """Checkpoints with their writes and registry entries, behind the integrity guard (``redis_prune``)."""
+        return self._janitor.delete(keys)
 
 
 def _flag_block(keys: list[str]) -> Block:

@@ -48,3 +48,64 @@ def ensure_indexes(client: Any, prefix: str, write_prefix: str, existing: set[st
         for field, kind in fields:
             schema += [f"$.{field}", "AS", field, kind] + (["SEPARATOR", ","] if kind == "TAG" else [])
         client.execute_command("FT.CREATE", name, "ON", "JSON", "PREFIX", 1, f"{name}:", "SCHEMA", *schema)
+
+
+ZSET_PREFIX = "write_keys_zset"
+"""RedisSaver's write registry: hard-coded, NOT under the store's prefix (``key_registry.py``), so
+the registries of every prefix on a server share one key space and, for equal thread, namespace
+and checkpoint id, one key. A zset's members (write keys) tell whose entries it holds."""
+
+Owner = tuple[str, str, str]
+"""A checkpoint as ``(thread_id, checkpoint_ns, checkpoint_id)``, the namespace as LangGraph has it
+(``""`` for the root, not ``__empty__``)."""
+
+
+class KeySpace:
+    """The keys of one store (``checkpoint_prefix``, ``checkpoint_write_prefix``): built and parsed.
+
+    Thread ids and checkpoint ids hold no ``:`` (ckpt refuses such thread ids; ids are uuids), so
+    a key splits unambiguously around a namespace that may hold ``:`` (``research:<task id>``).
+    """
+
+    def __init__(self, prefix: str, write_prefix: str) -> None:
+        self.prefix, self.write_prefix = prefix, write_prefix
+        # Longest first: a prefix may start another (``checkpoint`` / ``checkpoint_write``).
+        kinds = [(f"{prefix}:", "checkpoint"), (f"{write_prefix}:", "write"), (f"{prefix}_latest:", "latest")]
+        self._kinds = sorted([*kinds, (f"{ZSET_PREFIX}:", "zset")], key=lambda kv: -len(kv[0]))
+
+    def checkpoint(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        return f"{self.prefix}:{thread_id}:{ns or EMPTY}:{checkpoint_id}"
+
+    def latest(self, thread_id: str, ns: str) -> str:
+        return f"{self.prefix}_latest:{thread_id}:{ns or EMPTY}"
+
+    def zset(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        return f"{ZSET_PREFIX}:{thread_id}:{ns or EMPTY}:{checkpoint_id}"
+
+    def write_stem(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        """What every write key of that checkpoint starts with (``…:{task_id}:{idx}`` follows)."""
+        return f"{self.write_prefix}:{thread_id}:{ns or EMPTY}:{checkpoint_id}:"
+
+    def kind(self, key: str) -> str | None:
+        """``checkpoint``, ``write``, ``latest``, ``zset``, or None for a key that is none of this store's."""
+        return next((kind for head, kind in self._kinds if key.startswith(head)), None)
+
+    def owner(self, key: str) -> Owner | None:
+        """The checkpoint a checkpoint key or a zset names; None when the key is not one of those."""
+        kind = self.kind(key)
+        if kind not in ("checkpoint", "zset"):
+            return None
+        thread_id, _, rest = key.split(":", 1)[1].partition(":")
+        ns, _, checkpoint_id = rest.rpartition(":")
+        return (thread_id, stored_ns(ns), checkpoint_id) if ns and checkpoint_id else None
+
+    def slot(self, pointer: str) -> tuple[str, str]:
+        """``(thread_id, ns)`` of a latest pointer."""
+        thread_id, _, ns = pointer.split(":", 1)[1].partition(":")
+        return thread_id, stored_ns(ns)
+
+    def slots(self, pointer: str) -> list[tuple[str, str]]:
+        """Every ``(thread_id, ns)`` a pointer's key could stand for: RedisSaver does not escape a
+        ``:`` in a thread id, so only the stored documents can tell which split is meant."""
+        parts = pointer.split(":")[1:]
+        return [(":".join(parts[:i]), stored_ns(":".join(parts[i:]))) for i in range(1, len(parts))]
