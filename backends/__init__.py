@@ -109,6 +109,10 @@ def _load(target: str, scheme: str) -> type[Store]:
     return cls
 
 
-def open_store(url: str, *, write: bool = False) -> Store:
-    """Open the store at ``url``. Read-only unless ``write=True``, which may create it."""
-    return store_class(url).open(url, write=write)
+def open_store(url: str, *, write: bool = False, create: bool = True) -> Store:
+    """Open the store at ``url``. Read-only unless ``write=True``, which may create it; with
+    ``create=False`` as well (destructive verbs) it must exist and its schema is left as it is."""
+    cls = store_class(url)
+    if write and not create:
+        return cls.open_existing(url)
+    return cls.open(url, write=write)

@@ -206,6 +206,18 @@ class Store(ABC):
     def open(cls, url: str, *, write: bool = False) -> Store:
         """Open the store at ``url``; read-only unless ``write`` (then it may be created)."""
 
+    @classmethod
+    def open_existing(cls, url: str) -> Store:
+        """Open for destructive work (prune, compact): the store must already be there in a layout
+        this driver knows, and no table, index or setting of it is created or changed.
+
+        Drivers override this with a mode of their own (SQLite does). This default first opens
+        read-only, which refuses a place holding no store, then opens for writing; that second
+        open may still run what the saver's ``setup()`` runs on a known but older layout.
+        """
+        cls.open(url).close()
+        return cls.open(url, write=True)
+
     @abstractmethod
     def layout(self) -> dict[str, Any]:
         """The detected saver and layout version, for export headers and ``doctor``."""

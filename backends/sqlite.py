@@ -3,6 +3,9 @@
 Reads every layout in the wild (3.1.2 with ``writes.task_path``, older files without it,
 old JSON metadata with LangChain envelopes) and writes exactly the 3.1.2 layout. Read-only
 opens use ``mode=ro``: no ``setup()``, no journal-mode switch, a missing file is an error.
+Destructive opens (prune, compact: ``create=False``) use ``mode=rw`` and change rows only: a file
+that is not a known layout is refused, and an older one is not upgraded. Thread globs mean
+``fnmatch.fnmatchcase`` (:mod:`.sqlite_glob`); deletes are guarded (:mod:`.sqlite_delete`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -22,55 +25,39 @@ from ckpt.backends.base import (
     CheckpointKey,
     CheckpointRecord,
     Payload,
-    PendingWrite,
     Selection,
     Store,
     ThreadSummary,
     WriteReport,
     header_of,
-    parse_metadata,
 )
 from ckpt.backends.errors import (
     AccessDeniedError,
     BackendUnavailableError,
     DataError,
     LockedError,
-    NotAStoreError,
     StoreNotFoundError,
 )
 from ckpt.backends.ids import lowest_id_at
 from ckpt.backends.merge import attach
+from ckpt.backends.sqlite_delete import DeleteBatch, delete_batch, orphan_write_keys
+from ckpt.backends.sqlite_glob import glob_filter
+from ckpt.backends.sqlite_layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
 from ckpt.backends.sqlite_ranges import split_points, worth_two_readers
+from ckpt.backends.sqlite_rows import checkpoint_row, header_from_row, record_from_rows, saver_versions, write_row
 from ckpt.backends.urls import sqlite_path
 
-# The DDL of langgraph-checkpoint-sqlite 3.1.2 `setup()`, verbatim.
-SCHEMA_3_1_2 = """
-CREATE TABLE IF NOT EXISTS checkpoints (
-    thread_id TEXT NOT NULL,
-    checkpoint_ns TEXT NOT NULL DEFAULT '',
-    checkpoint_id TEXT NOT NULL,
-    parent_checkpoint_id TEXT,
-    type TEXT,
-    checkpoint BLOB,
-    metadata BLOB,
-    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
-);
-CREATE TABLE IF NOT EXISTS writes (
-    thread_id TEXT NOT NULL,
-    checkpoint_ns TEXT NOT NULL DEFAULT '',
-    checkpoint_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    task_path TEXT NOT NULL DEFAULT '',
-    idx INTEGER NOT NULL,
-    channel TEXT NOT NULL,
-    type TEXT,
-    value BLOB,
-    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
-);
-"""
-_ADD_TASK_PATH = "ALTER TABLE writes ADD COLUMN task_path TEXT NOT NULL DEFAULT ''"
+__all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
+
+
 _KEY = "thread_id, checkpoint_ns, checkpoint_id"
 _FETCH = 1000
+
+before_delete: Callable[[DeleteBatch], None] | None = None
+"""TEST ONLY. Called with each delete batch (prune's, compact's orphans) inside its transaction,
+before anything is deleted; it may add keys to ``batch.checkpoints`` or ``batch.writes`` (plant a
+kept checkpoint's writes, say) so a test can prove the integrity guard rolls such a batch back.
+Production code never sets it; tests set it with ``monkeypatch.setattr``."""
 
 
 class SqliteStore(Store):
@@ -80,57 +67,54 @@ class SqliteStore(Store):
     schemes = ("sqlite",)
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
 
-    def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True) -> None:
         self._conn = conn
         self.path = path
         self.writable = writable
+        self._create = writable and create
+        """May set the file up as the saver's ``setup()`` would (import and migrate targets only)."""
         self._snapshot_depth = 0
         self._task_path = self._detect_layout()
 
     # -- opening -----------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False) -> SqliteStore:
+    def open(cls, url: str, *, write: bool = False, create: bool = True) -> SqliteStore:
+        """``write`` with ``create`` (import, migrate) may make the file a store as the saver's
+        ``setup()`` does; without ``create`` (prune, compact) the file must already be a known
+        layout, and its schema and journal mode are never touched."""
         path = sqlite_path(url)
         if not path:
             raise DataError(f"no file path in SQLite URL {url!r}")
-        if write:
+        if write and create:
             conn = _connect_for_write(path)
         else:
             if not os.path.isfile(path):
                 raise StoreNotFoundError(f"no such SQLite file: {path}")
-            conn = _connect(f"file:{quote(os.path.abspath(path))}?mode=ro", path, uri=True)
+            mode = "rw" if write else "ro"  # neither creates a missing file
+            conn = _connect(f"file:{quote(os.path.abspath(path))}?mode={mode}", path, uri=True)
         try:
-            return cls(conn, path, writable=write)
+            return cls(conn, path, writable=write, create=create)
         except BaseException:
             conn.close()
             raise
 
+    @classmethod
+    def open_existing(cls, url: str) -> SqliteStore:
+        return cls.open(url, write=True, create=False)
+
     def _detect_layout(self) -> bool:
-        columns = self._columns()
-        if self.writable and not columns.get("checkpoints"):
+        columns = table_columns(self._conn, self.path)
+        if self._create and not columns.get("checkpoints"):
             self._create_schema(fresh=not columns)
-            columns = self._columns()
-        checkpoints, writes = columns.get("checkpoints"), columns.get("writes")
-        if not checkpoints or not writes:
-            raise NotAStoreError(f"{self.path} has no LangGraph checkpoint tables (checkpoints, writes)")
-        if "thread_ts" in checkpoints or "checkpoint_id" not in checkpoints:
-            raise NotAStoreError(
-                f"{self.path} uses the pre-1.0 SqliteSaver layout (thread_ts, pickle), which ckpt does not read"
-            )
+            columns = table_columns(self._conn, self.path)
+        task_path = check_layout(self.path, columns)
         if self.writable and not os.access(self.path, os.W_OK):
             raise AccessDeniedError(f"{self.path} is read-only for this user; nothing was changed")
-        if "task_path" not in writes and self.writable:
-            self._conn.execute(_ADD_TASK_PATH)  # what the saver's own setup() does
+        if not task_path and self._create:
+            self._conn.execute(ADD_TASK_PATH)  # what the saver's own setup() does
             return True
-        return "task_path" in writes
-
-    def _columns(self) -> dict[str, set[str]]:
-        try:
-            names = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        except sqlite3.DatabaseError as exc:
-            raise NotAStoreError(f"{self.path} is not a SQLite database ({exc})") from exc
-        return {n: {c[1] for c in self._conn.execute(f'PRAGMA table_info("{n}")')} for n in names}
+        return task_path
 
     def _create_schema(self, *, fresh: bool) -> None:
         if fresh:
@@ -179,7 +163,7 @@ class SqliteStore(Store):
             rows = self._rows(ckpt_sql, params)
             sizes = self._rows(writes_sql, params)
             for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
-                header = _header(row, group[0] if group else None)
+                header = header_from_row(row, group[0] if group else None)
                 if selection.matches(header.key):
                     yield header
 
@@ -200,7 +184,7 @@ class SqliteStore(Store):
             rows = self._rows(ckpt_sql, params)
             writes = self._rows(writes_sql, params)
             for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3]):
-                record = _record(row, group)
+                record = record_from_rows(row, group)
                 if selection.matches(record.key):
                     yield record
 
@@ -252,10 +236,9 @@ class SqliteStore(Store):
             "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
             f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
         )
-        exact = selection.thread_glob is None  # SQL's range filters are exact; GLOB is checked again below
         with self._snapshot():
             for thread_id, count, first, last in self._rows(sql, params):
-                if exact or selection.matches_thread(thread_id):
+                if selection.matches_thread(thread_id):  # the glob's SQL form is checked again
                     yield ThreadSummary(thread_id, None, count, first, last, None)
 
     def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
@@ -280,6 +263,8 @@ class SqliteStore(Store):
         )
 
     def count(self, selection: Selection = Selection()) -> int | None:
+        if selection.thread_glob is not None:  # counted per thread, so fnmatch decides as everywhere
+            return sum(t.checkpoints for t in self._thread_counts(selection))
         where, params = _where(selection)
         return int(self._conn.execute(f"SELECT count(*) FROM checkpoints {where}", params).fetchone()[0])
 
@@ -306,8 +291,8 @@ class SqliteStore(Store):
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         batch = list(records)
         report = WriteReport()
-        ckpt_rows = [_checkpoint_row(r) for r in batch]
-        write_rows = [_write_row(r.key, w) for r in batch for w in r.writes]
+        ckpt_rows = [checkpoint_row(r) for r in batch]
+        write_rows = [write_row(r.key, w) for r in batch for w in r.writes]
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(
@@ -328,7 +313,7 @@ class SqliteStore(Store):
         return report
 
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
-        converted = _saver_versions(record.checkpoint)
+        converted = saver_versions(record.checkpoint)
         if converted is record.checkpoint.data:
             return record
         return replace(record, checkpoint=Payload(record.checkpoint.type, converted))
@@ -344,7 +329,9 @@ class SqliteStore(Store):
             )
             return {"orphan_writes": int(count.fetchone()[0])}
         with self._transaction() as conn:
-            removed = conn.execute(f"DELETE FROM writes WHERE checkpoint_id < ? AND {orphan}", (idle_before,)).rowcount
+            # Orphans by key, deleted as a batch of no checkpoints: the guard proves each had none.
+            batch = DeleteBatch(checkpoints=[], writes=orphan_write_keys(conn, idle_before))
+            removed = self._delete_batch(conn, batch)[1]
         self._conn.execute("VACUUM")  # rewrites the file without the free pages
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -369,12 +356,14 @@ class SqliteStore(Store):
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
-        match = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
         with self._transaction() as conn:
-            conn.executemany(f"DELETE FROM writes {match}", rows)
-            before = conn.total_changes
-            conn.executemany(f"DELETE FROM checkpoints {match}", rows)
-            return conn.total_changes - before
+            return self._delete_batch(conn, DeleteBatch(checkpoints=rows, writes=list(rows)))[0]
+
+    def _delete_batch(self, conn: sqlite3.Connection, batch: DeleteBatch) -> tuple[int, int]:
+        """Checkpoints and writes deleted, inside the caller's transaction (sqlite_delete.py)."""
+        if before_delete is not None:  # tests only: plant rows the guard must catch
+            before_delete(batch)
+        return delete_batch(conn, batch)
 
 
 def _connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
@@ -400,8 +389,10 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append("thread_id = ?")
         params.append(selection.thread_id)
     if selection.thread_glob is not None:
-        clauses.append("thread_id GLOB ?")
-        params.append(selection.thread_glob)
+        # fnmatch's glob in GLOB's syntax; every caller re-checks ids with fnmatch (NUL, see sqlite_glob)
+        glob = glob_filter(selection.thread_glob)
+        clauses.append(glob.clause)
+        params.extend(glob.params)
     if selection.thread_from is not None:
         clauses.append("thread_id >= ?")  # BINARY collation: the byte order matches_thread uses
         params.append(selection.thread_from)
@@ -418,75 +409,3 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append("checkpoint_id < ?")
         params.append(lowest_id_at(selection.until))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _blob(value: Any) -> bytes:
-    if value is None:
-        return b""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return bytes(value)
-
-
-def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
-    metadata, error = parse_metadata(_blob(row[4]))
-    return CheckpointHeader(
-        key=CheckpointKey(row[0], row[1], row[2]),
-        parent_checkpoint_id=row[3],
-        metadata=metadata,
-        checkpoint_bytes=int(row[5] or 0),
-        writes_count=int(sizes[3]) if sizes else 0,
-        writes_bytes=int(sizes[4] or 0) if sizes else 0,
-        metadata_error=error,
-    )
-
-
-def _record(row: tuple[Any, ...], writes: list[tuple[Any, ...]]) -> CheckpointRecord:
-    return CheckpointRecord(
-        key=CheckpointKey(row[0], row[1], row[2]),
-        parent_checkpoint_id=row[3],
-        checkpoint=Payload(row[4] or "", _blob(row[5])),
-        metadata=Payload("json", _blob(row[6])),
-        writes=tuple(PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", _blob(w[8]))) for w in writes),
-    )
-
-
-def _checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
-    key = record.key
-    return (
-        key.thread_id,
-        key.checkpoint_ns,
-        key.checkpoint_id,
-        record.parent_checkpoint_id,
-        record.checkpoint.type,
-        _saver_versions(record.checkpoint),
-        _metadata_json(record.metadata),
-    )
-
-
-def _saver_versions(checkpoint: Payload) -> bytes:
-    """SqliteSaver counts versions as padded strings; integer ones (MongoDB, Couchbase) are converted."""
-    from ckpt.backends.versions import to_string_versions  # writes only: read commands skip its imports
-
-    return to_string_versions(checkpoint.data) if checkpoint.type == "msgpack" else checkpoint.data
-
-
-def _metadata_json(metadata: Payload) -> bytes:
-    if metadata.type != "json":
-        # SQLite stores metadata as plain JSON; other encodings need converting first.
-        raise DataError(f"SQLite stores metadata as JSON, got a {metadata.type!r} payload")
-    return metadata.data
-
-
-def _write_row(key: CheckpointKey, write: PendingWrite) -> tuple[Any, ...]:
-    return (
-        key.thread_id,
-        key.checkpoint_ns,
-        key.checkpoint_id,
-        write.task_id,
-        write.task_path,
-        write.idx,
-        write.channel,
-        write.value.type,
-        write.value.data,
-    )

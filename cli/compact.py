@@ -39,7 +39,7 @@ def compact(
     url = resolve_store(url)
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
-    with open_store(url, write=not dry_run) as store:
+    with open_store(url, write=not dry_run, create=False) as store:
         before = store.storage_bytes()
         if dry_run:
             removed = store.compact(idle_before, dry_run=True)

@@ -114,7 +114,7 @@ def prune(
     spool = Spool()
     server: ServerPrune | None = None
     try:
-        with open_store(url, write=not dry_run) as store:
+        with open_store(url, write=not dry_run, create=False) as store:
             lock = store.lock("prune") if not dry_run else nullcontext()
             with lock:
                 on_thread = rows.append if fmt is OutputFormat.table else None
