@@ -65,10 +65,14 @@ class MongoStore(Store):
     schemes = ("mongodb", "mongodb+srv")
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
 
-    def __init__(self, client: pymongo.MongoClient[Any], url: str, options: dict[str, str], *, writable: bool) -> None:
+    def __init__(
+        self, client: pymongo.MongoClient[Any], url: str, options: dict[str, str], *, writable: bool, setup: bool = True
+    ) -> None:
         self._client = client
         self.url = url
         self.writable = writable
+        self.setup = setup
+        """Whether a write open creates the saver's indexes (not for prune and compact)."""
         database = client.get_default_database(default="checkpointing_db")
         self._checkpoints = database[options.get("checkpoint_collection", "checkpoints")]
         self._writes = database[options.get("writes_collection", "checkpoint_writes")]
@@ -79,7 +83,12 @@ class MongoStore(Store):
         self._layout = self._detect()
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False) -> MongoStore:
+    def open_existing(cls, url: str) -> MongoStore:
+        """For prune and compact: the collections must be there; no index is created."""
+        return cls.open(url, write=True, setup=False)
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> MongoStore:
         parts = urlsplit(url)
         ours = {"checkpoint_collection", "writes_collection", "ttl"}
         query = parse_qsl(parts.query)
@@ -95,14 +104,14 @@ class MongoStore(Store):
                 f"cannot connect to {redact(url)}: {redact(str(exc).splitlines()[0])}"
             ) from None
         try:
-            return cls(client, url, options, writable=write)
+            return cls(client, url, options, writable=write, setup=setup)
         except BaseException:
             client.close()
             raise
 
     def _detect(self) -> dict[str, Any]:
         names = set(self._checkpoints.database.list_collection_names())
-        if self.writable:
+        if self.writable and self.setup:
             self._ensure_indexes()
         elif self._checkpoints.name not in names:
             raise NotAStoreError(f"{redact(self.url)} has no '{self._checkpoints.name}' collection")
@@ -193,7 +202,13 @@ class MongoStore(Store):
         )
 
     def count(self, selection: Selection = Selection()) -> int | None:
-        return int(self._checkpoints.count_documents(self._filter(selection)))
+        if selection.thread_glob is None:
+            return int(self._checkpoints.count_documents(self._filter(selection)))
+        # the filter does not express the glob: count per thread, keep the threads fnmatch selects
+        per_thread = self._checkpoints.aggregate(
+            [{"$match": self._filter(selection)}, {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}]
+        )
+        return sum(int(row["n"]) for row in per_thread if selection.matches_thread(str(row["_id"])))
 
     def read_problems(self) -> list[str]:
         return list(self.problems)

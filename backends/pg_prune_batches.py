@@ -80,21 +80,34 @@ writes AS (  -- the batch's range read by the small thread_id index and hashed, 
   WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")} AND {_KEYS}
   RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint_id, octet_length(x.blob) AS bytes
 ),
-blobs AS (  -- the batch's range read by the small thread_id index and hashed against the freed versions
-  DELETE FROM checkpoint_blobs x USING targets f
-  WHERE __BLOBS__
+matched AS (  -- the batch's range read by the small thread_id index and hashed against the freed versions
+  SELECT x.ctid AS blob_ctid, x.thread_id, x.checkpoint_ns, x.channel, x.version
+  FROM checkpoint_blobs x JOIN targets f ON {pg_prune_blobs.MATCHES}
+  WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")}
+),
+still_named AS (  -- of those, what a remaining checkpoint references (a hashed set operation; none unless
+             -- versions repeat along a chain, so the anti-join below scans an empty set)
+  SELECT thread_id, checkpoint_ns, channel, version FROM matched
+  INTERSECT SELECT thread_id, checkpoint_ns, channel, version FROM kept_refs
+),
+blobs AS (  -- deleted where they were read
+  DELETE FROM checkpoint_blobs x
+  USING (SELECT m.blob_ctid FROM matched m
+         WHERE NOT EXISTS (SELECT 1 FROM still_named s WHERE s.thread_id = m.thread_id
+                           AND s.checkpoint_ns = m.checkpoint_ns AND s.channel = m.channel AND s.version = m.version)
+         __PLANT__) f
+  WHERE x.ctid = f.blob_ctid
   RETURNING x.thread_id, x.checkpoint_ns, x.channel, x.version, octet_length(x.blob) AS bytes
 ),
 guard AS (  -- the integrity guard: a deleted row that a remaining checkpoint still names stops the batch
   (SELECT format('blob %%s@%%s of thread %%L, ns %%L, which a kept checkpoint references',
-                 b.channel, b.version, b.thread_id, b.checkpoint_ns) AS violation
-   FROM blobs b JOIN kept_refs k ON k.thread_id = b.thread_id AND k.checkpoint_ns = b.checkpoint_ns
-                                AND k.channel = b.channel AND k.version = b.version LIMIT 1)
+                 channel, version, thread_id, checkpoint_ns) AS violation
+   FROM (SELECT thread_id, checkpoint_ns, channel, version FROM blobs
+         INTERSECT SELECT thread_id, checkpoint_ns, channel, version FROM kept_refs LIMIT 1) b)
   UNION ALL
-  (SELECT format('pending writes of kept checkpoint %%s of thread %%L, ns %%L',
-                 w.checkpoint_id, w.thread_id, w.checkpoint_ns)
-   FROM writes w JOIN planned p ON p.thread_id = w.thread_id AND p.checkpoint_ns = w.checkpoint_ns
-                                AND p.checkpoint_id = w.checkpoint_id AND NOT p.doomed LIMIT 1)
+  (SELECT format('pending writes of kept checkpoint %%s of thread %%L, ns %%L', checkpoint_id, thread_id, checkpoint_ns)
+   FROM (SELECT thread_id, checkpoint_ns, checkpoint_id FROM writes
+         INTERSECT SELECT thread_id, checkpoint_ns, checkpoint_id FROM planned WHERE NOT doomed LIMIT 1) w)
 )
 SELECT t.thread_id, t.n, t.regular, t.skipped, t.whole, t.doomed, t.bytes, g.n, w.n, w.bytes, b.n, b.bytes, v.violation
 FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) AS skipped, bool_or(whole) AS whole,
@@ -103,17 +116,15 @@ FROM (SELECT thread_id, max(n) AS n, bool_and(regular) AS regular, max(skipped) 
 CROSS JOIN ({_TOTAL.format("gone")}) g CROSS JOIN ({_TOTAL.format("writes")}) w CROSS JOIN ({_TOTAL.format("blobs")}) b
 CROSS JOIN (SELECT min(violation) AS violation FROM guard) v
 """
-BLOBS = (
-    f"{IN_RANGE.format(lo='lo', hi='hi', col='x.thread_id')} AND {pg_prune_blobs.MATCHES} "
-    f"AND {pg_prune_blobs.not_kept('x')}"
-)
-"""Which blobs a batch deletes (a test widens it to plant a fault the guard must catch)."""
+PLANT = ""
+"""Test hook only: SQL appended to the blob delete's ``ctid`` list (``UNION SELECT ctid FROM
+checkpoint_blobs WHERE …``) so a test can plant a blob the guard must catch. Empty in every real run."""
 
 
-def statement(*, by_key: bool, blobs: str = BLOBS) -> str:
+def statement(*, by_key: bool) -> str:
     """The batch statement: checkpoints deleted where it read them (by ``ctid``), or by key."""
     at = "" if by_key else "x.ctid = d.row_ctid AND"
-    return _STATEMENT.replace("__AT__", at).replace("__BLOBS__", blobs)
+    return _STATEMENT.replace("__AT__", at).replace("__PLANT__", PLANT)
 
 
 # Where the next batch starts: the thread of the checkpoint ``size`` places on in index order (a
@@ -238,11 +249,11 @@ def _deleted(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[tupl
     planned (a concurrent upsert moved a row after this statement read it), the statement is undone
     and run again deleting checkpoints by key, so no write or blob goes without its checkpoint."""
     with conn.transaction() as attempt:  # a savepoint
-        rows = conn.execute(statement(by_key=False, blobs=BLOBS), params).fetchall()
+        rows = conn.execute(statement(by_key=False), params).fetchall()
         if not rows or rows[0][_TOTALS_AT] >= sum(row[5] for row in rows if row[2]):  # gone >= doomed
             return _guarded(rows, params)
         raise psycopg.Rollback(attempt)
-    return _guarded(conn.execute(statement(by_key=True, blobs=BLOBS), params).fetchall(), params)
+    return _guarded(conn.execute(statement(by_key=True), params).fetchall(), params)
 
 
 def _guarded(rows: list[tuple[Any, ...]], params: dict[str, Any]) -> list[tuple[Any, ...]]:

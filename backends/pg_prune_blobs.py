@@ -42,19 +42,6 @@ def _in_span(blob: str, target: str) -> str:
     return f'{blob}.version COLLATE "C" <= {target}.hi AND {blob}.version IS DISTINCT FROM {target}.keep'
 
 
-def not_kept(blob: str) -> str:
-    """SQL: no remaining checkpoint of the ``blob`` row's namespace references it (``kept_refs``).
-
-    The span rule alone assumed that a channel's version only grows along a chain. Stores whose
-    checkpoints were written otherwise (a history replayed with its versions, a hand-made fix-up, a
-    saver bug) broke that, and a kept checkpoint lost its ``messages`` (issue #17). The span now only
-    proposes candidates; this condition decides, so the delete is exact for what remains."""
-    return (
-        f"NOT EXISTS (SELECT 1 FROM kept_refs k WHERE k.thread_id = {blob}.thread_id "
-        f"AND k.checkpoint_ns = {blob}.checkpoint_ns AND k.channel = {blob}.channel AND k.version = {blob}.version)"
-    )
-
-
 # __DOOMED__: rows (thread_id, checkpoint_ns, checkpoint_id, chained) of the deleted checkpoints; ``chained``:
 # the row's parent is the namespace's previous checkpoint (or it has none before it).
 _CTES = f"""
@@ -92,14 +79,22 @@ kept_refs AS (  -- what the remaining checkpoints of those namespaces reference:
   CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof(c.checkpoint -> 'channel_versions') = 'object'
                                           THEN c.checkpoint -> 'channel_versions' END) e
 ),
-by_span AS (  -- each namespace's blobs read once and matched to its channels (a scan per channel re-read them all)
+spanned AS (  -- each namespace's blobs read once and matched to its channels (a scan per channel re-read them all)
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.bytes
   FROM linear l
   CROSS JOIN LATERAL (SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, octet_length(b.blob) AS bytes
                       FROM checkpoint_blobs b WHERE b.thread_id = l.thread_id AND b.checkpoint_ns = l.checkpoint_ns
                       OFFSET 0) b
   JOIN candidates s ON s.thread_id = b.thread_id AND s.checkpoint_ns = b.checkpoint_ns AND s.channel = b.channel
-  WHERE {_in_span("b", "s")} AND {not_kept("b")}
+  WHERE {_in_span("b", "s")}
+),
+spared AS (  -- of those, the ones a remaining checkpoint still references (none unless versions repeat)
+  SELECT thread_id, checkpoint_ns, channel, version FROM spanned
+  INTERSECT SELECT thread_id, checkpoint_ns, channel, version FROM kept_refs
+),
+by_span AS (
+  SELECT s.* FROM spanned s LEFT JOIN spared p USING (thread_id, checkpoint_ns, channel, version)
+  WHERE p.thread_id IS NULL
 ),
 other AS (  -- the namespaces that are not one chain (few: found before any checkpoint is read)
   SELECT g.thread_id, g.checkpoint_ns FROM chains g
@@ -152,7 +147,13 @@ def ctes(cte: str) -> str:
     """The blob-plan CTEs for the plan CTE ``cte`` (rows with ``doomed``, ``regular``, ``chained``
     and ``row_ctid``): ``freed``, one row per freed blob with its bytes (what a plan reports),
     ``targets``, what a delete matches blobs against (:data:`MATCHES`) without reading them first,
-    and ``kept_refs``, the versions the remaining checkpoints reference (:func:`not_kept`)."""
+    and ``kept_refs``, the versions the remaining checkpoints reference, which are never freed.
+
+    The span rule alone assumed that a channel's version only grows along a chain. Stores written
+    otherwise (a history replayed with its versions, as ``bench/make_store.py`` writes, a hand-made
+    fix-up) broke that, and a kept checkpoint lost its ``messages`` (issue #17): the span now only
+    proposes, and what ``kept_refs`` names is taken out again by set difference (``EXCEPT``,
+    ``INTERSECT``: hashed, linear; an anti-join against a CTE was planned as a nested loop)."""
     return _CTES.replace("__DOOMED__", doomed_of(cte)).replace("__KEPT__", kept_of(cte))
 
 

@@ -68,22 +68,28 @@ class PostgresStore(Store):
     schemes = ("postgresql", "postgres")
     capabilities = frozenset({Capability.WRITE, Capability.DELETE})
 
-    def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool) -> None:
-        self._handle = handle  # keeps SQLAlchemy's connection proxy (and so the connection) alive
+    def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool, setup: bool = True) -> None:
+        self._handle = handle  # keeps the psycopg connection alive
         self._conn = handle.conn
         self.url = url
         self.schema = schema
         self.writable = writable
+        self._setup = setup
         self._layout = self._detect()
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False) -> PostgresStore:
+    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> PostgresStore:
         schema, handle = _connect(url, read_only=not write)
         try:
-            return cls(handle, url, schema, writable=write)
+            return cls(handle, url, schema, writable=write, setup=setup)
         except BaseException:
             handle.close()
             raise
+
+    @classmethod
+    def open_existing(cls, url: str) -> PostgresStore:
+        """For prune and compact: the saver's tables must be there; no migration runs."""
+        return cls.open(url, write=True, setup=False)
 
     # -- layout ------------------------------------------------------------------
 
@@ -98,10 +104,14 @@ class PostgresStore(Store):
                 f"schema {self.schema!r} holds ShallowPostgresSaver tables (no checkpoint_id column); "
                 "ckpt reads and writes the full PostgresSaver layout only"
             )
-        if "checkpoints" not in columns and not self.writable:
+        if "checkpoints" not in columns and not (self.writable and self._setup):
             raise NotAStoreError(f"schema {self.schema!r} has no LangGraph checkpoint tables")
+        missing = [t for t in pg_schema.TABLES if t != "checkpoint_migrations" and t not in columns]
+        if self.writable and not self._setup and missing:
+            raise NotAStoreError(f"schema {self.schema!r} lacks the saver's table(s) {', '.join(missing)}")
         if self.writable:
             self._check_privileges(columns)
+        if self.writable and self._setup:
             self._migrate(columns)
             columns = self._columns()
         migration = self._migration()
@@ -309,6 +319,9 @@ class PostgresStore(Store):
 
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)
+        if selection.thread_glob is not None:  # LIKE is a superset of the glob: count per thread, then fnmatch
+            rows = self._conn.execute(f"SELECT thread_id, count(*) FROM checkpoints WHERE {where} GROUP BY 1", params)
+            return sum(int(n) for thread_id, n in rows if selection.matches_thread(thread_id))
         row = self._conn.execute(f"SELECT count(*) FROM checkpoints WHERE {where}", params).fetchone()
         return int(row[0]) if row else 0
 
@@ -495,11 +508,17 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
 
 
 def _glob_to_like(glob: str) -> str:
+    """A LIKE pattern matching at least what the fnmatch glob matches (a class becomes ``_``); the
+    rows are checked with fnmatch again in Python. Classes end where fnmatch ends them: after an
+    optional ``!`` and an optional ``]`` as the class's first member; an unclosed ``[`` is literal."""
     out, i = [], 0
     while i < len(glob):
         char = glob[i]
         if char == "[":
-            end = glob.find("]", i + 2)
+            j = i + 1
+            j += 1 if j < len(glob) and glob[j] == "!" else 0
+            j += 1 if j < len(glob) and glob[j] == "]" else 0
+            end = glob.find("]", j)
             if end != -1:
                 out.append("_")
                 i = end + 1

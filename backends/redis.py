@@ -54,12 +54,16 @@ class RedisStore(Store):
     schemes = ("redis", "rediss")
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
 
-    def __init__(self, client: redis.Redis, url: str, prefix: str, write_prefix: str, *, writable: bool) -> None:
+    def __init__(
+        self, client: redis.Redis, url: str, prefix: str, write_prefix: str, *, writable: bool, setup: bool = True
+    ) -> None:
         self._r: Any = client  # redis-py's reply types are too loose for mypy to follow
         self.url = url
         self.prefix = prefix
         self.write_prefix = write_prefix
         self.writable = writable
+        self.setup = setup
+        """Whether a write open creates the search indexes (not for prune and compact)."""
         self.ttl_ms: int | None = None
         """TTL for every key written (``?ttl=MINUTES``, what ``migrate --ttl`` sets)."""
         self.losses = Losses()
@@ -71,7 +75,12 @@ class RedisStore(Store):
         self._janitor = Janitor(client, self._keys, self._index, self._write_index)
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False) -> RedisStore:
+    def open_existing(cls, url: str) -> RedisStore:
+        """For prune and compact: the search indexes must be there; none is created."""
+        return cls.open(url, write=True, setup=False)
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> RedisStore:
         parts = urlsplit(url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         prefix = query.pop("checkpoint_prefix", "checkpoint")
@@ -85,7 +94,7 @@ class RedisStore(Store):
             client.ping()
         except (redis.ConnectionError, redis.AuthenticationError, redis.ResponseError, redis.TimeoutError) as exc:
             raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
-        store = cls(client, url, prefix, write_prefix, writable=write)
+        store = cls(client, url, prefix, write_prefix, writable=write, setup=setup)
         if ttl_minutes is not None:
             try:
                 store.ttl_ms = int(float(ttl_minutes) * 60_000)
@@ -100,7 +109,7 @@ class RedisStore(Store):
                 f"{redact(self.url)} lacks the Redis module(s) {', '.join(missing)} that RedisSaver needs"
             )
         indexes = {i.decode() if isinstance(i, bytes) else i for i in self._r.execute_command("FT._LIST")}
-        if self.writable:
+        if self.writable and self.setup:
             ensure_indexes(self._r, self.prefix, self.write_prefix, indexes)
             indexes |= {self.prefix, self.write_prefix}
         # langgraph-checkpoint-redis <= 0.2 named its indexes in the plural (spec §5.7).

@@ -1,7 +1,8 @@
 """Prune a PostgreSQL store to --keep-last 5 (``--keep``): ckpt vs the official saver's prune thread by thread.
 
     /work/venv/bin/python bench/bench_prune.py build-src --pg URL --from bench/data/grow-100k.db --schema prune_src
-    /work/venv/bin/python bench/bench_prune.py run --pg URL --src prune_src [--runs 3] [--baseline 300]
+    /work/venv/bin/python bench/bench_prune.py run --pg URL --src prune_src [--runs 3] [--baseline 300] \
+        [--ckpt-before CMD]
 
 ``build-src`` migrates a SQLite store once with ``ckpt migrate`` into schema ``--schema``.
 ``run`` alternates, per run, the two variants (A B, B A, ...):
@@ -110,8 +111,10 @@ def root_counts(admin: Any, schema: str) -> dict[str, int]:
     return {str(t): int(c) for t, c in rows}
 
 
-def run_ckpt(pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: list[str], keep: int) -> Run:
-    args = [CKPT, "prune", f"{pg}?schema=prune_a", "--keep-last", str(keep), "--min-idle", "0", "--yes"]
+def run_ckpt(
+    pg: str, data_dir: str, admin: Any, before: dict[str, int], extra: list[str], keep: int, command: str = CKPT
+) -> Run:
+    args = [command, "prune", f"{pg}?schema=prune_a", "--keep-last", str(keep), "--min-idle", "0", "--yes"]
     args += ["--report", "json"]
     cpu0, load0 = server_cpu(data_dir), load()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -162,17 +165,19 @@ def bench(args: argparse.Namespace) -> None:
     clone(admin, args.src, "prune_b")
     print(f"store {args.src}: {total:,} checkpoints in {len(threads):,} threads; prune_b cloned in "
           f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    variants = {"baseline": Variant("baseline"), "ckpt": Variant("ckpt")}
+    commands = {"ckpt": CKPT, **({"ckpt-before": args.ckpt_before} if args.ckpt_before else {})}
+    variants = {name: Variant(name) for name in ("baseline", *commands)}
     for n in range(args.runs):
-        started = time.perf_counter()
-        clone(admin, args.src, "prune_a")
-        print(f"prune_a cloned in {time.perf_counter() - started:.0f} s", flush=True)
         subset = threads[n * args.baseline : (n + 1) * args.baseline]
-        order = ["baseline", "ckpt"] if n % 2 == 0 else ["ckpt", "baseline"]
+        order = list(variants)[n % len(variants) :] + list(variants)[: n % len(variants)]  # rotated per run
         for name in order:
+            if name in commands:
+                started = time.perf_counter()
+                clone(admin, args.src, "prune_a")
+                print(f"prune_a cloned in {time.perf_counter() - started:.0f} s", flush=True)
             quiet(admin)
-            if name == "ckpt":
-                run = run_ckpt(args.pg, data_dir, admin, before, args.ckpt_arg or [], args.keep)
+            if name in commands:
+                run = run_ckpt(args.pg, data_dir, admin, before, args.ckpt_arg or [], args.keep, commands[name])
                 # Checked; dropped so that autovacuum does not clean it up during the saver's run.
                 admin.execute("DROP SCHEMA prune_a CASCADE")
             else:
@@ -218,6 +223,10 @@ def main() -> None:
     run.add_argument("--baseline", type=int, default=300, help="threads per run for the baseline")
     run.add_argument("--ckpt-arg", action="append", help="extra argument for ckpt prune (repeatable)")
     run.add_argument("--keep", type=int, default=5, help="ckpt's --keep-last (1: the saver's keep_latest)")
+    run.add_argument(
+        "--ckpt-before",
+        help="a second ckpt command (e.g. a checkout of the code before a change) timed side by side",
+    )
     args = parser.parse_args()
     build_src(args) if args.command == "build-src" else bench(args)
 

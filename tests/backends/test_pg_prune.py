@@ -216,8 +216,8 @@ def test_a_batch_whose_checkpoints_moved_meanwhile_runs_again_by_key(monkeypatch
 
     real = pg_prune_batches.statement
 
-    def missing(*, by_key: bool, blobs: str = pg_prune_batches.BLOBS) -> str:
-        text = real(by_key=by_key, blobs=blobs)
+    def missing(*, by_key: bool) -> str:
+        text = real(by_key=by_key)
         return text if by_key else text.replace("x.ctid = d.row_ctid AND", "x.ctid = '(0,0)'::tid AND")
 
     assert missing(by_key=False) != real(by_key=False)

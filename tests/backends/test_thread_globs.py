@@ -160,16 +160,9 @@ def test_the_reported_case(tmp_path: Path) -> None:
 POOL_SIZE = 40
 EDGE_IDS = ["!bang", "[x]", "[!]", "[]", "a\\b", "^a", ":", "a:b:c", "é", "😀-", "]", "-", "*", "?", "a-b", "ab"]
 
-KNOWN_BROKEN = {
-    ("postgres", "select"): (
-        "backends/postgres.py _glob_to_like ends a class at the first ']' from two characters after '[', "
-        "so '[!]]*' becomes LIKE '_]%' and '[!]' (no class in fnmatch) becomes '_': not a superset"
-    ),
-    ("postgres", "count"): "PostgresStore.count counts the LIKE superset; no fnmatch re-check",
-    ("mongodb", "count"): "MongoStore.count: _filter ignores thread_glob, so every checkpoint is counted",
-}
-"""Driver defects found by these tests (reported on issue #17; those drivers are not ours to
-edit here). Strict: a fix makes the test pass, and this entry must go."""
+KNOWN_BROKEN: dict[tuple[str, str], str] = {}
+"""Driver defects these tests know of (none today: PostgreSQL's class ends and counts and MongoDB's
+count were fixed with issue #17). Strict: a fix makes the test pass, and its entry must go."""
 
 
 def _pool() -> list[str]:

@@ -217,3 +217,40 @@ def test_an_empty_server_place_is_refused_and_nothing_is_created(cli: Cli, kind:
         assert result.exit_code == ExitCode.DATA, result.output
         assert len(result.stderr.splitlines()) == 1
         assert made() == before == []
+
+
+def _pg_schema_shape(libpq: str) -> list[Any]:
+    import psycopg
+
+    with psycopg.connect(libpq) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() ORDER BY 1, 2"
+        ).fetchall()
+        indexes = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+        migrations = conn.execute("SELECT v FROM checkpoint_migrations ORDER BY v").fetchall()
+        return [columns, indexes.fetchall(), migrations]
+
+
+@pytest.mark.parametrize("verb", ["prune", "compact"])
+def test_an_older_postgres_layout_is_pruned_without_a_migration(cli: Cli, official_db: Path, verb: str) -> None:
+    """A store at migration v4 (PostgresSaver 2.0.0: no thread_id indexes, no task_path): prune and
+    compact delete rows and add no column, index or migration (the saver's setup() is the app's call)."""
+    import psycopg
+
+    with postgres_schema() as (url, libpq):
+        assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("ALTER TABLE checkpoint_writes DROP COLUMN task_path")
+            for index in (
+                "checkpoints_thread_id_idx",
+                "checkpoint_blobs_thread_id_idx",
+                "checkpoint_writes_thread_id_idx",
+            ):
+                conn.execute(f"DROP INDEX {index}")
+            conn.execute("DELETE FROM checkpoint_migrations WHERE v > 4")
+        shape = _pg_schema_shape(libpq)
+        args = ["--keep-last", "1"] if verb == "prune" else []
+        result = cli(verb, url, *args, "--min-idle", "0s", "--yes")
+        assert result.exit_code == 0, result.output
+        assert _pg_schema_shape(libpq) == shape

@@ -143,18 +143,18 @@ def _table_digest(libpq: str) -> list[Any]:
 def test_postgres_guard_rolls_back_a_batch_that_would_delete_a_referenced_blob(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A planted fault: the batch's blob delete is widened to take a blob the thread's newest
-    checkpoint references. The guard in the statement finds it; the batch is rolled back whole."""
+    """A planted fault: the batch's blob delete also takes a blob the thread's newest checkpoint
+    references. The guard in the statement finds it; the batch is rolled back whole."""
     from ckpt.backends import pg_prune_batches
 
     with _postgres(tmp_path) as (url, libpq):
         _populate(libpq, 5)
         thread_id, ns, channel, version = _planted_blob(str(libpq))
         planted = (
-            f"({pg_prune_batches.BLOBS}) OR (x.thread_id = '{thread_id}' AND x.checkpoint_ns = '{ns}' "
-            f"AND x.channel = '{channel}' AND x.version = '{version}')"
+            f"UNION SELECT ctid FROM checkpoint_blobs WHERE thread_id = '{thread_id}' AND checkpoint_ns = '{ns}' "
+            f"AND channel = '{channel}' AND version = '{version}'"
         )
-        monkeypatch.setattr(pg_prune_batches, "BLOBS", planted)
+        monkeypatch.setattr(pg_prune_batches, "PLANT", planted)
         digest = _table_digest(str(libpq))
         result = cli("prune", url, "--keep-last", "1", "--min-idle", "0s", "--yes", "--batch-size", "100000")
         assert result.exit_code == 7, result.output
