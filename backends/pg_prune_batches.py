@@ -85,7 +85,7 @@ matched AS (  -- the batch's range read by the small thread_id index and hashed 
   FROM checkpoint_blobs x JOIN targets f ON {pg_prune_blobs.MATCHES}
   WHERE {IN_RANGE.format(lo="lo", hi="hi", col="x.thread_id")}
 ),
-still_named AS (  -- of those, what a remaining checkpoint references (a hashed set operation; none unless
+still_named AS MATERIALIZED (  -- of those, what a remaining checkpoint references (a hashed set operation; none unless
              -- versions repeat along a chain, so the anti-join below scans an empty set)
   SELECT thread_id, checkpoint_ns, channel, version FROM matched
   INTERSECT SELECT thread_id, checkpoint_ns, channel, version FROM kept_refs

@@ -88,7 +88,7 @@ spanned AS (  -- each namespace's blobs read once and matched to its channels (a
   JOIN candidates s ON s.thread_id = b.thread_id AND s.checkpoint_ns = b.checkpoint_ns AND s.channel = b.channel
   WHERE {_in_span("b", "s")}
 ),
-spared AS (  -- of those, the ones a remaining checkpoint still references (none unless versions repeat)
+spared AS MATERIALIZED (  -- of those, the ones a remaining checkpoint still references (none unless versions repeat)
   SELECT thread_id, checkpoint_ns, channel, version FROM spanned
   INTERSECT SELECT thread_id, checkpoint_ns, channel, version FROM kept_refs
 ),
