@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from ckpt.backends.base import (
+from ckpt.backends.core.base import (
     Capability,
     CheckpointHeader,
     CheckpointKey,
@@ -22,8 +22,8 @@ from ckpt.backends.base import (
     ThreadSummary,
     WriteReport,
 )
-from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError
-from ckpt.backends.urls import redact, scheme_of
+from ckpt.backends.core.errors import BackendUnavailableError, UnknownSchemeError
+from ckpt.backends.core.urls import redact, scheme_of
 
 __all__ = [
     "Capability",
@@ -44,16 +44,16 @@ __all__ = [
 # Lazy "module:Class" targets: no driver library is imported until a URL needs it,
 # which keeps `ckpt --help` and shell completion fast.
 _BUILTIN: dict[str, str] = {
-    "sqlite": "ckpt.backends.sqlite:SqliteStore",
-    "jsonl": "ckpt.backends.jsonl:JsonlStore",
-    "postgresql": "ckpt.backends.postgres:PostgresStore",
-    "postgres": "ckpt.backends.postgres:PostgresStore",
-    "redis": "ckpt.backends.redis:RedisStore",
-    "rediss": "ckpt.backends.redis:RedisStore",
-    "mongodb": "ckpt.backends.mongodb:MongoStore",
-    "mongodb+srv": "ckpt.backends.mongodb:MongoStore",
-    "couchbase": "ckpt.backends.couchbase:CouchbaseStore",
-    "couchbases": "ckpt.backends.couchbase:CouchbaseStore",
+    "sqlite": "ckpt.backends.sqlite.store:SqliteStore",
+    "jsonl": "ckpt.backends.jsonl.store:JsonlStore",
+    "postgresql": "ckpt.backends.postgres.store:PostgresStore",
+    "postgres": "ckpt.backends.postgres.store:PostgresStore",
+    "redis": "ckpt.backends.redis.store:RedisStore",
+    "rediss": "ckpt.backends.redis.store:RedisStore",
+    "mongodb": "ckpt.backends.mongodb.store:MongoStore",
+    "mongodb+srv": "ckpt.backends.mongodb.store:MongoStore",
+    "couchbase": "ckpt.backends.couchbase.store:CouchbaseStore",
+    "couchbases": "ckpt.backends.couchbase.store:CouchbaseStore",
 }
 
 # scheme -> (python package the driver imports, extra that installs it)

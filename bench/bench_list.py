@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 
 from ckpt.backends import open_store
-from ckpt.backends.sqlite_ranges import READERS_ENV
+from ckpt.backends.sqlite.ranges import READERS_ENV
 
 BARE_SQL = "SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id"
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")

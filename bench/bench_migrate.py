@@ -349,9 +349,9 @@ def lazy_split(data: bytes) -> Any:
     """``pg_layout._split`` minus the ``value_bytes`` walk, done only when a version is an int."""
     import orjson
 
-    from ckpt.backends import pg_layout as lay
-    from ckpt.backends.msgpack_spans import map_entries
-    from ckpt.backends.versions import string_versions
+    from ckpt.backends.core.msgpack_spans import map_entries
+    from ckpt.backends.core.versions import string_versions
+    from ckpt.backends.postgres import layout as lay
 
     fields: dict[str, Any] = {}
     inline: dict[str, Any] = {}
@@ -395,7 +395,7 @@ def fast_split(data: bytes) -> Any:
     import orjson
     import ormsgpack
 
-    from ckpt.backends import pg_layout as lay
+    from ckpt.backends.postgres import layout as lay
 
     option = ormsgpack.OPT_NON_STR_KEYS
     try:
@@ -435,7 +435,7 @@ def direct_copy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
     """``COPY`` straight into the saver's table: no stage, no conflict check (empty targets only)."""
     from psycopg.types.json import set_json_dumps
 
-    from ckpt.backends.pg_writes import BINARY_TYPES, COLUMNS
+    from ckpt.backends.postgres.writes import BINARY_TYPES, COLUMNS
 
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
     fmt = sql.SQL(" (FORMAT BINARY)" if binary else "")
@@ -453,8 +453,8 @@ def direct_copy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
 
 def pipelined_copy(source: Any, target: Any, batch_size: int) -> None:
     """Read + split in a second thread; this thread only writes (what ``PostgresStore.write`` does)."""
-    from ckpt.backends import postgres as pgmod
-    from ckpt.backends.transfer import batched
+    from ckpt.backends.ops.transfer import batched
+    from ckpt.backends.postgres import store as pgmod
 
     work: queue.Queue[Any] = queue.Queue(maxsize=4)
 
@@ -480,8 +480,9 @@ def pipelined_copy(source: Any, target: Any, batch_size: int) -> None:
 
 @contextlib.contextmanager
 def patched(name: str) -> Iterator[None]:
-    from ckpt.backends import pg_layout, pg_writes
-    from ckpt.backends import postgres as pgmod
+    from ckpt.backends.postgres import layout as pg_layout
+    from ckpt.backends.postgres import store as pgmod
+    from ckpt.backends.postgres import writes as pg_writes
 
     features = FEATURES[name]
     insert = {
@@ -501,9 +502,9 @@ def patched(name: str) -> Iterator[None]:
 
 def run_inproc(name: str, db: str, pg: str, schema: str, batch_size: int = 500) -> Run:
     from ckpt.backends import open_store
-    from ckpt.backends import postgres as pgmod
-    from ckpt.backends.postgres import PostgresStore
-    from ckpt.backends.transfer import batched, copy_records
+    from ckpt.backends.ops.transfer import batched, copy_records
+    from ckpt.backends.postgres import store as pgmod
+    from ckpt.backends.postgres.store import PostgresStore
 
     started, cpu = time.perf_counter(), time.process_time()
     done, server = 0, None
@@ -535,7 +536,8 @@ def run_inproc_in(name: str, db: str, pg: str, batch_size: int, schema: str) -> 
 
 def check_splits(db: str, n: int = 5000) -> None:
     """``lazy_split`` and ``fast_split`` must give exactly what ``pg_layout._split`` gives; prints µs each."""
-    from ckpt.backends import open_store, pg_layout
+    from ckpt.backends import open_store
+    from ckpt.backends.postgres import layout as pg_layout
 
     with open_store(f"sqlite:///{db}") as source:
         blobs = [record.checkpoint.data for _, record in zip(range(n), source.records())]
@@ -548,7 +550,8 @@ def check_splits(db: str, n: int = 5000) -> None:
 
 def check_product_split(db: str, n: int) -> None:
     """The product's C fast path: how often it applies, and that it equals the span walker every time."""
-    from ckpt.backends import open_store, pg_layout
+    from ckpt.backends import open_store
+    from ckpt.backends.postgres import layout as pg_layout
 
     fast = slow = 0
     with open_store(f"sqlite:///{db}") as source:

@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/list_patched.py bench/data/1m.db [--repeat 5]
 
-backends/sqlite.py is not changed: each candidate query is monkeypatched into
+backends/sqlite/store.py is not changed: each candidate query is monkeypatched into
 ``SqliteStore.threads`` in this process (library call, c') and in a child process that then
 runs the real CLI entry point (``ckpt list -o jsonl > /dev/null``, b'). Same method as
 bench_list.py: one warm-up each, then rounds alternating with the bare GROUP BY (a).
@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from ckpt.backends import open_store
-from ckpt.backends.base import Selection, ThreadSummary
-from ckpt.backends.sqlite import SqliteStore, _where
+from ckpt.backends.core.base import Selection, ThreadSummary
+from ckpt.backends.sqlite.store import SqliteStore, _where
 
 # name -> (SQL, row -> ThreadSummary); every column comes from the primary-key index.
 CANDIDATES: dict[str, tuple[str, Callable[[tuple[str, ...]], ThreadSummary]] | None] = {

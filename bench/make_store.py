@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ckpt.backends.sqlite import SCHEMA_3_1_2
+from ckpt.backends.sqlite.store import SCHEMA_3_1_2
 
 GREGORIAN_OFFSET = 0x01B21DD213814000  # 100-ns ticks from 1582-10-15 to 1970-01-01
 BASE_EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z

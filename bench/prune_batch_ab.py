@@ -8,7 +8,7 @@ a run cuts them) at each of 29 regions of the thread ids (``XXoo0000`` for XX = 
 ``--offset`` in hex), alternating the two statements (base, variant, variant, base, …), each in a
 transaction rolled back. Every batch meets its pages for the first time, as a run does; pass a new
 ``--offset`` (0, 64, 128, 192, 32, …) for each comparison on the same clone. ``--base`` defaults
-to the statement in ``ckpt.backends.pg_prune_batches``; a variant is that text, edited.
+to the statement in ``ckpt.backends.postgres.prune.batches``; a variant is that text, edited.
 Prints median and mean milliseconds per batch (bench/results/prune.md, session 5).
 """
 
@@ -24,9 +24,9 @@ from urllib.parse import quote
 def main() -> None:
     import psycopg
 
-    from ckpt.backends import pg_prune
-    from ckpt.backends.pg_prune_batches import _BATCH_SESSION, BATCH, _batch_end
-    from ckpt.backends.retention import Policy
+    from ckpt.backends.ops.retention import Policy
+    from ckpt.backends.postgres.prune import rules as pg_prune
+    from ckpt.backends.postgres.prune.batches import _BATCH_SESSION, BATCH, _batch_end
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg", required=True)

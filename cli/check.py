@@ -11,7 +11,7 @@ from ckpt.cli.options import StoreArgument, ThreadOption, resolve_store
 from ckpt.cli.output import human_bytes, write_json
 
 if TYPE_CHECKING:
-    from ckpt.backends.budgets import CheckReport
+    from ckpt.backends.ops.budgets import CheckReport
 
 
 def check(
@@ -50,10 +50,10 @@ def check(
       ckpt check postgresql://db/app --integrity -o json
     """
     from ckpt.backends import open_store
-    from ckpt.backends.budgets import check as check_budgets
-    from ckpt.backends.budgets import load_budgets
-    from ckpt.backends.errors import CkptError, UsageError
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.errors import CkptError, UsageError
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.budgets import check as check_budgets
+    from ckpt.backends.ops.budgets import load_budgets
     from ckpt.cli.console import finish_reads
 
     url = resolve_store(url)
@@ -80,7 +80,7 @@ def check(
 def _baseline(path: Path) -> dict[str, int]:
     import orjson
 
-    from ckpt.backends.errors import UsageError
+    from ckpt.backends.core.errors import UsageError
 
     try:
         data = orjson.loads(path.read_bytes())
@@ -95,7 +95,7 @@ def _describe(breach: dict[str, object]) -> str:
 
 
 def _table(url: str, report: CheckReport) -> None:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
     from ckpt.cli.console import info
 
     totals = f"{human_bytes(report.store_bytes)}, {report.threads} threads, {report.checkpoints} checkpoints"
@@ -109,7 +109,7 @@ def _table(url: str, report: CheckReport) -> None:
 
 
 def markdown(url: str, report: CheckReport) -> str:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
 
     lines = [
         f"### ckpt budget check: {'✅ within budget' if report.ok else '❌ over budget'}",
@@ -127,15 +127,15 @@ def markdown(url: str, report: CheckReport) -> str:
 
 
 def _integrity(url: str, thread: str | None, output: str) -> None:
-    """``--integrity``: the damage scan (:mod:`ckpt.formats.integrity`), reported and mapped to exit 7."""
+    """``--integrity``: the damage scan (:mod:`ckpt.backends.ops.integrity`), reported and mapped to exit 7."""
     from rich.table import Table
     from rich.text import Text
 
     from ckpt.backends import Selection, open_store
-    from ckpt.backends.errors import IntegrityError
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.errors import IntegrityError
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.integrity import scan
     from ckpt.cli.console import finish_reads, info, stdout
-    from ckpt.formats.integrity import scan
 
     with open_store(url) as store:
         report = scan(store, Selection(thread_glob=thread))

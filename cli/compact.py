@@ -31,9 +31,9 @@ def compact(
       ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.ids import lowest_id_at
-    from ckpt.backends.retention import parse_duration
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.ids import lowest_id_at
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.retention import parse_duration
     from ckpt.cli.console import info
 
     url = resolve_store(url)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ckpt.backends.base import Store
+    from ckpt.backends.core.base import Store
 
 
 _teardown_skippable = False
@@ -48,20 +48,20 @@ def stdout() -> Console:
 
 
 def warn(message: str) -> None:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
 
     stderr().print(f"[yellow]warning:[/] {redact(message)}", markup=True)
 
 
 def info(message: str) -> None:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
 
     stderr().print(redact(message), markup=False)
 
 
 def finish_reads(store: Store) -> None:
     """After a read: name every row the store had to skip, and fail the command if there were any."""
-    from ckpt.backends.errors import DataError
+    from ckpt.backends.core.errors import DataError
 
     problems = store.read_problems()
     for problem in problems:

@@ -11,7 +11,7 @@ from ckpt.cli.options import AesKeyOption, OutputOption, resolve_store
 from ckpt.cli.output import OutputFormat, resolve, write_json
 
 if TYPE_CHECKING:
-    from ckpt.backends.base import Store
+    from ckpt.backends.core.base import Store
     from ckpt.formats.payloads import PayloadDecoder
     from ckpt.formats.state import CheckpointView
 
@@ -44,9 +44,9 @@ def diff(
       ckpt diff sqlite:///agent.db postgresql://db/app --thread thread-1
     """
     from ckpt.backends import open_store
-    from ckpt.backends.base import find_record
-    from ckpt.backends.errors import CheckpointNotFoundError, ExitCode, UsageError
-    from ckpt.backends.urls import scheme_of
+    from ckpt.backends.core.base import find_record
+    from ckpt.backends.core.errors import CheckpointNotFoundError, ExitCode, UsageError
+    from ckpt.backends.core.urls import scheme_of
     from ckpt.formats.diff import document, json_patch
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
     from ckpt.formats.state import view_record
@@ -83,8 +83,8 @@ def _two_stores(
     from rich.text import Text
 
     from ckpt.backends import open_store
-    from ckpt.backends.errors import ExitCode
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.errors import ExitCode
+    from ckpt.backends.core.urls import redact
     from ckpt.cli.console import stdout
     from ckpt.formats.diff import document, json_patch
 

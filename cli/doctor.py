@@ -30,12 +30,12 @@ def doctor(
     from rich.text import Text
 
     from ckpt.backends import open_store
-    from ckpt.backends.errors import CkptError, ExitCode, NotAStoreError
-    from ckpt.backends.ids import lowest_id_at
-    from ckpt.backends.retention import parse_duration
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.errors import CkptError, ExitCode, NotAStoreError
+    from ckpt.backends.core.ids import lowest_id_at
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.doctor import diagnose
+    from ckpt.backends.ops.retention import parse_duration
     from ckpt.cli.console import stdout
-    from ckpt.formats.doctor import diagnose
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
 
     url = resolve_store(url)

@@ -40,10 +40,10 @@ def export(
       ckpt export sqlite:///agent.db - --thread 'user-42' --decode | jq .decoded
     """
     from ckpt.backends import open_store
-    from ckpt.backends.errors import CorruptRecordError, UsageError
-    from ckpt.backends.jsonl import JsonlStore
-    from ckpt.backends.transfer import copy_records
-    from ckpt.backends.urls import is_jsonl_path, redact
+    from ckpt.backends.core.errors import CorruptRecordError, UsageError
+    from ckpt.backends.core.urls import is_jsonl_path, redact
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import copy_records
     from ckpt.cli.console import info, warn
     from ckpt.cli.progress import copy_progress
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from

@@ -25,10 +25,10 @@ def import_(
       ckpt import backup.jsonl.gz sqlite:///restored.db
     """
     from ckpt.backends import open_store
-    from ckpt.backends.errors import UsageError
-    from ckpt.backends.jsonl import JsonlStore
-    from ckpt.backends.transfer import copy_records
-    from ckpt.backends.urls import is_jsonl_path, redact
+    from ckpt.backends.core.errors import UsageError
+    from ckpt.backends.core.urls import is_jsonl_path, redact
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import copy_records
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 

@@ -19,7 +19,7 @@ from ckpt.cli.options import (
 from ckpt.cli.output import STREAMING, OutputFormat, emit_rows, encoded_blocks, human_bytes, resolve, write_blocks
 
 if TYPE_CHECKING:
-    from ckpt.backends.base import CheckpointHeader, Selection, Store, ThreadSummary
+    from ckpt.backends.core.base import CheckpointHeader, Selection, Store, ThreadSummary
 
 T = TypeVar("T")
 PARTS = 16
@@ -110,7 +110,7 @@ def _threads_in_parts(
     from dataclasses import replace
 
     from ckpt.backends import open_store
-    from ckpt.backends.forked import in_parts
+    from ckpt.backends.ops.forked import in_parts
 
     bounds = [None, *splits, None]
 
@@ -129,7 +129,7 @@ def _threads_in_parts(
 def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:
     # Per chunk, not per row: a large store lists ~10^5 threads, and the two times per thread
     # are converted in bulk (bench/bench_list.py).
-    from ckpt.backends.ids import checkpoint_isos
+    from ckpt.backends.core.ids import checkpoint_isos
 
     for chunk in _chunks(summaries, 1000):
         n = len(chunk)
@@ -168,7 +168,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def _checkpoint_rows(headers: Iterable[CheckpointHeader]) -> Iterator[dict[str, Any]]:
-    from ckpt.backends.ids import checkpoint_iso
+    from ckpt.backends.core.ids import checkpoint_iso
     from ckpt.cli.console import warn
 
     for header in headers:

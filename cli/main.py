@@ -38,11 +38,11 @@ class CkptGroup(TyperGroup):
         except typer.Exit:
             raise  # `--help`, `--version` and commands' own exit codes: nothing to import or print
         except Exception as exc:
-            from ckpt.backends.errors import CkptError  # here, not at the top: see the module docstring
+            from ckpt.backends.core.errors import CkptError  # here, not at the top: see the module docstring
 
             if not isinstance(exc, CkptError) or os.environ.get("CKPT_DEBUG"):
                 raise
-            from ckpt.backends.urls import redact
+            from ckpt.backends.core.urls import redact
             from ckpt.cli.console import stderr
 
             stderr().print(f"[bold red]error:[/] {redact(str(exc))}", markup=True)

@@ -19,8 +19,8 @@ from ckpt.cli.options import (
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 
 if TYPE_CHECKING:
-    from ckpt.backends.transfer import CopyReport
-    from ckpt.formats.verify import VerifyReport
+    from ckpt.backends.ops.transfer import CopyReport
+    from ckpt.backends.ops.verify import VerifyReport
 
 
 def migrate(
@@ -67,10 +67,10 @@ def migrate(
       ckpt migrate postgresql://db/app backup.jsonl.gz
     """
     from ckpt.backends import open_store
-    from ckpt.backends.errors import CkptError, DataError
-    from ckpt.backends.transfer import auto_jobs, plan_copy
-    from ckpt.backends.transfer import migrate as migrate_stores
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.errors import CkptError, DataError
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.transfer import auto_jobs, plan_copy
+    from ckpt.backends.ops.transfer import migrate as migrate_stores
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 
@@ -112,7 +112,7 @@ def migrate(
 
 def _verify(source: str, target: str, chosen: object) -> VerifyReport:
     from ckpt.backends import open_store
-    from ckpt.formats.verify import verify as verify_stores
+    from ckpt.backends.ops.verify import verify as verify_stores
 
     with open_store(source) as src, open_store(target) as dst:
         return verify_stores(src, dst, chosen)  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def _verify(source: str, target: str, chosen: object) -> VerifyReport:
 def _report(
     source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object, jobs: int
 ) -> None:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
     from ckpt.cli.console import info, warn
 
     for line in report.skipped:

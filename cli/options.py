@@ -12,9 +12,9 @@ import typer
 from ckpt.cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from ckpt.backends.base import Selection
+    from ckpt.backends.core.base import Selection
 
-# The default of --batch-size: ckpt.backends.transfer.DEFAULT_BATCH, written out so that
+# The default of --batch-size: ckpt.backends.ops.transfer.DEFAULT_BATCH, written out so that
 # building the commands' help imports no store code (tests/cli/test_startup.py checks they agree).
 DEFAULT_BATCH = 2000
 
@@ -68,7 +68,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        from ckpt.backends.errors import UsageError
+        from ckpt.backends.core.errors import UsageError
 
         raise UsageError(f"cannot read time {text!r}: use an ISO date/time or an age like 7d, 12h, 30m") from exc
     if moment.tzinfo is None:
@@ -79,7 +79,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
 def selection(
     thread: str | None = None, since: str | None = None, until: str | None = None, ns: str | None = None
 ) -> Selection:
-    from ckpt.backends.base import Selection
+    from ckpt.backends.core.base import Selection
 
     return Selection(
         thread_glob=thread,
@@ -100,8 +100,8 @@ def with_query(url: str, name: str, value: str, *, only_schemes: tuple[str, ...]
     """``url`` with ``name=value`` added to its query; refuses stores the option does not apply to."""
     from urllib.parse import quote
 
-    from ckpt.backends.errors import UsageError
-    from ckpt.backends.urls import scheme_of
+    from ckpt.backends.core.errors import UsageError
+    from ckpt.backends.core.urls import scheme_of
 
     if scheme_of(url) not in only_schemes:
         raise UsageError(f"{option} applies to {', '.join(s + '://' for s in only_schemes)} stores only")

@@ -26,7 +26,7 @@ _selected: dict[str, str | None] = {"context": None, "key_prefix": None}
 
 def _usage_error(message: str) -> Exception:
     # Imported on failure only: select() runs before every command, even `ckpt CMD --help`.
-    from ckpt.backends.errors import UsageError
+    from ckpt.backends.core.errors import UsageError
 
     return UsageError(message)
 

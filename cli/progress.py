@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ckpt.backends.transfer import Progress as ProgressCallback
+from ckpt.backends.ops.transfer import Progress as ProgressCallback
 from ckpt.cli.console import stderr
 
 

@@ -15,7 +15,7 @@ from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ckpt.backends.retention import Policy, PruneReport, Spool, ThreadPlan
+    from ckpt.backends.ops.retention import Policy, PruneReport, Spool, ThreadPlan
 
 
 BATCH = 5000
@@ -88,8 +88,8 @@ def prune(
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.errors import CkptError, UsageError
-    from ckpt.backends.retention import Policy, Spool, delete_spooled, parse_duration
+    from ckpt.backends.core.errors import CkptError, UsageError
+    from ckpt.backends.ops.retention import Policy, Spool, delete_spooled, parse_duration
 
     url = resolve_store(url)
     policy = Policy(
@@ -106,7 +106,10 @@ def prune(
     policy.validate()
     if report not in (None, "json"):
         raise UsageError(f"--report takes 'json', got {report!r}")
-    from ckpt.backends.pg_prune import ServerPrune, in_server  # light: PostgreSQL modules load only for them
+    from ckpt.backends.postgres.prune.rules import (  # light: PostgreSQL modules load only for them
+        ServerPrune,
+        in_server,
+    )
 
     now = datetime.now(timezone.utc).timestamp()
     fmt = resolve(output)
@@ -147,14 +150,14 @@ def _plan(
 ) -> PruneReport:
     """The general path's plan, on a connection of its own (the deletes use the writer's)."""
     from ckpt.backends import open_store
-    from ckpt.backends.retention import plan_to_spool
+    from ckpt.backends.ops.retention import plan_to_spool
 
     with open_store(url) as reader:
         return plan_to_spool(reader, policy, now, spool, on_thread)
 
 
 def _pair(text: str) -> tuple[str, str]:
-    from ckpt.backends.errors import UsageError
+    from ckpt.backends.core.errors import UsageError
 
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -163,7 +166,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _question(url: str, totals: PruneReport) -> str:
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
 
     return (
         f"delete {totals.checkpoints_to_delete} checkpoints ({totals.writes_to_delete} writes, "
@@ -173,7 +176,7 @@ def _question(url: str, totals: PruneReport) -> str:
 
 def confirm(question: str, yes: bool) -> None:
     """Destructive work goes ahead with --yes, or after a yes on a terminal; never silently."""
-    from ckpt.backends.errors import ExitCode, UsageError
+    from ckpt.backends.core.errors import ExitCode, UsageError
 
     if yes:
         return
@@ -187,7 +190,7 @@ def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputForm
     from rich.table import Table
     from rich.text import Text
 
-    from ckpt.backends.urls import redact
+    from ckpt.backends.core.urls import redact
     from ckpt.cli.console import info, stdout, warn
 
     if report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl):

@@ -30,7 +30,7 @@ def replay(
       ckpt replay sqlite:///agent.db thread-1 -o thread-1.jsonl --full-state
     """
     from ckpt.backends import open_store
-    from ckpt.backends.errors import ThreadNotFoundError
+    from ckpt.backends.core.errors import ThreadNotFoundError
     from ckpt.cli.console import finish_reads
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
     from ckpt.formats.replay import events, header

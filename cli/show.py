@@ -34,7 +34,7 @@ def show(
       ckpt show sqlite:///agent.db thread-1 --checkpoint 1f0c...-8002-... -o json
     """
     from ckpt.backends import open_store
-    from ckpt.backends.base import find_record
+    from ckpt.backends.core.base import find_record
     from ckpt.cli.console import finish_reads
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
     from ckpt.formats.state import view_record
@@ -59,7 +59,7 @@ def _print_view(view: CheckpointView) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ckpt.backends.ids import checkpoint_time
+    from ckpt.backends.core.ids import checkpoint_time
     from ckpt.cli.console import stdout
 
     console = stdout()

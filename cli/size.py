@@ -46,7 +46,7 @@ def size(
       ckpt size postgresql://db/app --by day -o json
     """
     from ckpt.backends import open_store
-    from ckpt.backends.sizes import GROWTH_STEPS, measure
+    from ckpt.backends.ops.sizes import GROWTH_STEPS, measure
     from ckpt.cli.console import finish_reads, warn
 
     url = resolve_store(url)

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from ckpt.backends.base import Payload
-from ckpt.backends.errors import BackendUnavailableError, DataError, UsageError
+from ckpt.backends.core.base import Payload
+from ckpt.backends.core.errors import BackendUnavailableError, DataError, UsageError
 from ckpt.formats import tagged
 
 AES_KEY_ENV = "LANGGRAPH_AES_KEY"

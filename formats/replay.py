@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from ckpt.backends.base import Selection, Store
+from ckpt.backends.core.base import Selection, Store
 from ckpt.formats.diff import json_patch
 from ckpt.formats.payloads import PayloadDecoder
 from ckpt.formats.state import CheckpointView, view_record

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ckpt.backends.base import CheckpointRecord
+from ckpt.backends.core.base import CheckpointRecord
 from ckpt.formats import tagged
 
 _DROPPED_METADATA = ("writes",)  # PostgresSaver drops it (spec §1.4)

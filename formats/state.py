@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt.backends.base import CheckpointRecord
-from ckpt.backends.errors import CorruptRecordError
+from ckpt.backends.core.base import CheckpointRecord
+from ckpt.backends.core.errors import CorruptRecordError
 from ckpt.formats.payloads import PayloadDecoder, PayloadError
 from ckpt.formats.view import readable
 

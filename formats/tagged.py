@@ -25,7 +25,7 @@ from typing import Any
 
 import ormsgpack
 
-from ckpt.backends.msgpack_raw import RawExt, unpack
+from ckpt.backends.core.msgpack_raw import RawExt, unpack
 
 _TAGS = frozenset({"$ext", "$bin", "$float", "$map", "$raw"})
 

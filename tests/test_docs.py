@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import typer
 
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from ckpt.cli.main import app
 from tests.conftest import Cli, sqlite_url
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ckpt.backends import open_store
-from ckpt.backends.couchbase import CouchbaseStore
-from ckpt.backends.couchbase_layout import record_from_documents
+from ckpt.backends.couchbase.layout import record_from_documents
+from ckpt.backends.couchbase.store import CouchbaseStore
 from ckpt.formats.semantic import semantic_form
 from examples.graphs import build_graph, config, populate, serializer
 from tests.backends import couchbase_standin as standin

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckpt.backends import forked
-from ckpt.backends.errors import DataError, StoreNotFoundError
-from ckpt.backends.forked import in_parts
-from ckpt.backends.sqlite_ranges import split_point, split_points
+from ckpt.backends.core.errors import DataError, StoreNotFoundError
+from ckpt.backends.ops import forked
+from ckpt.backends.ops.forked import in_parts
+from ckpt.backends.sqlite.ranges import split_point, split_points
 
 T = TypeVar("T")
 NAMES = [f"t{n:04d}" for n in range(5000)]

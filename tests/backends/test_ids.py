@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckpt.backends import ids as ids_module
-from ckpt.backends.ids import checkpoint_iso, checkpoint_isos, checkpoint_time
+from ckpt.backends.core import ids as ids_module
+from ckpt.backends.core.ids import checkpoint_iso, checkpoint_isos, checkpoint_time
 from ckpt.cli.options import iso_time
 
 GREGORIAN = datetime(1582, 10, 15, tzinfo=timezone.utc)

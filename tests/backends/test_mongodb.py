@@ -9,7 +9,7 @@ from pathlib import Path
 import pymongo
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from examples.graphs import build_graph, config
 from tests.conftest import Cli, sqlite_url
 from tests.servers import mongo_database, postgres_schema
@@ -47,7 +47,7 @@ def test_sqlite_to_mongodb_reads_resumes_and_keeps_writing(cli: Cli, official_db
             {"thread_id": "thread-3", "checkpoint_ns": ""}, sort=[("checkpoint_id", -1)]
         )
         assert newest is not None
-        from ckpt.backends.msgpack_raw import unpack
+        from ckpt.backends.core.msgpack_raw import unpack
 
         versions = unpack(bytes(newest["checkpoint"]))["channel_versions"]
         assert versions and all(isinstance(v, int) for v in versions.values())
@@ -150,8 +150,8 @@ def test_documents_match_the_upsert_path_without_the_unique_indexes(cli: Cli, of
 
 def _walked_int_versions(checkpoint: bytes) -> bytes:
     """The conversion as it was first written: the kind found by the span walker, then unpack/pack."""
-    from ckpt.backends.msgpack_raw import pack, unpack
-    from ckpt.backends.versions import version_kind
+    from ckpt.backends.core.msgpack_raw import pack, unpack
+    from ckpt.backends.core.versions import version_kind
 
     if version_kind(checkpoint) != "string":
         return checkpoint
@@ -169,8 +169,8 @@ def _walked_int_versions(checkpoint: bytes) -> bytes:
 
 def test_int_versions_equal_the_walked_conversion(official_db: Path) -> None:
     """``to_int_versions`` (one C unpack) gives the very bytes the span-walker version gave."""
-    from ckpt.backends.msgpack_raw import pack
-    from ckpt.backends.versions import to_int_versions
+    from ckpt.backends.core.msgpack_raw import pack
+    from ckpt.backends.core.versions import to_int_versions
 
     with open_store(sqlite_url(official_db)) as store:
         blobs = [r.checkpoint.data for r in store.records()]

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from ckpt.backends import open_store
-from ckpt.backends.ids import checkpoint_time, lowest_id_at
-from ckpt.backends.pg_prune import bounds, first_tick, glob_like, id_at_tick, in_server, supports
-from ckpt.backends.retention import Policy, PruneReport, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
+from ckpt.backends.core.ids import checkpoint_time, lowest_id_at
+from ckpt.backends.ops.retention import Policy, PruneReport, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
+from ckpt.backends.postgres.prune.rules import bounds, first_tick, glob_like, id_at_tick, in_server, supports
 from tests.servers import postgres_schema
 
 DAY = 86400.0
@@ -212,7 +212,7 @@ def test_a_batch_whose_checkpoints_moved_meanwhile_runs_again_by_key(monkeypatch
     the delete by ctid then misses it. Simulated here by a statement whose checkpoint delete finds
     no row where it looks: the batch is undone and run again by key, and the store ends as a
     normal run leaves it, no write or blob deleted without its checkpoint."""
-    from ckpt.backends import pg_prune_batches
+    from ckpt.backends.postgres.prune import batches as pg_prune_batches
 
     real = pg_prune_batches.statement
 
@@ -330,7 +330,7 @@ def test_other_stores_have_no_server_side_prune(tmp_path: Any) -> None:
 def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
     import psycopg
 
-    from ckpt.backends.pg_prune_jobs import ParallelPrune, ranges
+    from ckpt.backends.postgres.prune.jobs import ParallelPrune, ranges
 
     assert ranges(["m"]) == [(None, "m"), ("m", None)] and ranges([]) == [(None, None)]
     policy = Policy(keep_last=1, keep_within=3 * DAY, min_idle=60)
@@ -361,8 +361,8 @@ def test_two_jobs_sharing_a_queue_from_both_ends_get_every_batch_once() -> None:
     hold whole threads, meet without a gap or an overlap, and together cover every thread once."""
     import psycopg
 
-    from ckpt.backends.pg_prune import IN_RANGE
-    from ckpt.backends.pg_prune_batches import BatchQueue
+    from ckpt.backends.postgres.prune.batches import BatchQueue
+    from ckpt.backends.postgres.prune.rules import IN_RANGE
 
     in_range = IN_RANGE.format(lo="lo", hi="hi", col="thread_id")
     with _stores(1) as [(_, libpq)], psycopg.connect(libpq, autocommit=True) as a, psycopg.connect(libpq) as b:

@@ -10,9 +10,9 @@ import ormsgpack
 import pytest
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import CorruptRecordError
-from ckpt.backends.msgpack_spans import map_header
-from ckpt.backends.pg_layout import _fast_split, _split, _walk_split, split
+from ckpt.backends.core.errors import CorruptRecordError
+from ckpt.backends.core.msgpack_spans import map_header
+from ckpt.backends.postgres.layout import _fast_split, _split, _walk_split, split
 from tests.conftest import sqlite_url
 
 OPT = ormsgpack.OPT_NON_STR_KEYS
@@ -119,7 +119,7 @@ def test_split_reports_corrupt_records_by_key(official_db: Path) -> None:
         record = next(iter(store.records()))
     from dataclasses import replace
 
-    from ckpt.backends.base import Payload
+    from ckpt.backends.core.base import Payload
 
     broken = replace(record, checkpoint=Payload("msgpack", record.checkpoint.data[:-3]))
     with pytest.raises(CorruptRecordError, match="cannot decode"):

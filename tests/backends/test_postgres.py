@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from ckpt.backends import CheckpointRecord, open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from ckpt.formats.semantic import semantic_form
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from examples.graphs import build_graph, config
 from tests.conftest import Cli, sqlite_url
 from tests.servers import fresh_redis, postgres_schema
@@ -131,7 +131,7 @@ def test_thread_id_with_a_colon_is_refused(cli: Cli, official_db: Path, tmp_path
     from dataclasses import replace
 
     from ckpt.backends import CheckpointKey
-    from ckpt.backends.transfer import batched
+    from ckpt.backends.ops.transfer import batched
 
     source = tmp_path / "colon.db"
     with open_store(sqlite_url(official_db)) as s, open_store(sqlite_url(source), write=True) as t:

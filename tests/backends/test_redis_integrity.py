@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 
-from ckpt.backends import CheckpointKey, open_store, redis_prune
-from ckpt.backends.errors import ExitCode, IntegrityError
+from ckpt.backends import CheckpointKey, open_store
+from ckpt.backends.core.errors import ExitCode, IntegrityError
+from ckpt.backends.redis import prune as redis_prune
 from tests.conftest import Cli, sqlite_url
 from tests.histories import write_histories
 from tests.servers import redis_prefix

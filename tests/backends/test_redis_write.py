@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from ckpt.backends import open_store
-from ckpt.backends.base import CheckpointKey, CheckpointRecord, Payload, PendingWrite
-from ckpt.backends.redis_docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
-from ckpt.backends.redis_json import ExtCache, Losses, decoded_for_redis
-from ckpt.backends.redis_wire import Block, Pipeline
+from ckpt.backends.core.base import CheckpointKey, CheckpointRecord, Payload, PendingWrite
+from ckpt.backends.redis.docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
+from ckpt.backends.redis.jsonform import ExtCache, Losses, decoded_for_redis
+from ckpt.backends.redis.wire import Block, Pipeline
 from examples.graphs import serializer
 from tests.conftest import Cli, sqlite_url
 from tests.servers import redis_prefix, server_url

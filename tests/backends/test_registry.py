@@ -9,10 +9,10 @@ import pytest
 
 from ckpt import backends
 from ckpt.backends import open_store, store_class
-from ckpt.backends.errors import BackendUnavailableError, UnknownSchemeError
-from ckpt.backends.jsonl import JsonlStore
-from ckpt.backends.sqlite import SqliteStore
-from ckpt.backends.urls import redact, sqlite_path
+from ckpt.backends.core.errors import BackendUnavailableError, UnknownSchemeError
+from ckpt.backends.core.urls import redact, sqlite_path
+from ckpt.backends.jsonl.store import JsonlStore
+from ckpt.backends.sqlite.store import SqliteStore
 
 
 def test_sqlite_url_forms() -> None:
@@ -45,7 +45,7 @@ def test_unknown_scheme() -> None:
 
 
 def test_postgres_url_forms() -> None:
-    from ckpt.backends.postgres import PostgresStore
+    from ckpt.backends.postgres.store import PostgresStore
 
     for url in ("postgresql://h/db", "postgres://h/db", "postgresql+psycopg://h/db"):
         assert store_class(url) is PostgresStore

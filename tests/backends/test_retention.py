@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ckpt.backends import CheckpointHeader, CheckpointKey
-from ckpt.backends.ids import lowest_id_at
-from ckpt.backends.retention import Policy, parse_duration, plan_thread
+from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.ops.retention import Policy, parse_duration, plan_thread
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -29,7 +29,7 @@ def _kept(headers: list[CheckpointHeader], policy: Policy) -> list[float]:
 
 class _Timed:
     def __init__(self, header: CheckpointHeader) -> None:
-        from ckpt.backends.ids import checkpoint_time
+        from ckpt.backends.core.ids import checkpoint_time
 
         self.key = header.key
         self.key_tuple_time = checkpoint_time(header.key.checkpoint_id) or 0.0

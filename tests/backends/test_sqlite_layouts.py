@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.conftest import Cli, sqlite_url, table_rows
 
 # writes table of langgraph-checkpoint-sqlite <= 3.1.1: no task_path column.

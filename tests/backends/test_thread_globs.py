@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ckpt.backends import CheckpointKey, CheckpointRecord, Payload, PendingWrite, Selection, open_store
-from ckpt.backends.sqlite_glob import glob_filter, to_sqlite_glob
+from ckpt.backends.sqlite.glob import glob_filter, to_sqlite_glob
 from examples.graphs import serializer
 from tests.conftest import sqlite_url
 from tests.servers import mongo_database, postgres_schema, redis_prefix

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from ckpt.backends import CheckpointKey, open_store
-from ckpt.backends import sqlite as sqlite_driver
-from ckpt.backends.errors import ExitCode
-from ckpt.backends.sqlite_delete import DeleteBatch
-from ckpt.backends.sqlite_layout import SCHEMA_3_1_2
+from ckpt.backends.core.errors import ExitCode
+from ckpt.backends.sqlite import store as sqlite_driver
+from ckpt.backends.sqlite.delete import DeleteBatch
+from ckpt.backends.sqlite.layout import SCHEMA_3_1_2
 from tests.conftest import Cli, file_hash, sqlite_url, table_rows
 from tests.servers import mongo_database, postgres_schema, redis_prefix
 

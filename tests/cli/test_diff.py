@@ -9,7 +9,7 @@ from pathlib import Path
 import ormsgpack
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from ckpt.formats.diff import apply_patch, document, json_patch
 from ckpt.formats.payloads import PayloadDecoder
 from ckpt.formats.state import view_record

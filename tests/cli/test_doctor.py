@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.backends.test_sqlite_layouts import _downgrade_to_3_1_1
 from tests.cli.test_prune import official_store
 from tests.conftest import Cli, sqlite_url

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.conftest import Cli, file_hash, sqlite_url, table_rows
 from tests.support import resume, saver_view
 

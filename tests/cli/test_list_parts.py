@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ckpt.backends import forked
-from ckpt.backends import sqlite as sqlite_driver
-from ckpt.backends.errors import DataError
+from ckpt.backends.core.errors import DataError
+from ckpt.backends.ops import forked
+from ckpt.backends.sqlite import store as sqlite_driver
 from tests.conftest import Cli, sqlite_url
 
 ODD_IDS = ["", "a", "ab", "user-1", "user-10", "user-2", "Z", "é", "中文", "\U0001f600", "x" * 300, "new\nline"]

@@ -8,7 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from ckpt.backends.ids import checkpoint_time
+from ckpt.backends.core.ids import checkpoint_time
 from tests.conftest import Cli, sqlite_url
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ckpt.backends import CheckpointKey, open_store
-from ckpt.backends.errors import ExitCode
-from ckpt.backends.transfer import batched
+from ckpt.backends.core.errors import ExitCode
+from ckpt.backends.ops.transfer import batched
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema
 
@@ -82,7 +82,7 @@ def test_parallel_jobs_copy_everything(cli: Cli, official_db: Path, tmp_path: Pa
 
 
 def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_path: Path) -> None:
-    from ckpt.backends.transfer import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
+    from ckpt.backends.ops.transfer import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
 
     source = tmp_path / "bulk.db"
     total = _bulk_store(official_db, source, 10)

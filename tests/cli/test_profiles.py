@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.conftest import Cli, sqlite_url
 
 

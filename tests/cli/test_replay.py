@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 
 from ckpt.backends import Selection, open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from ckpt.formats.diff import apply_patch
 from ckpt.formats.payloads import PayloadDecoder
 from ckpt.formats.state import view_record

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ckpt.backends import open_store
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.cli.test_prune import _old_bulk
 from tests.conftest import Cli, sqlite_url
 from tests.servers import fresh_redis, mongo_database, postgres_schema

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ckpt.backends.transfer import DEFAULT_BATCH
+from ckpt.backends.ops.transfer import DEFAULT_BATCH
 from ckpt.cli import options
 
 HEAVY = ("ckpt.backends", "ckpt.formats", "rich", "sqlite3", "psycopg", "redis", "pymongo", "couchbase", "tomllib")

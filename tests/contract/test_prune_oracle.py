@@ -145,7 +145,7 @@ def test_postgres_guard_rolls_back_a_batch_that_would_delete_a_referenced_blob(
 ) -> None:
     """A planted fault: the batch's blob delete also takes a blob the thread's newest checkpoint
     references. The guard in the statement finds it; the batch is rolled back whole."""
-    from ckpt.backends import pg_prune_batches
+    from ckpt.backends.postgres.prune import batches as pg_prune_batches
 
     with _postgres(tmp_path) as (url, libpq):
         _populate(libpq, 5)
@@ -165,7 +165,7 @@ def test_postgres_guard_rolls_back_a_batch_that_would_delete_a_referenced_blob(
 def test_postgres_guard_of_the_general_path(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The general path (Python plan, delete by key): a blob delete that ignores the remaining
     checkpoints is caught by the guard's own statements, which read the table after the deletes."""
-    from ckpt.backends.postgres import PostgresStore
+    from ckpt.backends.postgres.store import PostgresStore
 
     with _postgres(tmp_path) as (url, libpq):
         _populate(libpq, 6)
@@ -195,7 +195,7 @@ def test_mongodb_guard_refuses_a_write_of_a_kept_checkpoint(
     MongoDB has no transaction to roll back, so the guard runs first and nothing is deleted."""
     import pymongo
 
-    from ckpt.backends import mongodb
+    from ckpt.backends.mongodb import store as mongodb
 
     with _mongodb(tmp_path) as (url, _):
         _populate(url, 7)

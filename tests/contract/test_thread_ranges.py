@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ckpt.backends import CheckpointRecord, Selection, open_store
-from ckpt.backends.transfer import thread_ranges
+from ckpt.backends.ops.transfer import thread_ranges
 from tests.contract.conftest import StoreFactory
 from tests.contract.test_contract import _fill
 

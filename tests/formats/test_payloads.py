@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ckpt.backends import Payload
-from ckpt.backends.errors import ExitCode, UsageError
+from ckpt.backends.core.errors import ExitCode, UsageError
 from ckpt.formats.payloads import PayloadDecoder, aes_key_from
 from examples.graphs import populate, serializer
 from tests.conftest import Cli, sqlite_url, table_rows

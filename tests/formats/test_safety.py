@@ -10,7 +10,7 @@ from typing import Any
 
 import ormsgpack
 
-from ckpt.backends.errors import ExitCode
+from ckpt.backends.core.errors import ExitCode
 from tests.conftest import Cli, sqlite_url
 from tests.test_docs import _validate_file
 
@@ -80,7 +80,7 @@ def test_langgraphs_own_decoder_would_call_the_named_function() -> None:
 
     payload = ormsgpack.packb(_ext(0, ["builtins", "len", "abcd"]))
     assert JsonPlusSerializer().loads_typed(("msgpack", payload)) == 4
-    from ckpt.backends.base import Payload
+    from ckpt.backends.core.base import Payload
     from ckpt.formats.payloads import PayloadDecoder
 
     assert PayloadDecoder().decode(Payload("msgpack", payload)) == {"$ext": 0, "v": ["builtins", "len", "abcd"]}

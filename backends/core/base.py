@@ -1,0 +1,415 @@
+"""The store contract: immutable records carrying raw payloads, and the driver ABC.
+
+Drivers move bytes; they never decode checkpoint payloads (that is ``ckpt.formats``'
+job). Every method that returns many rows is an iterator over a paged read, so a store of
+ten million checkpoints is walked in constant memory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+
+from ckpt.backends.core.ids import checkpoint_time
+
+S = TypeVar("S", bound="Store")
+
+
+class Capability(str, Enum):
+    """Optional operations a driver declares beyond reading."""
+
+    WRITE = "write"
+    DELETE = "delete"
+    TTL = "ttl"
+    BYTE_EXACT = "byte-exact"
+    """Payloads are stored verbatim: what is written reads back byte for byte."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A serialized value exactly as the saver stored it: ``(type tag, bytes)``.
+
+    Tags are the serializer's (``msgpack``, ``null``, ``bytes``, ``json``, ``pickle``,
+    ``msgpack+aes`` ...). Metadata payloads use ``json`` for UTF-8 JSON text.
+    """
+
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """One row of a checkpoint's pending writes (spec §1.6)."""
+
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    value: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointKey:
+    """Address of a checkpoint: ``(thread_id, checkpoint_ns, checkpoint_id)``."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id!r}, ns {self.checkpoint_ns!r}, checkpoint {self.checkpoint_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointHeader:
+    """What a cheap scan yields: identity, parent, metadata and sizes, no blob decoding.
+
+    ``metadata`` is the parsed metadata dict, or ``None`` when the stored metadata could not
+    be parsed (``metadata_error`` then says why).
+    """
+
+    key: CheckpointKey
+    parent_checkpoint_id: str | None
+    metadata: dict[str, Any] | None
+    checkpoint_bytes: int
+    writes_bytes: int = 0
+    writes_count: int = 0
+    metadata_error: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint_bytes + self.writes_bytes
+
+    @property
+    def key_tuple(self) -> tuple[str, str, str]:
+        return (self.key.thread_id, self.key.checkpoint_ns, self.key.checkpoint_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """One checkpoint with everything the saver stores for it, all raw."""
+
+    key: CheckpointKey
+    parent_checkpoint_id: str | None
+    checkpoint: Payload
+    metadata: Payload
+    writes: tuple[PendingWrite, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Store-specific facts that have no place in the common model but must survive a
+    round trip through an export, as sorted ``(name, JSON value)`` pairs, e.g.
+    ``("redis.has_writes", False)``. Stores that do not know a name ignore it."""
+
+    def extra_value(self, name: str, default: Any = None) -> Any:
+        return dict(self.extra).get(name, default)
+
+    @property
+    def size(self) -> int:
+        return len(self.checkpoint.data) + len(self.metadata.data) + sum(len(w.value.data) for w in self.writes)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which checkpoints an operation covers. Empty selection = everything.
+
+    ``since``/``until`` bound the checkpoint time (decoded from the uuid6 id) as epoch
+    seconds; ``until`` is exclusive.
+    """
+
+    thread_glob: str | None = None
+    since: float | None = None
+    until: float | None = None
+    checkpoint_ns: str | None = None
+    thread_id: str | None = None
+    """One exact thread (no glob interpretation)."""
+    thread_from: str | None = None
+    thread_to: str | None = None
+    """A half-open range of thread ids, ``thread_from <= thread_id < thread_to`` in code-point
+    (= UTF-8 byte) order; how ``migrate --jobs`` hands each worker its share of the threads."""
+
+    def matches_thread(self, thread_id: str) -> bool:
+        if self.thread_id is not None and thread_id != self.thread_id:
+            return False
+        if self.thread_from is not None and thread_id < self.thread_from:
+            return False
+        if self.thread_to is not None and thread_id >= self.thread_to:
+            return False
+        return self.thread_glob is None or fnmatch.fnmatchcase(thread_id, self.thread_glob)
+
+    def matches(self, key: CheckpointKey) -> bool:
+        if not self.matches_thread(key.thread_id):
+            return False
+        if self.checkpoint_ns is not None and key.checkpoint_ns != self.checkpoint_ns:
+            return False
+        if self.since is None and self.until is None:
+            return True
+        at = checkpoint_time(key.checkpoint_id)
+        if at is None:
+            return False
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+@dataclass(slots=True)
+class ThreadSummary:
+    """One row of ``ckpt list``: a thread and what it holds."""
+
+    thread_id: str
+    namespaces: int | None = 0
+    checkpoints: int = 0
+    first_checkpoint_id: str | None = None
+    last_checkpoint_id: str | None = None
+    bytes: int | None = 0
+    """``namespaces`` and ``bytes`` are ``None`` when the summary was asked for without details."""
+    keys_without_ttl: int | None = None
+    """Checkpoints stored without an expiry (stores with TTLs only; ``None`` elsewhere)."""
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """What a ``write`` call did: new rows versus rows the target already had."""
+
+    checkpoints_written: int = 0
+    checkpoints_skipped: int = 0
+    writes_written: int = 0
+    writes_skipped: int = 0
+
+    def add(self, other: WriteReport) -> None:
+        self.checkpoints_written += other.checkpoints_written
+        self.checkpoints_skipped += other.checkpoints_skipped
+        self.writes_written += other.writes_written
+        self.writes_skipped += other.writes_skipped
+
+
+class Store(ABC):
+    """A connection to one checkpoint store, opened from a URL.
+
+    Subclasses implement the abstract core; optional operations are declared in
+    ``capabilities`` and raise ``UsageError`` when missing.
+    """
+
+    kind: ClassVar[str]
+    """Short store kind, e.g. ``sqlite``; shown in reports and export headers."""
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """URL schemes this driver accepts."""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    """Optional operations beyond reading."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, url: str, *, write: bool = False) -> Store:
+        """Open the store at ``url``; read-only unless ``write`` (then it may be created)."""
+
+    @classmethod
+    def open_existing(cls, url: str) -> Store:
+        """Open for destructive work (prune, compact): the store must already be there in a layout
+        this driver knows, and no table, index or setting of it is created or changed.
+
+        Drivers override this with a mode of their own (SQLite does). This default first opens
+        read-only, which refuses a place holding no store, then opens for writing; that second
+        open may still run what the saver's ``setup()`` runs on a known but older layout.
+        """
+        cls.open(url).close()
+        return cls.open(url, write=True)
+
+    @abstractmethod
+    def layout(self) -> dict[str, Any]:
+        """The detected saver and layout version, for export headers and ``doctor``."""
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        """Cheap scan in ``(thread_id, checkpoint_ns, checkpoint_id)`` order; no blob decoding.
+
+        This default derives headers from full records; drivers whose layout allows a cheaper
+        scan (SQLite, PostgreSQL) override it.
+        """
+        for record in self.records(selection):
+            yield header_of(record)
+
+    @abstractmethod
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        """Full records in ``(thread_id, checkpoint_ns, checkpoint_id)`` order."""
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        """One full record, or ``None``. Drivers override with a keyed lookup."""
+        selection = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
+        return next((r for r in self.records(selection) if r.key == key), None)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        """Header of the newest checkpoint (max id) of a thread and namespace."""
+        selection = Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
+        last = None
+        for header in self.headers(selection):
+            last = header
+        return last
+
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
+        """Per-thread summaries, in thread order. Drivers override with an aggregate query.
+
+        Without ``details`` a driver may skip namespace counts and byte sums when those cost a
+        read of every row (SQLite: counting from the primary-key index alone is ~10x cheaper).
+        """
+        current: ThreadSummary | None = None
+        namespaces: set[str] = set()
+        for header in self.headers(selection):
+            if current is None or current.thread_id != header.key.thread_id:
+                if current is not None:
+                    yield current
+                current, namespaces = ThreadSummary(header.key.thread_id), set()
+            _add_to_summary(current, header, namespaces)
+        if current is not None:
+            yield current
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        """Number of checkpoints selected, if the store can tell cheaply (for progress bars)."""
+        return None
+
+    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
+        """Up to ``parts - 1`` increasing thread ids cutting the selected threads into parts worth
+        reading in two processes at once (part ``i`` from the split before it, ``thread_from``, to
+        the one after, ``thread_to``; see :mod:`ckpt.backends.ops.forked`), or ``[]`` when that would
+        not pay off or is not safe here (the default)."""
+        return []
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        """Write one batch idempotently: rows already present are left alone and counted."""
+        raise _missing(self, Capability.WRITE)
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        """Delete checkpoints with their writes; returns how many were deleted."""
+        raise _missing(self, Capability.DELETE)
+
+    def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
+        """The record as this store reads it back after writing it.
+
+        Identity for lossless stores; a store whose layout cannot hold every value (Redis'
+        JSON turns a datetime into a string) returns the record with those losses applied,
+        so that ``--verify`` and the contract tests compare like with like.
+        """
+        return record
+
+    def read_problems(self) -> list[str]:
+        """Rows a read skipped because they could not be read (each named by its key).
+
+        Stores whose documents can be individually malformed (MongoDB) skip such rows,
+        keep going, and list them here; commands print them and exit non-zero.
+        """
+        return []
+
+    def conversion_losses(self) -> dict[str, int]:
+        """What writes into this store could not keep, by kind (lossy layouts only)."""
+        return {}
+
+    def validate(self) -> int | None:
+        """Read everything once to prove it is readable before anything is written.
+
+        Stores whose reads can fail midway on bad input (JSONL files) implement this so that
+        ``import`` writes nothing when line 9,000 is broken. Returns the record count.
+        """
+        return None
+
+    def begin_copy(self, source_kind: str, source_layout: dict[str, Any], source_url: str) -> None:
+        """Told what is about to be copied in (the JSONL store puts it in its header)."""
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """An exclusive, store-wide lock for destructive work (two cron runs never both delete).
+
+        Raises ``LockedError`` at once when another holder has it. Stores that cannot lock do
+        not support destructive commands.
+        """
+        raise _missing(self, Capability.DELETE)
+
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove orphans (writes without a checkpoint, unreferenced blobs, stale keys) of data
+        older than the checkpoint id ``idle_before``, then reclaim space the store's own way.
+
+        Returns counts by kind of what was (``dry_run``: would be) removed. Nothing newer than ``idle_before`` is
+        touched: a running graph may have written writes before their checkpoint (spec §8 rule 8).
+        """
+        raise _missing(self, Capability.DELETE)
+
+    def storage_bytes(self) -> int | None:
+        """Bytes the store occupies on disk or in memory, when it can tell."""
+        return None
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _add_to_summary(summary: ThreadSummary, header: CheckpointHeader, namespaces: set[str]) -> None:
+    namespaces.add(header.key.checkpoint_ns)
+    summary.namespaces = len(namespaces)
+    summary.checkpoints += 1
+    cid = header.key.checkpoint_id
+    if summary.first_checkpoint_id is None or cid < summary.first_checkpoint_id:
+        summary.first_checkpoint_id = cid
+    if summary.last_checkpoint_id is None or cid > summary.last_checkpoint_id:
+        summary.last_checkpoint_id = cid
+    summary.bytes = (summary.bytes or 0) + header.size
+
+
+def _missing(store: Store, capability: Capability) -> Exception:
+    from ckpt.backends.core.errors import UsageError
+
+    return UsageError(f"{store.kind} stores do not support {capability.value}")
+
+
+def parse_metadata(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """JSON metadata bytes → ``(dict, None)``, or ``(None, why)`` when they are not a JSON object."""
+    if not data:
+        return {}, None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, f"metadata is not JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return None, "metadata is not a JSON object"
+    return parsed, None
+
+
+def header_of(record: CheckpointRecord) -> CheckpointHeader:
+    """The header of a full record (metadata parsed when it is JSON)."""
+    metadata, error = parse_metadata(record.metadata.data) if record.metadata.type == "json" else (None, None)
+    return CheckpointHeader(
+        key=record.key,
+        parent_checkpoint_id=record.parent_checkpoint_id,
+        metadata=metadata,
+        checkpoint_bytes=len(record.checkpoint.data) + len(record.metadata.data),
+        writes_bytes=sum(len(w.value.data) for w in record.writes),
+        writes_count=len(record.writes),
+        metadata_error=error,
+    )
+
+
+def find_record(
+    store: Store, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+) -> CheckpointRecord:
+    """The named checkpoint, or the newest of the thread and namespace; raises when absent."""
+    from ckpt.backends.core.errors import CheckpointNotFoundError, ThreadNotFoundError
+
+    if checkpoint_id is None:
+        header = store.latest(thread_id, checkpoint_ns)
+        if header is None:
+            where = f" in namespace {checkpoint_ns!r}" if checkpoint_ns else ""
+            raise ThreadNotFoundError(f"no thread {thread_id!r}{where} in this store")
+        checkpoint_id = header.key.checkpoint_id
+    record = store.get(CheckpointKey(thread_id, checkpoint_ns, checkpoint_id))
+    if record is None:
+        raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id} in thread {thread_id!r}, ns {checkpoint_ns!r}")
+    return record

@@ -1,0 +1,1 @@
+"""The Couchbase driver: langgraph-checkpointer-couchbase's documents (spec section 7)."""

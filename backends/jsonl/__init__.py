@@ -1,0 +1,1 @@
+"""The JSONL export file as a store (docs/format.md)."""

@@ -1,0 +1,1 @@
+"""The MongoDB driver: langgraph-checkpoint-mongodb's documents (spec section 6)."""

@@ -1,0 +1,623 @@
+"""PostgreSQL driver: the layout of langgraph-checkpoint-postgres (spec §4).
+
+Reads every layout of the full saver (inline primitives + shared versioned blobs, the older
+all-blob layouts, ``empty`` blob rows, writes with and without ``task_path``), assembling each
+checkpoint the way ``SELECT_SQL`` does; refuses the shallow saver's tables. Writes exactly
+the 3.2.0 layout: an empty target gets the saver's migrations 0..9 (so ``setup()`` is a
+no-op), channel values are split inline/blob as ``put`` does, one blob row per (channel,
+version). SQLAlchemy opens the connection (URL, dialect, errors); bulk work goes through
+psycopg 3 directly: keyset paging in one REPEATABLE READ snapshot for reads, ``COPY`` into
+staging tables plus ``INSERT … ON CONFLICT DO NOTHING`` for writes, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from ckpt.backends.core.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+    Store,
+    ThreadSummary,
+    WriteReport,
+)
+from ckpt.backends.core.errors import (
+    AccessDeniedError,
+    BackendUnavailableError,
+    CorruptRecordError,
+    LockedError,
+    NotAStoreError,
+    StoreNotFoundError,
+)
+from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.core.merge import attach
+from ckpt.backends.core.urls import redact
+from ckpt.backends.postgres import guard as pg_guard
+from ckpt.backends.postgres import schema as pg_schema
+from ckpt.backends.postgres.layout import assemble, split
+from ckpt.backends.postgres.writes import stage_and_insert
+
+_PAGE = 500
+_C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
+_KEY = f"thread_id{_C}, checkpoint_ns{_C}, checkpoint_id{_C}"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_SELECT_CHECKPOINTS = (
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
+    "FROM checkpoints"
+)
+_KEYS = "unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i)"
+_KEYS4 = "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v)"
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database written by PostgresSaver / AsyncPostgresSaver."""
+
+    kind = "postgres"
+    schemes = ("postgresql", "postgres")
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+
+    def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool, setup: bool = True) -> None:
+        self._handle = handle  # keeps the psycopg connection alive
+        self._conn = handle.conn
+        self.url = url
+        self.schema = schema
+        self.writable = writable
+        self._setup = setup
+        self._layout = self._detect()
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> PostgresStore:
+        schema, handle = _connect(url, read_only=not write)
+        try:
+            return cls(handle, url, schema, writable=write, setup=setup)
+        except BaseException:
+            handle.close()
+            raise
+
+    @classmethod
+    def open_existing(cls, url: str) -> PostgresStore:
+        """For prune and compact: the saver's tables must be there; no migration runs."""
+        return cls.open(url, write=True, setup=False)
+
+    # -- layout ------------------------------------------------------------------
+
+    def _detect(self) -> dict[str, Any]:
+        cur = self._conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+        if cur.fetchone() is None:
+            raise StoreNotFoundError(f"schema {self.schema!r} does not exist in {redact(self.url)}")
+        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        columns = self._columns()
+        if pg_schema.is_shallow(columns):
+            raise NotAStoreError(
+                f"schema {self.schema!r} holds ShallowPostgresSaver tables (no checkpoint_id column); "
+                "ckpt reads and writes the full PostgresSaver layout only"
+            )
+        if "checkpoints" not in columns and not (self.writable and self._setup):
+            raise NotAStoreError(f"schema {self.schema!r} has no LangGraph checkpoint tables")
+        missing = [t for t in pg_schema.TABLES if t != "checkpoint_migrations" and t not in columns]
+        if self.writable and not self._setup and missing:
+            raise NotAStoreError(f"schema {self.schema!r} lacks the saver's table(s) {', '.join(missing)}")
+        if self.writable:
+            self._check_privileges(columns)
+        if self.writable and self._setup:
+            self._migrate(columns)
+            columns = self._columns()
+        migration = self._migration()
+        return pg_schema.describe(columns, migration)
+
+    def _check_privileges(self, columns: dict[str, set[str]]) -> None:
+        """Refuse a write open up front when this role may not change the saver's tables."""
+        needed = [
+            (t, p)
+            for t in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+            if t in columns
+            for p in ("INSERT", "DELETE")
+        ]
+        if not needed:
+            needed_schema = self._conn.execute("SELECT has_schema_privilege(%s, 'CREATE')", (self.schema,)).fetchone()
+            if needed_schema and not needed_schema[0]:
+                raise AccessDeniedError(
+                    f"this role may not create tables in schema {self.schema!r} of {redact(self.url)}"
+                )
+            return
+        for table, privilege in needed:
+            row = self._conn.execute("SELECT has_table_privilege(%s, %s)", (table, privilege)).fetchone()
+            if row and not row[0]:
+                raise AccessDeniedError(
+                    f"this role may not {privilege} on {self.schema}.{table} in {redact(self.url)}; nothing was changed"
+                )
+
+    def _columns(self) -> dict[str, set[str]]:
+        rows = self._conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = ANY(%s)",
+            (self.schema, list(pg_schema.TABLES)),
+        ).fetchall()
+        columns: dict[str, set[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, set()).add(column)
+        return columns
+
+    def _migration(self) -> int | None:
+        try:
+            row = self._conn.execute("SELECT max(v) FROM checkpoint_migrations").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return None if row is None else row[0]
+
+    def _migrate(self, columns: dict[str, set[str]]) -> None:
+        """What the saver's ``setup()`` does: run every migration not yet recorded."""
+        self._conn.execute(pg_schema.MIGRATIONS[0])
+        done = self._migration()
+        start = 0 if done is None else done + 1
+        for version in range(start, len(pg_schema.MIGRATIONS)):
+            self._conn.execute(pg_schema.MIGRATIONS[version])  # autocommit: CONCURRENTLY needs it
+            self._conn.execute("INSERT INTO checkpoint_migrations (v) VALUES (%s) ON CONFLICT DO NOTHING", (version,))
+
+    def layout(self) -> dict[str, Any]:
+        return {**self._layout, "schema": self.schema}
+
+    def close(self) -> None:
+        self._handle.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Cursor[Any]]:
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield self._conn.cursor()  # already inside a snapshot (nested generator)
+            return
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self._conn.cursor()
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        with self._snapshot() as cur:
+            for page in self._pages(cur, selection):
+                blobs = self._blobs_for(cur, page)
+                writes = self._writes_for(cur, page, selection)
+                for row, group in attach(page, writes, lambda r: r[:3], lambda r: r[:3]):
+                    record = _record(row, blobs, group)
+                    if selection.matches(record.key):
+                        yield record
+
+    def _pages(self, cur: psycopg.Cursor[Any], selection: Selection) -> Iterator[list[tuple[Any, ...]]]:
+        where, params = _where(selection)
+        last: tuple[Any, ...] | None = None
+        while True:
+            after = f" AND ({_KEY}) > (%s, %s, %s)" if last else ""
+            cur.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE {where}{after} ORDER BY {_KEY} LIMIT {_PAGE}",
+                [*params, *(last or ())],
+            )
+            page = cur.fetchall()
+            if not page:
+                return
+            yield page
+            last = page[-1][:3]
+
+    def _blobs_for(
+        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]]
+    ) -> dict[tuple[str, str, str, str], tuple[str, bytes]]:
+        keys: set[tuple[str, str, str, str]] = set()
+        for row in page:
+            versions = orjson.loads(row[4]).get("channel_versions") or {}
+            keys.update((row[0], row[1], channel, _version_text(v)) for channel, v in versions.items())
+        if not keys:
+            return {}
+        columns = list(zip(*sorted(keys)))
+        cur.execute(
+            "SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM checkpoint_blobs b "
+            f"JOIN {_KEYS4} "
+            "ON b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v",
+            [list(c) for c in columns],
+        )
+        return {(t, n, c, v): (typ, bytes(blob or b"")) for t, n, c, v, typ, blob in cur.fetchall()}
+
+    def _writes_for(
+        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]], selection: Selection
+    ) -> list[tuple[Any, ...]]:
+        where, params = _where(selection)
+        task_path = "task_path" if self._layout["task_path"] else "''"
+        cur.execute(
+            f"SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, blob "
+            f"FROM checkpoint_writes WHERE {where} AND ({_KEY}) >= (%s, %s, %s) AND ({_KEY}) <= (%s, %s, %s) "
+            f"ORDER BY {_KEY}, task_id{_C}, idx",
+            [*params, *page[0][:3], *page[-1][:3]],
+        )
+        return cur.fetchall()
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                f"SELECT thread_id, checkpoint_ns, checkpoint_id, count(*), sum(octet_length(blob)) "
+                f"FROM checkpoint_writes WHERE {where} GROUP BY 1, 2, 3 ORDER BY {_KEY}",
+                params,
+            )
+            sizes = cur.fetchall()
+            rows = self._header_rows(selection)
+            for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
+                header = _header(row, group[0] if group else None)
+                if selection.matches(header.key):
+                    yield header
+
+    def _header_rows(self, selection: Selection) -> Iterator[tuple[Any, ...]]:
+        where, params = _where(selection)
+        with self._conn.cursor(name="ckpt_headers") as named:  # server-side cursor: no full fetch
+            named.itersize = 2000
+            named.execute(
+                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata::text, "
+                f"pg_column_size(checkpoint) + pg_column_size(metadata) FROM checkpoints WHERE {where} ORDER BY {_KEY}",
+                params,
+            )
+            yield from named
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        selection = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE {where} AND checkpoint_id = %s",
+                [*params, key.checkpoint_id],
+            )
+            page = cur.fetchall()
+            if not page:
+                return None
+            blobs = self._blobs_for(cur, page)
+            writes = self._writes_for(cur, page, selection)
+            return _record(page[0], blobs, writes)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        row = self._conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (thread_id, checkpoint_ns),
+        ).fetchone()
+        if row is None:
+            return None
+        selection = Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
+        return next((h for h in self.headers(selection) if h.key.checkpoint_id == row[0]), None)
+
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
+        if selection.since is not None or selection.until is not None:
+            yield from super().threads(selection)
+            return
+        where, params = _where(selection)
+        with self._snapshot() as cur:
+            cur.execute(
+                f"SELECT thread_id{_C}, sum(n) FROM ("
+                f" SELECT thread_id, sum(pg_column_size(blob)) AS n FROM checkpoint_blobs WHERE {where} GROUP BY 1"
+                f" UNION ALL SELECT thread_id, sum(octet_length(blob)) FROM checkpoint_writes WHERE {where} GROUP BY 1"
+                f") s GROUP BY 1 ORDER BY 1",
+                [*params, *params],
+            )
+            extra = cur.fetchall()
+            cur.execute(
+                f"SELECT thread_id{_C}, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id{_C}), "
+                f"max(checkpoint_id{_C}), sum(pg_column_size(checkpoint) + pg_column_size(metadata)) "
+                f"FROM checkpoints WHERE {where} GROUP BY 1 ORDER BY 1",
+                params,
+            )
+            rows = cur.fetchall()
+        for row, group in attach(rows, extra, lambda r: r[0], lambda r: r[0]):
+            if selection.matches_thread(row[0]):
+                more = int(group[0][1] or 0) if group else 0
+                yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], int(row[5] or 0) + more)
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        where, params = _where(selection)
+        if selection.thread_glob is not None:  # LIKE is a superset of the glob: count per thread, then fnmatch
+            rows = self._conn.execute(f"SELECT thread_id, count(*) FROM checkpoints WHERE {where} GROUP BY 1", params)
+            return sum(int(n) for thread_id, n in rows if selection.matches_thread(thread_id))
+        row = self._conn.execute(f"SELECT count(*) FROM checkpoints WHERE {where}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        ckpt_rows, blob_rows, write_rows = _rows_for(batch)
+        report = WriteReport()
+        with self._conn.transaction():
+            stage_and_insert(self._conn, "checkpoint_blobs", blob_rows)
+            report.checkpoints_written = stage_and_insert(self._conn, "checkpoints", ckpt_rows)
+            report.writes_written = stage_and_insert(self._conn, "checkpoint_writes", write_rows)
+        report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
+        report.writes_skipped = len(write_rows) - report.writes_written
+        return report
+
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        orphan_writes = (
+            "checkpoint_writes w WHERE w.checkpoint_id < %s AND NOT EXISTS (SELECT 1 FROM checkpoints c "
+            "WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns "
+            "AND c.checkpoint_id = w.checkpoint_id)"
+        )
+        idle = (
+            "(SELECT thread_id, checkpoint_ns FROM checkpoints GROUP BY 1, 2 "
+            'HAVING max(checkpoint_id COLLATE "C") < %s) idle'
+        )
+        orphan_blobs = (
+            "b.thread_id = idle.thread_id AND b.checkpoint_ns = idle.checkpoint_ns AND (b.type = 'empty' "
+            "OR NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id "
+            "AND c.checkpoint_ns = b.checkpoint_ns AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version))"
+        )
+        if dry_run:
+            writes = self._conn.execute(f"SELECT count(*) FROM {orphan_writes}", (idle_before,)).fetchone()
+            blobs = self._conn.execute(
+                f"SELECT count(*) FROM checkpoint_blobs b, {idle} WHERE {orphan_blobs}", (idle_before,)
+            ).fetchone()
+            return {"orphan_writes": int(writes[0]) if writes else 0, "orphan_blobs": int(blobs[0]) if blobs else 0}
+        with self._conn.transaction():
+            writes = self._conn.execute(
+                f"DELETE FROM {orphan_writes} RETURNING w.thread_id, w.checkpoint_ns, w.checkpoint_id", (idle_before,)
+            ).fetchall()
+            blobs = self._conn.execute(
+                f"DELETE FROM checkpoint_blobs b USING {idle} WHERE {orphan_blobs} "
+                "RETURNING b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type",
+                (idle_before,),
+            ).fetchall()
+            # 'empty' rows hold no value (readers skip them), so a checkpoint naming one loses nothing
+            pg_guard.check(self._conn, [b[:4] for b in blobs if b[4] != "empty"], writes)
+            deleted_writes, deleted_blobs = len(writes), len(blobs)
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            self._conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))  # autocommit: allowed
+        return {"orphan_writes": deleted_writes, "orphan_blobs": deleted_blobs}
+
+    def storage_bytes(self) -> int | None:
+        row = self._conn.execute(
+            "SELECT sum(pg_total_relation_size(format('%%I.%%I', %s::text, t)::regclass)) "
+            "FROM unnest(ARRAY['checkpoints', 'checkpoint_blobs', 'checkpoint_writes']) t",
+            (self.schema,),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A session advisory lock keyed by schema and name, taken without waiting."""
+        key = f"ckpt:{self.schema}:{name}"
+        row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if not row or not row[0]:
+            raise LockedError(f"another ckpt {name} is running on schema {self.schema!r} (advisory lock {key!r})")
+        try:
+            yield
+        finally:
+            self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        return self.delete_counted(keys)[0]
+
+    def delete_counted(self, keys: Iterable[CheckpointKey]) -> tuple[int, int]:
+        """:meth:`delete`, and how many blobs went with the checkpoints: ``(checkpoints, blobs)``."""
+        rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
+        if not rows:
+            return 0, 0
+        arrays = [list(c) for c in zip(*rows)]
+        match = "x.thread_id = k.t AND x.checkpoint_ns = k.n AND x.checkpoint_id = k.i"
+        with self._conn.transaction():
+            writes = self._conn.execute(
+                f"DELETE FROM checkpoint_writes x USING {_KEYS} WHERE {match} "
+                "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint_id",
+                arrays,
+            ).fetchall()
+            freed = self._conn.execute(
+                f"DELETE FROM checkpoints x USING {_KEYS} WHERE {match} "
+                "RETURNING x.thread_id, x.checkpoint_ns, x.checkpoint -> 'channel_versions'",
+                arrays,
+            ).fetchall()
+            blobs = self._drop_unreferenced_blobs(freed)
+            pg_guard.check(self._conn, blobs, writes)
+        return len(freed), len(blobs)
+
+    def _drop_unreferenced_blobs(self, freed: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
+        """Blobs of deleted checkpoints that no remaining checkpoint of the (thread, ns) references."""
+        keys = {(t, n, c, _version_text(v)) for t, n, versions in freed for c, v in (versions or {}).items()}
+        if not keys:
+            return []
+        arrays = [list(c) for c in zip(*sorted(keys))]
+        rows = self._conn.execute(
+            f"DELETE FROM checkpoint_blobs b USING {_KEYS4} "
+            "WHERE b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v "
+            "AND NOT EXISTS (SELECT 1 FROM checkpoints r WHERE r.thread_id = k.t AND r.checkpoint_ns = k.n "
+            "AND r.checkpoint -> 'channel_versions' ->> k.c = k.v) "
+            "RETURNING b.thread_id, b.checkpoint_ns, b.channel, b.version",
+            arrays,
+        ).fetchall()
+        return [(str(t), str(n), str(c), str(v)) for t, n, c, v in rows]
+
+
+class _Handle:
+    """The psycopg connection (kept behind a handle so closing stays one call for the store)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def conninfo(url: str) -> tuple[str, str]:
+    """``(schema, libpq URI)``: ckpt's ``?schema=`` taken out, a SQLAlchemy driver name dropped.
+
+    Everything else (user, percent-encoded password, hosts, ``sslmode`` and other parameters) is
+    libpq's own URI syntax, passed through as written. (SQLAlchemy did this before and cost 0.3 s
+    of imports on every PostgreSQL command.)
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise NotAStoreError(f"not a PostgreSQL URL: {redact(url)}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), "public")
+    rest = urlencode([(key, value) for key, value in query if key != "schema"], quote_via=quote)
+    return schema, urlunsplit(("postgresql", parts.netloc, parts.path, rest, parts.fragment))
+
+
+def _connect(url: str, *, read_only: bool) -> tuple[str, _Handle]:
+    schema, uri = conninfo(url)
+    if not _IDENT.match(schema):
+        raise NotAStoreError(f"invalid schema name {schema!r}")
+    options = "-c default_transaction_read_only=on" if read_only else ""
+    try:
+        # autocommit: explicit transactions only, one per write batch, one snapshot per read
+        conn = psycopg.connect(uri, connect_timeout=10, options=options, autocommit=True)
+    except psycopg.Error as error:
+        reason = (str(error).strip().splitlines() or ["unknown error"])[0]
+        raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(reason)}") from None
+    return schema, _Handle(conn)
+
+
+def _where(selection: Selection) -> tuple[str, list[Any]]:
+    clauses, params = ["TRUE"], []
+    if selection.thread_id is not None:
+        clauses.append("thread_id = %s")
+        params.append(selection.thread_id)
+    if selection.thread_glob is not None:
+        clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
+        params.append(_glob_to_like(selection.thread_glob))
+    if selection.thread_from is not None:
+        clauses.append(f"thread_id{_C} >= %s")
+        params.append(selection.thread_from)
+    if selection.thread_to is not None:
+        clauses.append(f"thread_id{_C} < %s")
+        params.append(selection.thread_to)
+    if selection.checkpoint_ns is not None:
+        clauses.append("checkpoint_ns = %s")
+        params.append(selection.checkpoint_ns)
+    if selection.since is not None:
+        clauses.append(f"checkpoint_id{_C} >= %s")
+        params.append(lowest_id_at(selection.since))
+    if selection.until is not None:
+        clauses.append(f"checkpoint_id{_C} < %s")
+        params.append(lowest_id_at(selection.until))
+    return " AND ".join(clauses), params
+
+
+def _glob_to_like(glob: str) -> str:
+    """A LIKE pattern matching at least what the fnmatch glob matches (a class becomes ``_``); the
+    rows are checked with fnmatch again in Python. Classes end where fnmatch ends them: after an
+    optional ``!`` and an optional ``]`` as the class's first member; an unclosed ``[`` is literal."""
+    out, i = [], 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "[":
+            j = i + 1
+            j += 1 if j < len(glob) and glob[j] == "!" else 0
+            j += 1 if j < len(glob) and glob[j] == "]" else 0
+            end = glob.find("]", j)
+            if end != -1:
+                out.append("_")
+                i = end + 1
+                continue
+        out.append({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(char, char))
+        i += 1
+    return "".join(out)
+
+
+def _version_text(version: Any) -> str:
+    """A version as ``jsonb_each_text`` renders it, which is what blob rows are keyed by."""
+    return orjson.dumps(version).decode() if isinstance(version, float) else str(version)
+
+
+def _metadata_text(text: str) -> str:
+    """Metadata JSON; PostgresSaver 2.0.0-2.0.21 stored it as a JSON *string* holding JSON."""
+    if text.startswith('"'):
+        inner = orjson.loads(text)
+        if isinstance(inner, str):
+            return inner
+    return text
+
+
+def _record(
+    row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]
+) -> CheckpointRecord:
+    key = CheckpointKey(row[0], row[1], row[2])
+    fields = orjson.loads(row[4])
+    versions = fields.get("channel_versions") or {}
+    mine = {
+        c: blobs[(row[0], row[1], c, _version_text(v))]
+        for c, v in versions.items()
+        if (row[0], row[1], c, _version_text(v)) in blobs
+    }
+    return CheckpointRecord(
+        key=key,
+        parent_checkpoint_id=row[3],
+        checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
+        metadata=Payload("json", _metadata_text(row[5]).encode("utf-8")),
+        writes=tuple(
+            PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes
+        ),
+    )
+
+
+def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
+    try:
+        metadata = orjson.loads(_metadata_text(row[4]))
+        error = None
+    except orjson.JSONDecodeError as err:
+        metadata, error = None, str(err)
+    return CheckpointHeader(
+        key=CheckpointKey(row[0], row[1], row[2]),
+        parent_checkpoint_id=row[3],
+        metadata=metadata if isinstance(metadata, dict) else None,
+        checkpoint_bytes=int(row[5] or 0),
+        writes_count=int(sizes[3]) if sizes else 0,
+        writes_bytes=int(sizes[4] or 0) if sizes else 0,
+        metadata_error=error,
+    )
+
+
+def _rows_for(
+    batch: list[CheckpointRecord],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ckpt_rows, write_rows = [], []
+    blob_rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+    for record in batch:
+        key = record.key
+        split_form = split(record)
+        ckpt_rows.append(
+            (*_key(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, _metadata_json(record))
+        )
+        for channel, version, type_tag, data in split_form.blobs:
+            blob_rows.setdefault(
+                (key.thread_id, key.checkpoint_ns, channel, version),
+                (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data),
+            )
+        write_rows += [
+            (*_key(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data) for w in record.writes
+        ]
+    return ckpt_rows, list(blob_rows.values()), write_rows
+
+
+def _key(key: CheckpointKey) -> tuple[str, str, str]:
+    return key.thread_id, key.checkpoint_ns, key.checkpoint_id
+
+
+def _metadata_json(record: CheckpointRecord) -> str:
+    """Metadata as PostgresSaver stores it: JSON, without the legacy ``writes`` key (spec §1.4)."""
+    if record.metadata.type != "json":
+        raise CorruptRecordError(
+            f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload"
+        )
+    try:
+        metadata = orjson.loads(record.metadata.data or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise CorruptRecordError(f"cannot decode metadata of {record.key}: {err}") from err
+    if isinstance(metadata, dict):
+        metadata.pop("writes", None)
+    return orjson.dumps(metadata).decode().replace("\\u0000", "")

@@ -1,0 +1,1 @@
+"""The SQLite driver: langgraph-checkpoint-sqlite's layouts (spec section 3)."""

@@ -1,0 +1,411 @@
+"""SQLite driver: the layout of langgraph-checkpoint-sqlite (spec §3).
+
+Reads every layout in the wild (3.1.2 with ``writes.task_path``, older files without it,
+old JSON metadata with LangChain envelopes) and writes exactly the 3.1.2 layout. Read-only
+opens use ``mode=ro``: no ``setup()``, no journal-mode switch, a missing file is an error.
+Destructive opens (prune, compact: ``create=False``) use ``mode=rw`` and change rows only: a file
+that is not a known layout is refused, and an older one is not upgraded. Thread globs mean
+``fnmatch.fnmatchcase`` (:mod:`.sqlite_glob`); deletes are guarded (:mod:`.sqlite_delete`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from ckpt.backends.core.base import (
+    Capability,
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    Selection,
+    Store,
+    ThreadSummary,
+    WriteReport,
+    header_of,
+)
+from ckpt.backends.core.errors import (
+    AccessDeniedError,
+    BackendUnavailableError,
+    DataError,
+    LockedError,
+    StoreNotFoundError,
+)
+from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.core.merge import attach
+from ckpt.backends.core.urls import sqlite_path
+from ckpt.backends.sqlite.delete import DeleteBatch, delete_batch, orphan_write_keys
+from ckpt.backends.sqlite.glob import glob_filter
+from ckpt.backends.sqlite.layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
+from ckpt.backends.sqlite.ranges import split_points, worth_two_readers
+from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, record_from_rows, saver_versions, write_row
+
+__all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
+
+
+_KEY = "thread_id, checkpoint_ns, checkpoint_id"
+_FETCH = 1000
+
+before_delete: Callable[[DeleteBatch], None] | None = None
+"""TEST ONLY. Called with each delete batch (prune's, compact's orphans) inside its transaction,
+before anything is deleted; it may add keys to ``batch.checkpoints`` or ``batch.writes`` (plant a
+kept checkpoint's writes, say) so a test can prove the integrity guard rolls such a batch back.
+Production code never sets it; tests set it with ``monkeypatch.setattr``."""
+
+
+class SqliteStore(Store):
+    """A SQLite file written by SqliteSaver / AsyncSqliteSaver."""
+
+    kind = "sqlite"
+    schemes = ("sqlite",)
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
+
+    def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True) -> None:
+        self._conn = conn
+        self.path = path
+        self.writable = writable
+        self._create = writable and create
+        """May set the file up as the saver's ``setup()`` would (import and migrate targets only)."""
+        self._snapshot_depth = 0
+        self._task_path = self._detect_layout()
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False, create: bool = True) -> SqliteStore:
+        """``write`` with ``create`` (import, migrate) may make the file a store as the saver's
+        ``setup()`` does; without ``create`` (prune, compact) the file must already be a known
+        layout, and its schema and journal mode are never touched."""
+        path = sqlite_path(url)
+        if not path:
+            raise DataError(f"no file path in SQLite URL {url!r}")
+        if write and create:
+            conn = _connect_for_write(path)
+        else:
+            if not os.path.isfile(path):
+                raise StoreNotFoundError(f"no such SQLite file: {path}")
+            mode = "rw" if write else "ro"  # neither creates a missing file
+            conn = _connect(f"file:{quote(os.path.abspath(path))}?mode={mode}", path, uri=True)
+        try:
+            return cls(conn, path, writable=write, create=create)
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def open_existing(cls, url: str) -> SqliteStore:
+        return cls.open(url, write=True, create=False)
+
+    def _detect_layout(self) -> bool:
+        columns = table_columns(self._conn, self.path)
+        if self._create and not columns.get("checkpoints"):
+            self._create_schema(fresh=not columns)
+            columns = table_columns(self._conn, self.path)
+        task_path = check_layout(self.path, columns)
+        if self.writable and not os.access(self.path, os.W_OK):
+            raise AccessDeniedError(f"{self.path} is read-only for this user; nothing was changed")
+        if not task_path and self._create:
+            self._conn.execute(ADD_TASK_PATH)  # what the saver's own setup() does
+            return True
+        return task_path
+
+    def _create_schema(self, *, fresh: bool) -> None:
+        if fresh:
+            # setup() switches new stores to WAL; an existing file keeps its journal mode.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(SCHEMA_3_1_2)
+
+    def layout(self) -> dict[str, Any]:
+        journal = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        drift = [] if self._task_path else ["writes has no task_path column; SqliteSaver 3.1.2 setup() adds it"]
+        return {
+            "saver": "langgraph-checkpoint-sqlite",
+            "version": ">=3.1.2" if self._task_path else "<3.1.2 (no writes.task_path)",
+            "task_path": self._task_path,
+            "journal_mode": journal,
+            "drift": drift,
+        }
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction, so checkpoints and their writes come from one state."""
+        self._conn.execute("SAVEPOINT ckpt_read")
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.ProgrammingError):  # the reader left early and the store is closed
+                self._conn.execute("RELEASE ckpt_read")
+
+    def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
+        where, params = _where(selection)
+        ckpt_sql = (
+            f"SELECT {_KEY}, parent_checkpoint_id, metadata, "
+            f"ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0) "
+            f"FROM checkpoints {where} ORDER BY {_KEY}"
+        )
+        writes_sql = (
+            f"SELECT {_KEY}, count(*), sum(ifnull(length(value), 0)) "
+            f"FROM writes {where} GROUP BY {_KEY} ORDER BY {_KEY}"
+        )
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            sizes = self._rows(writes_sql, params)
+            for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
+                header = header_from_row(row, group[0] if group else None)
+                if selection.matches(header.key):
+                    yield header
+
+    def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        where, params = _where(selection)
+        yield from self._records(where, params, selection)
+
+    def _records(self, where: str, params: Sequence[Any], selection: Selection) -> Iterator[CheckpointRecord]:
+        task_path = "task_path" if self._task_path else "''"
+        ckpt_sql = (
+            f"SELECT {_KEY}, parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints {where} ORDER BY {_KEY}"
+        )
+        writes_sql = (
+            f"SELECT {_KEY}, task_id, {task_path}, idx, channel, type, value "
+            f"FROM writes {where} ORDER BY {_KEY}, task_id, idx"
+        )
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            writes = self._rows(writes_sql, params)
+            for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3]):
+                record = record_from_rows(row, group)
+                if selection.matches(record.key):
+                    yield record
+
+    def get(self, key: CheckpointKey) -> CheckpointRecord | None:
+        where = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+        params = (key.thread_id, key.checkpoint_ns, key.checkpoint_id)
+        return next(self._records(where, params, Selection()), None)
+
+    def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
+        row = self._conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (thread_id, checkpoint_ns),
+        ).fetchone()
+        if row is None:
+            return None
+        record = self.get(CheckpointKey(thread_id, checkpoint_ns, row[0]))
+        return header_of(record) if record is not None else None
+
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
+        if selection.since is not None or selection.until is not None:
+            yield from super().threads(selection)
+            return
+        if not details:
+            yield from self._thread_counts(selection)
+            return
+        where, params = _where(selection)
+        # Byte sums read every row's page (the blob is stored in it): ask for them only with details.
+        ckpt_sql = (
+            "SELECT thread_id, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id), max(checkpoint_id), "
+            "sum(ifnull(length(checkpoint), 0) + ifnull(length(metadata), 0)) "
+            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
+        )
+        writes_sql = (
+            f"SELECT thread_id, sum(ifnull(length(value), 0)) FROM writes {where} GROUP BY thread_id ORDER BY thread_id"
+        )
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            sizes = self._rows(writes_sql, params)
+            for row, group in attach(rows, sizes, lambda r: r[0], lambda r: r[0]):
+                if selection.matches_thread(row[0]):
+                    extra = group[0][1] if group else 0
+                    yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], (row[5] or 0) + (extra or 0))
+
+    def _thread_counts(self, selection: Selection) -> Iterator[ThreadSummary]:
+        """Counts and first/last ids from the primary-key index alone: no table page is read."""
+        where, params = _where(selection)
+        sql = (
+            "SELECT thread_id, count(*), min(checkpoint_id), max(checkpoint_id) "
+            f"FROM checkpoints {where} GROUP BY thread_id ORDER BY thread_id"
+        )
+        with self._snapshot():
+            for thread_id, count, first, last in self._rows(sql, params):
+                if selection.matches_thread(thread_id):  # the glob's SQL form is checked again
+                    yield ThreadSummary(thread_id, None, count, first, last, None)
+
+    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
+        """A large file opened read-only, with a core idle: cuts near the middle of each range,
+        found from the first characters after the range's common prefix (~16 index seeks a cut
+        for uuid ids; sqlite_ranges.py)."""
+        if self.writable or not worth_two_readers(self.path):
+            return []
+        where, params = _where(selection)
+        # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
+        first = f"SELECT min(thread_id) FROM checkpoints {where}"
+        last = f"SELECT max(thread_id) FROM checkpoints {where}"
+        lowest, highest = self._conn.execute(f"SELECT ({first}), ({last})", [*params, *params]).fetchone()
+        joiner = "AND" if where else "WHERE"
+        from_id, before_id = f"{first} {joiner} thread_id >= ?", f"{last} {joiner} thread_id < ?"
+        return split_points(
+            lowest,
+            highest,
+            parts,
+            lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0],
+            lambda s: self._conn.execute(before_id, [*params, s]).fetchone()[0],
+        )
+
+    def count(self, selection: Selection = Selection()) -> int | None:
+        if selection.thread_glob is not None:  # counted per thread, so fnmatch decides as everywhere
+            return sum(t.checkpoints for t in self._thread_counts(selection))
+        where, params = _where(selection)
+        return int(self._conn.execute(f"SELECT count(*) FROM checkpoints {where}", params).fetchone()[0])
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        try:
+            cursor = self._conn.execute(sql, params)
+            while batch := cursor.fetchmany(_FETCH):
+                yield from batch
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"cannot read {self.path}: {exc}") from exc
+
+    # -- writing -----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        batch = list(records)
+        report = WriteReport()
+        ckpt_rows = [checkpoint_row(r) for r in batch]
+        write_rows = [write_row(r.key, w) for r in batch for w in r.writes]
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+                "type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                ckpt_rows,
+            )
+            report.checkpoints_written = conn.total_changes - before
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, "
+                "channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                write_rows,
+            )
+            report.writes_written = conn.total_changes - before
+        report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
+        report.writes_skipped = len(write_rows) - report.writes_written
+        return report
+
+    def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
+        converted = saver_versions(record.checkpoint)
+        if converted is record.checkpoint.data:
+            return record
+        return replace(record, checkpoint=Payload(record.checkpoint.type, converted))
+
+    def compact(self, idle_before: str, *, dry_run: bool = False) -> dict[str, int]:
+        orphan = (
+            "NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = writes.thread_id "
+            "AND c.checkpoint_ns = writes.checkpoint_ns AND c.checkpoint_id = writes.checkpoint_id)"
+        )
+        if dry_run:
+            count = self._conn.execute(
+                f"SELECT count(*) FROM writes WHERE checkpoint_id < ? AND {orphan}", (idle_before,)
+            )
+            return {"orphan_writes": int(count.fetchone()[0])}
+        with self._transaction() as conn:
+            # Orphans by key, deleted as a batch of no checkpoints: the guard proves each had none.
+            batch = DeleteBatch(checkpoints=[], writes=orphan_write_keys(conn, idle_before))
+            removed = self._delete_batch(conn, batch)[1]
+        self._conn.execute("VACUUM")  # rewrites the file without the free pages
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"orphan_writes": removed}
+
+    def storage_bytes(self) -> int | None:
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """``flock`` on ``<file>.ckpt-<name>.lock`` beside the database: held until the block ends."""
+        path = f"{self.path}.ckpt-{name}.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - closed below
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(f"another ckpt {name} is running on {self.path} (lock file {path})") from None
+            yield
+        finally:
+            handle.close()
+
+    def delete(self, keys: Iterable[CheckpointKey]) -> int:
+        rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
+        with self._transaction() as conn:
+            return self._delete_batch(conn, DeleteBatch(checkpoints=rows, writes=list(rows)))[0]
+
+    def _delete_batch(self, conn: sqlite3.Connection, batch: DeleteBatch) -> tuple[int, int]:
+        """Checkpoints and writes deleted, inside the caller's transaction (sqlite_delete.py)."""
+        if before_delete is not None:  # tests only: plant rows the guard must catch
+            before_delete(batch)
+        return delete_batch(conn, batch)
+
+
+def _connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=30, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise BackendUnavailableError(f"cannot open SQLite file {path}: {exc}") from exc
+    conn.text_factory = str
+    return conn
+
+
+def _connect_for_write(path: str) -> sqlite3.Connection:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
+    return _connect(path, path)
+
+
+def _where(selection: Selection) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selection.thread_id is not None:
+        clauses.append("thread_id = ?")
+        params.append(selection.thread_id)
+    if selection.thread_glob is not None:
+        # fnmatch's glob in GLOB's syntax; every caller re-checks ids with fnmatch (NUL, see sqlite_glob)
+        glob = glob_filter(selection.thread_glob)
+        clauses.append(glob.clause)
+        params.extend(glob.params)
+    if selection.thread_from is not None:
+        clauses.append("thread_id >= ?")  # BINARY collation: the byte order matches_thread uses
+        params.append(selection.thread_from)
+    if selection.thread_to is not None:
+        clauses.append("thread_id < ?")
+        params.append(selection.thread_to)
+    if selection.checkpoint_ns is not None:
+        clauses.append("checkpoint_ns = ?")
+        params.append(selection.checkpoint_ns)
+    if selection.since is not None:
+        clauses.append("checkpoint_id >= ?")
+        params.append(lowest_id_at(selection.since))
+    if selection.until is not None:
+        clauses.append("checkpoint_id < ?")
+        params.append(lowest_id_at(selection.until))
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
