@@ -16,6 +16,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PACKAGES = ("cli", "backends", "formats")
+PUBLIC_INIT = "backends/public.py"
+"""Installed as ``ckpt/__init__.py`` (the wheel: pyproject.toml's force-include)."""
 
 
 class EditableLinkTree(BuildHookInterface):  # type: ignore[type-arg]
@@ -29,6 +31,10 @@ class EditableLinkTree(BuildHookInterface):  # type: ignore[type-arg]
             if os.path.islink(link):  # refresh: the checkout may have moved
                 os.unlink(link)
             os.symlink(os.path.join(self.root, name), link, target_is_directory=True)
+        init = os.path.join(tree, "ckpt", "__init__.py")  # ``import ckpt``: the public API
+        if os.path.lexists(init):
+            os.unlink(init)
+        os.symlink(os.path.join(self.root, PUBLIC_INIT), init)
         self._tmp = tempfile.TemporaryDirectory()
         pth = os.path.join(self._tmp.name, "_ckpt_editable.pth")
         with open(pth, "w", encoding="utf-8") as f:

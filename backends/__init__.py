@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib
+from functools import cache
 
 from ckpt.backends.core.base import (
     Capability,
@@ -41,31 +42,16 @@ __all__ = [
     "known_schemes",
 ]
 
-# Lazy "module:Class" targets: no driver library is imported until a URL needs it,
-# which keeps `ckpt --help` and shell completion fast.
-_BUILTIN: dict[str, str] = {
-    "sqlite": "ckpt.backends.sqlite.store:SqliteStore",
-    "jsonl": "ckpt.backends.jsonl.store:JsonlStore",
-    "postgresql": "ckpt.backends.postgres.store:PostgresStore",
-    "postgres": "ckpt.backends.postgres.store:PostgresStore",
-    "redis": "ckpt.backends.redis.store:RedisStore",
-    "rediss": "ckpt.backends.redis.store:RedisStore",
-    "mongodb": "ckpt.backends.mongodb.store:MongoStore",
-    "mongodb+srv": "ckpt.backends.mongodb.store:MongoStore",
-    "couchbase": "ckpt.backends.couchbase.store:CouchbaseStore",
-    "couchbases": "ckpt.backends.couchbase.store:CouchbaseStore",
-}
-
-# scheme -> (python package the driver imports, extra that installs it)
-_EXTRAS: dict[str, tuple[str, str]] = {
-    "postgresql": ("psycopg", "postgres"),
-    "postgres": ("psycopg", "postgres"),
-    "redis": ("redis", "redis"),
-    "rediss": ("redis", "redis"),
-    "mongodb": ("pymongo", "mongodb"),
-    "couchbase": ("couchbase", "couchbase"),
-    "couchbases": ("couchbase", "couchbase"),
-    "mongodb+srv": ("pymongo", "mongodb"),
+# The driver packages and their store classes. Each package's ``__init__`` is light: it declares
+# the URL schemes its driver accepts (``SCHEMES``, which its store class's ``schemes`` is) and what
+# the driver needs installed (``NEEDS``). No driver module or library is imported until a URL
+# needs it, which keeps `ckpt --help` and shell completion fast.
+_DRIVERS: dict[str, str] = {
+    "sqlite": "SqliteStore",
+    "postgres": "PostgresStore",
+    "redis": "RedisStore",
+    "mongodb": "MongoStore",
+    "couchbase": "CouchbaseStore",
 }
 
 _overrides: dict[str, type[Store]] = {}
@@ -76,8 +62,16 @@ def register(scheme: str, cls: type[Store]) -> None:
     _overrides[scheme] = cls
 
 
+@cache
+def _packages() -> dict[str, str]:
+    """Driver package by URL scheme."""
+    return {
+        scheme: package for package in _DRIVERS for scheme in importlib.import_module(f"{__name__}.{package}").SCHEMES
+    }
+
+
 def known_schemes() -> list[str]:
-    return sorted({*_BUILTIN, *_overrides} - {"jsonl"})
+    return sorted({*_packages(), *_overrides})
 
 
 def store_class(url: str) -> type[Store]:
@@ -86,24 +80,26 @@ def store_class(url: str) -> type[Store]:
     base_scheme = scheme.split("+", 1)[0]
     if scheme in _overrides:
         return _overrides[scheme]
-    target = _BUILTIN.get(scheme) or _BUILTIN.get(base_scheme)
-    if target is None:
+    if scheme == "jsonl":  # an export file, known by its suffix (scheme_of), not by a URL scheme
+        return _load("jsonl", "JsonlStore", scheme)
+    package = _packages().get(scheme) or _packages().get(base_scheme)
+    if package is None:
         shown = f"'{scheme}'" if scheme else f"for {redact(url)!r}"
         raise UnknownSchemeError(
             f"unknown URL scheme {shown}; expected one of: {', '.join(s + '://' for s in known_schemes())}"
             " or a .jsonl/.jsonl.gz file"
         )
-    return _load(target, base_scheme)
+    return _load(package, _DRIVERS[package], base_scheme)
 
 
-def _load(target: str, scheme: str) -> type[Store]:
-    module_name, _, class_name = target.partition(":")
+def _load(package: str, class_name: str, scheme: str) -> type[Store]:
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(f"{__name__}.{package}.store")
     except ImportError as exc:
-        package, extra = _EXTRAS.get(scheme, (exc.name or "?", scheme))
+        needs = getattr(importlib.import_module(f"{__name__}.{package}"), "NEEDS", None)
+        library, extra = needs or (exc.name or "?", scheme)
         raise BackendUnavailableError(
-            f"{scheme}:// needs the '{package}' package: pip install 'langgraph-ckpt[{extra}]'"
+            f"{scheme}:// needs the '{library}' package: pip install 'langgraph-ckpt[{extra}]'"
         ) from exc
     cls: type[Store] = getattr(module, class_name)
     return cls

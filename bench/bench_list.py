@@ -9,8 +9,7 @@ Every variant is a new process whose stdout is a pipe that this script drains (n
                ``SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id`` and prints each
                row as ``thread_id|count`` (interpreter start-up, query and printing, nothing else)
   base_sqlite3 the same query in the ``sqlite3`` command-line shell (``-readonly``), for reference
-  ckpt         ``ckpt list sqlite:///PATH`` (default output: JSON Lines; two readers when a core is idle)
-  ckpt_1reader the same with ``CKPT_SQLITE_READERS=1``: one query, no forked reader
+  ckpt         ``ckpt list sqlite:///PATH`` (default output: JSON Lines; one process, one query)
   ckpt_csv     ``ckpt list sqlite:///PATH -o csv``
   ckpt_table   ``ckpt list sqlite:///PATH -o table`` (the plain formatter: not a terminal)
   ckpt_old     ``ckpt list sqlite:///PATH`` from a frozen copy of older code (``--old PATH``: a
@@ -40,7 +39,6 @@ import time
 from collections.abc import Callable
 
 from ckpt.backends import open_store
-from ckpt.backends.sqlite.ranges import READERS_ENV
 
 BARE_SQL = "SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id"
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
@@ -103,7 +101,7 @@ def library(path: str) -> int:
 def user_env() -> dict[str, str]:
     """This environment as a user's shell has it: .pyc files written (the warm-up writes them, as
     an install does) and stdout buffered. PYTHONPATH given to this script pins the "new" code."""
-    drop = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", READERS_ENV)
+    drop = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "CKPT_SQLITE_READERS")
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
@@ -113,7 +111,6 @@ def variants(path: str, old: str | None) -> dict[str, Callable[[], Result]]:
     found: dict[str, Callable[[], Result]] = {
         "base_py": lambda: child([sys.executable, "-c", BASE_PY, path, BARE_SQL], env),
         "ckpt": lambda: child([CKPT, "list", url], env),
-        "ckpt_1reader": lambda: child([CKPT, "list", url], {**env, READERS_ENV: "1"}),
         "ckpt_csv": lambda: child([CKPT, "list", url, "-o", "csv"], env),
         "ckpt_table": lambda: child([CKPT, "list", url, "-o", "table"], env),
         "lib": lambda: in_process(lambda: library(path)),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
 
 from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
-from ckpt.cli.prune import confirm
 
 
 def compact(
@@ -31,23 +29,23 @@ def compact(
       ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.ids import lowest_id_at
+    from ckpt.backends.core.errors import ExitCode
     from ckpt.backends.core.urls import redact
-    from ckpt.backends.ops.retention import parse_duration
-    from ckpt.cli.console import info
+    from ckpt.backends.ops.prune import Aborted
+    from ckpt.backends.ops.prune import compact as compact_store
+    from ckpt.cli.console import confirm, info
 
     url = resolve_store(url)
-    seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
-    idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
+    question = f"compact {redact(url)} (remove orphans older than {min_idle}, reclaim space)?"
     with open_store(url, write=not dry_run, create=False) as store:
-        before = store.storage_bytes()
-        if dry_run:
-            removed = store.compact(idle_before, dry_run=True)
-        else:
-            with store.lock("compact"):
-                confirm(f"compact {redact(url)} (remove orphans older than {min_idle}, reclaim space)?", yes)
-                removed = store.compact(idle_before)
-        after = store.storage_bytes()
+        try:
+            done = compact_store(
+                store, min_idle=min_idle, dry_run=dry_run, confirm=None if yes else lambda: confirm(question)
+            )
+        except Aborted as exc:
+            info(str(exc))
+            raise typer.Exit(int(ExitCode.OK)) from None
+    removed, before, after = done.removed, done.bytes_before, done.bytes_after
     body = {"store": redact(url), "dry_run": dry_run, "removed": removed, "bytes_before": before, "bytes_after": after}
     if output in (OutputFormat.json, OutputFormat.jsonl):
         write_json(body)

@@ -15,23 +15,6 @@ if TYPE_CHECKING:
     from ckpt.backends.core.base import Store
 
 
-_teardown_skippable = False
-
-
-def skip_teardown() -> None:
-    """The command has written its output and closed everything it opened: when it ends well,
-    ``main`` may end the process without the interpreter's teardown (freeing every module and
-    object: ~50 ms after typer, the stores and the formats are loaded, measured in
-    bench/bench_list.py, where ``ckpt list`` is timed as a whole process). Commands that leave
-    work to finalizers or ``atexit`` (files flushed on close, pools joined) must not call this."""
-    global _teardown_skippable
-    _teardown_skippable = True
-
-
-def teardown_skippable() -> bool:
-    return _teardown_skippable
-
-
 @cache
 def stderr() -> Console:
     from rich.console import Console
@@ -68,3 +51,17 @@ def finish_reads(store: Store) -> None:
         warn(problem)
     if problems:
         raise DataError(f"{len(problems)} stored row(s) could not be read (see warnings); the rest was processed")
+
+
+def confirm(question: str) -> bool:
+    """Destructive work goes ahead after a yes on a terminal (``--yes`` skips the question);
+    off a terminal, without ``--yes``, it is refused."""
+    import sys
+
+    import typer
+
+    from ckpt.backends.core.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to delete without --yes when not on a terminal (try --dry-run first)")
+    return bool(typer.confirm(question, err=True))

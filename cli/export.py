@@ -40,26 +40,25 @@ def export(
       ckpt export sqlite:///agent.db - --thread 'user-42' --decode | jq .decoded
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.errors import CorruptRecordError, UsageError
-    from ckpt.backends.core.urls import is_jsonl_path, redact
-    from ckpt.backends.jsonl.store import JsonlStore
-    from ckpt.backends.ops.transfer import copy_records
+    from ckpt.backends.core.errors import CorruptRecordError
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.api import export as export_store
     from ckpt.cli.console import info, warn
     from ckpt.cli.progress import copy_progress
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
     from ckpt.formats.state import decode_record
 
     url = resolve_store(url)
-    if not is_jsonl_path(file):
-        raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")
     chosen = selection(thread, since, until)
     decoder = PayloadDecoder(aes_key_from(aes_key)) if decode else None
-    with open_store(url) as source, JsonlStore.open(file, write=True) as target:
-        if decoder is not None:
-            target.decorate = lambda record: decode_record(record, decoder)
-        with copy_progress(source.count(chosen), "exporting") as progress:
-            report = copy_records(source, target, chosen, source_url=url, progress=progress)
-    for message in [*target.decode_errors, *report.skipped]:
+    with open_store(url) as source:
+        total = source.count(chosen)
+    with copy_progress(total, "exporting") as progress:
+        report = export_store(
+            url, file, chosen, progress=progress,
+            decorate=(lambda record: decode_record(record, decoder)) if decoder is not None else None,
+        )  # fmt: skip
+    for message in [*report.decode_errors, *report.skipped]:
         warn(message)
     summary = (
         f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, "
@@ -67,7 +66,7 @@ def export(
     )
     if output is OutputFormat.json and file != "-":
         write_json(
-            {"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(target.decode_errors)}
+            {"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(report.decode_errors)}
         )
     else:
         info(summary)
@@ -75,7 +74,7 @@ def export(
         raise CorruptRecordError(
             f"{len(report.skipped)} stored row(s) could not be read (see warnings); the rest was exported"
         )
-    if target.decode_errors:
+    if report.decode_errors:
         raise CorruptRecordError(
-            f"{len(target.decode_errors)} checkpoint(s) could not be decoded (raw payloads were exported as stored)"
+            f"{len(report.decode_errors)} checkpoint(s) could not be decoded (raw payloads were exported as stored)"
         )

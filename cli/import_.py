@@ -24,29 +24,17 @@ def import_(
     Example:
       ckpt import backup.jsonl.gz sqlite:///restored.db
     """
-    from ckpt.backends import open_store
-    from ckpt.backends.core.errors import UsageError
-    from ckpt.backends.core.urls import is_jsonl_path, redact
-    from ckpt.backends.jsonl.store import JsonlStore
-    from ckpt.backends.ops.transfer import copy_records
+    from ckpt.backends.core.urls import redact
+    from ckpt.backends.ops.api import import_ as import_file
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 
     url = resolve_store(url)
-    if not is_jsonl_path(file) or file == "-":
-        raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {file!r}")
-    with JsonlStore.open(file) as source:
-        total = source.validate()
-        with open_store(url, write=True) as target, copy_progress(total, "importing") as progress:
-            report = copy_records(
-                source,
-                target,
-                selection(thread),
-                source_url=file,
-                batch_size=batch_size,
-                progress=progress,
-                validated=True,
-            )
+    with copy_progress(None, "importing") as progress:
+        report = import_file(
+            file, url, selection(thread), batch_size=batch_size, progress=progress,
+            on_total=progress.set_total if progress is not None else None,
+        )  # fmt: skip
     if output is OutputFormat.json:
         write_json({"source": file, "target": redact(url), **report.as_json()})
     else:

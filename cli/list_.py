@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
@@ -16,14 +16,12 @@ from ckpt.cli.options import (
     resolve_store,
     selection,
 )
-from ckpt.cli.output import STREAMING, OutputFormat, emit_rows, encoded_blocks, human_bytes, resolve, write_blocks
+from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
 if TYPE_CHECKING:
-    from ckpt.backends.core.base import CheckpointHeader, Selection, Store, ThreadSummary
+    from ckpt.backends.core.base import CheckpointHeader, ThreadSummary
 
 T = TypeVar("T")
-PARTS = 16
-"""Thread ranges a large listing is cut into, shared by two processes (bench/bench_list.py)."""
 
 THREAD_COLUMNS = ("thread_id", "checkpoints", "first", "last")
 SIZE_COLUMNS = ("namespaces", "bytes")
@@ -66,7 +64,7 @@ def list_(
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
     from ckpt.backends import Capability, open_store
-    from ckpt.cli.console import finish_reads, skip_teardown, warn
+    from ckpt.cli.console import finish_reads, warn
 
     url = resolve_store(url)
     fmt = resolve(output)
@@ -80,50 +78,13 @@ def list_(
         else:
             columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
             columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
-            splits = store.thread_splits(chosen, PARTS) if fmt in STREAMING else []
-            if splits:
-                write_blocks(_threads_in_parts(store, url, chosen, splits, fmt, columns, sizes))
-            else:
-                rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
-                count = emit_rows(
-                    rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
-                )
-                if count == 0 and fmt is OutputFormat.table:
-                    warn("no threads matched")
+            rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
+            count = emit_rows(
+                rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
+            )
+            if count == 0 and fmt is OutputFormat.table:
+                warn("no threads matched")
         finish_reads(store)
-    skip_teardown()  # the store is closed and stdout written: nothing is left for the interpreter's teardown
-
-
-def _threads_in_parts(
-    store: Store,
-    url: str,
-    chosen: Selection,
-    splits: list[str],
-    fmt: OutputFormat,
-    columns: tuple[str, ...],
-    sizes: bool,
-) -> Iterator[bytes]:
-    """The listing's output made in two processes at once: the thread ranges between ``splits``
-    are shared by this process (from the first range on) and a forked child with a store of its
-    own (from the last range back); the output is the same."""
-    from contextlib import contextmanager
-    from dataclasses import replace
-
-    from ckpt.backends import open_store
-    from ckpt.backends.ops.forked import in_parts
-
-    bounds = [None, *splits, None]
-
-    def read(source: Store, part: int) -> Iterator[bytes]:
-        summaries = source.threads(replace(chosen, thread_from=bounds[part], thread_to=bounds[part + 1]), details=sizes)
-        return encoded_blocks(_thread_rows(summaries, sizes), fmt, columns, header=part == 0)
-
-    @contextmanager
-    def in_child() -> Iterator[Callable[[int], Iterator[bytes]]]:
-        with open_store(url) as own:
-            yield lambda part: read(own, part)
-
-    return in_parts(len(bounds) - 1, lambda part: read(store, part), in_child)
 
 
 def _thread_rows(summaries: Iterable[ThreadSummary], sizes: bool) -> Iterator[dict[str, Any]]:

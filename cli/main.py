@@ -169,24 +169,4 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
-    try:
-        build_app(requested_command(sys.argv[1:]))(prog_name="ckpt")
-    except SystemExit as done:
-        if done.code in (None, 0):
-            _end_without_teardown()
-        raise
-
-
-def _end_without_teardown() -> None:
-    """End the process at once after a command that allowed it (``console.skip_teardown``) ended
-    well, once its output is flushed; else return (and let the interpreter end it)."""
-    from ckpt.cli.console import teardown_skippable
-
-    if not teardown_skippable():
-        return
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        return  # a closed or broken stream: the usual exit reports it
-    os._exit(0)
+    build_app(requested_command(sys.argv[1:]))(prog_name="ckpt")

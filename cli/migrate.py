@@ -69,8 +69,9 @@ def migrate(
     from ckpt.backends import open_store
     from ckpt.backends.core.errors import CkptError, DataError
     from ckpt.backends.core.urls import redact
-    from ckpt.backends.ops.transfer import auto_jobs, plan_copy
-    from ckpt.backends.ops.transfer import migrate as migrate_stores
+    from ckpt.backends.ops.api import migrate as migrate_stores
+    from ckpt.backends.ops.api import plan_migration
+    from ckpt.backends.ops.transfer import auto_jobs
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 
@@ -80,8 +81,7 @@ def migrate(
     if ttl is not None:
         target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")
     if dry_run:
-        with open_store(source) as src:
-            plan = plan_copy(src, target, open_store, chosen)
+        plan = plan_migration(source, target, chosen)
         if output is OutputFormat.json:
             write_json({"dry_run": True, "source": redact(source), "target": redact(target), **plan.as_json()})
         else:
@@ -95,11 +95,11 @@ def migrate(
         total = src.count(chosen)
     workers = jobs if jobs is not None else auto_jobs(target, total)
     with copy_progress(total, "migrating") as progress:
-        report = migrate_stores(
-            source, target, open_store, chosen,
-            jobs=workers, batch_size=batch_size, progress=progress, skip_bad=skip_bad,
+        done = migrate_stores(
+            source, target, chosen, verify=verify, jobs=workers, batch_size=batch_size, progress=progress,
+            skip_bad=skip_bad,
         )  # fmt: skip
-    checked = _verify(source, target, chosen) if verify else None
+    report, checked = done.copied, done.verified
     _report(source, target, report, checked, output, workers)
     if report.skipped:
         raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
@@ -108,14 +108,6 @@ def migrate(
             f"verify failed: {checked.missing} missing, {checked.extra} extra, {checked.different} different "
             f"checkpoint(s) in {len(checked.threads_with_differences)} thread(s)"
         )
-
-
-def _verify(source: str, target: str, chosen: object) -> VerifyReport:
-    from ckpt.backends import open_store
-    from ckpt.backends.ops.verify import verify as verify_stores
-
-    with open_store(source) as src, open_store(target) as dst:
-        return verify_stores(src, dst, chosen)  # type: ignore[arg-type]
 
 
 def _report(

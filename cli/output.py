@@ -66,21 +66,13 @@ def emit_rows(
     return counted.count
 
 
-STREAMING = (OutputFormat.jsonl, OutputFormat.csv)
-"""Formats whose output is the concatenation of its rows' output: a listing may be made in parts."""
-
-
-def encoded_blocks(
-    rows: Iterable[dict[str, Any]], fmt: OutputFormat, columns: Sequence[str], *, header: bool = True
-) -> Iterator[bytes]:
-    """JSON Lines or CSV (one of :data:`STREAMING`) as blocks of about 64 KiB; ``header=False``
-    leaves out the CSV header line (a listing's second part). When a row fails, the rows before
-    it still come out, then the error."""
+def encoded_blocks(rows: Iterable[dict[str, Any]], fmt: OutputFormat, columns: Sequence[str]) -> Iterator[bytes]:
+    """JSON Lines or CSV as blocks of about 64 KiB. When a row fails, the rows before it still
+    come out, then the error."""
     if fmt is OutputFormat.csv:
         text = io.StringIO()  # encoded in blocks, not a UTF-8 encode per row
         writer = csv.writer(text, lineterminator="\n")
-        if header:
-            writer.writerow(columns)
+        writer.writerow(columns)
         try:
             for row in rows:
                 writer.writerow(["" if (value := row.get(c)) is None else value for c in columns])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +42,13 @@ def config_files() -> list[Path]:
 
 
 def contexts() -> dict[str, dict[str, Any]]:
-    if sys.version_info >= (3, 11):
-        import tomllib  # here, not at the top: only a store argument that needs a context reads TOML
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    # Here, not at the top: only a store argument that needs a context reads TOML.
+    from ckpt.backends.core.toml import load_toml
 
     found: dict[str, dict[str, Any]] = {}
     for path in reversed(config_files()):  # the project's ckpt.toml wins over the user's file
         if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise _usage_error(f"{path}: invalid TOML ({exc})") from exc
-            found.update(data.get("contexts", {}))
+            found.update(load_toml(path).get("contexts", {}))
     return found
 
 

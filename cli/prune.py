@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import nullcontext
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -13,17 +10,7 @@ from ckpt.cli.options import OutputOption, StoreArgument, ThreadOption, resolve_
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from ckpt.backends.ops.retention import Policy, PruneReport, Spool, ThreadPlan
-
-
-BATCH = 5000
-"""Checkpoints per delete transaction where ckpt plans in Python and deletes by key."""
-SERVER_BATCH = 20000
-"""Checkpoints per transaction of PostgreSQL's server-side prune: each batch is planned and deleted
-by one statement, whose fixed cost (planning it, the round trips, the batch's bounds) is paid per
-batch; 20,000 measured ~10% faster than 5,000 end to end at 1M (bench/results/prune.md, session 6)."""
+    from ckpt.backends.core.policy import PruneReport, ThreadPlan
 
 
 def prune(
@@ -88,8 +75,11 @@ def prune(
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.errors import CkptError, UsageError
-    from ckpt.backends.ops.retention import Policy, Spool, delete_spooled, parse_duration
+    from ckpt.backends.core.errors import CkptError, ExitCode, UsageError
+    from ckpt.backends.core.policy import Policy, parse_duration
+    from ckpt.backends.ops.prune import Aborted
+    from ckpt.backends.ops.prune import prune as prune_store
+    from ckpt.cli.console import confirm, info
 
     url = resolve_store(url)
     policy = Policy(
@@ -101,59 +91,27 @@ def prune(
         thread_glob=thread,
         metadata=tuple(_pair(item) for item in metadata or ()),
         exempt=exempt,
-        min_idle=parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0,
+        min_idle=parse_duration(min_idle, "--min-idle"),
     )
     policy.validate()
     if report not in (None, "json"):
         raise UsageError(f"--report takes 'json', got {report!r}")
-    from ckpt.backends.postgres.prune.rules import (  # light: PostgreSQL modules load only for them
-        ServerPrune,
-        in_server,
-    )
-
-    now = datetime.now(timezone.utc).timestamp()
     fmt = resolve(output)
+    machine = report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl)
     rows: list[ThreadPlan] = []
-    spool = Spool()
-    server: ServerPrune | None = None
-    try:
-        with open_store(url, write=not dry_run, create=False) as store:
-            lock = store.lock("prune") if not dry_run else nullcontext()
-            with lock:
-                on_thread = rows.append if fmt is OutputFormat.table else None
-                server = in_server(store, policy, now, jobs)  # PostgreSQL: plan and delete in SQL
-                if server is not None and yes and not dry_run:
-                    # Nobody reads a plan first: each batch plans and deletes in one statement.
-                    totals = server.run(batch_size or SERVER_BATCH)
-                else:
-                    totals = server.plan(on_thread) if server is not None else _plan(url, policy, now, spool, on_thread)
-                    if dry_run or totals.checkpoints_to_delete == 0:
-                        totals.dry_run = dry_run
-                        _show(url, totals, rows, fmt, report)
-                        return
-                    confirm(_question(url, totals), yes)
-                    if server is not None:  # planned again batch by batch, as deleted
-                        totals = server.run(batch_size or SERVER_BATCH)
-                    else:
-                        delete_spooled(store, spool, totals, batch_size or BATCH)
-    finally:
-        if server is not None:
-            server.close()
-        spool.close()
-    _show(url, totals, [], fmt, report)
+    with open_store(url, write=not dry_run, create=False) as store:
+        try:
+            totals = prune_store(
+                store, policy, dry_run=dry_run, reasons=dry_run and machine, jobs=jobs, batch_size=batch_size,
+                confirm=None if yes else lambda plan: confirm(_question(url, plan)),
+                on_thread=rows.append if dry_run or fmt is OutputFormat.table else None,
+            )  # fmt: skip
+        except Aborted as exc:
+            info(str(exc))
+            raise typer.Exit(int(ExitCode.OK)) from None
+    _show(url, totals, rows if totals.dry_run or totals.checkpoints_to_delete == 0 else [], fmt, report)
     if totals.errors:
         raise CkptError(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
-
-
-def _plan(
-    url: str, policy: Policy, now: float, spool: Spool, on_thread: Callable[[ThreadPlan], None] | None
-) -> PruneReport:
-    """The general path's plan, on a connection of its own (the deletes use the writer's)."""
-    from ckpt.backends import open_store
-    from ckpt.backends.ops.retention import plan_to_spool
-
-    with open_store(url) as reader:
-        return plan_to_spool(reader, policy, now, spool, on_thread)
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -174,18 +132,6 @@ def _question(url: str, totals: PruneReport) -> str:
     )
 
 
-def confirm(question: str, yes: bool) -> None:
-    """Destructive work goes ahead with --yes, or after a yes on a terminal; never silently."""
-    from ckpt.backends.core.errors import ExitCode, UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("refusing to delete without --yes when not on a terminal (try --dry-run first)")
-    if not typer.confirm(question, err=True):
-        raise typer.Exit(int(ExitCode.OK))
-
-
 def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputFormat, report: Optional[str]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -194,7 +140,10 @@ def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputForm
     from ckpt.cli.console import info, stdout, warn
 
     if report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl):
-        write_json({"store": redact(url), **totals.as_json()})
+        body = {"store": redact(url), **totals.as_json()}
+        if totals.dry_run:  # the plan, thread by thread, with what each keeps and why
+            body["plan"] = [row.as_json() for row in rows]
+        write_json(body)
         return
     if rows and fmt is OutputFormat.table:
         table = Table(

@@ -43,14 +43,17 @@ class _Head:
 class _Writer:
     def __init__(self, saver: Any, rng: random.Random, thread_id: str, now: float) -> None:
         self.saver, self.rng, self.thread_id = saver, rng, thread_id
-        self.clock = now - rng.uniform(3, 40) * DAY  # old enough for --min-idle 0s and for day buckets
+        self.now = now
+        self.clock = now - rng.uniform(3, 40) * DAY  # spread over days, for the day and week buckets
         self.node = rng.getrandbits(48)
         self.seq = 0
         self.written: list[tuple[str, str]] = []  # (ns, checkpoint_id), in write order
 
     def tick(self) -> str:
         # minutes to two days between steps: several steps a day, and days with none
-        self.clock += self.rng.choice((60.0, 600.0, 3600.0, 0.4 * DAY, 1.3 * DAY, 2.1 * DAY))
+        step = self.rng.choice((60.0, 600.0, 3600.0, 0.4 * DAY, 1.3 * DAY, 2.1 * DAY))
+        limit = self.now - 60.0  # never in the future: every thread is idle for --min-idle 0s
+        self.clock = self.clock + step if self.clock + step < limit else self.clock + (limit - self.clock) / 2
         self.seq += 1
         return uuid6_at(self.clock, self.seq, self.node)
 

@@ -21,7 +21,7 @@ def test_completion_script_is_current(shell: str, file: str) -> None:
 
 def test_completing_a_command_name_imports_no_driver() -> None:
     env = {**os.environ, "_CKPT_COMPLETE": "complete_bash", "COMP_WORDS": "ckpt ex", "COMP_CWORD": "1"}
-    drivers = ("sqlite3", "sqlalchemy", "psycopg", "redis", "pymongo", "couchbase", "ckpt.backends.sqlite.store")
+    drivers = ("sqlite3", "psycopg", "redis", "pymongo", "couchbase", "ckpt.backends.sqlite.store")
     probe = (
         "import sys, runpy; sys.argv = ['ckpt']\n"
         "try:\n    runpy.run_module('ckpt.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"

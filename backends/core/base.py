@@ -14,11 +14,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
 
 from ckpt.backends.core.ids import checkpoint_time
+
+if TYPE_CHECKING:
+    from ckpt.backends.core.policy import Policy, ServerPrune
 
 S = TypeVar("S", bound="Store")
 
@@ -269,12 +272,12 @@ class Store(ABC):
         """Number of checkpoints selected, if the store can tell cheaply (for progress bars)."""
         return None
 
-    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
-        """Up to ``parts - 1`` increasing thread ids cutting the selected threads into parts worth
-        reading in two processes at once (part ``i`` from the split before it, ``thread_from``, to
-        the one after, ``thread_to``; see :mod:`ckpt.backends.ops.forked`), or ``[]`` when that would
-        not pay off or is not safe here (the default)."""
-        return []
+    def server_prune(self, policy: Policy, now: float, jobs: int | None = None) -> ServerPrune | None:
+        """A capability: the store plans and carries out this prune itself (PostgreSQL: in SQL), or
+        ``None`` when it cannot do so exactly for this policy (then the general planner of
+        :mod:`ckpt.backends.ops.retention` plans from headers and :meth:`delete` deletes). ``jobs``
+        connections may share the work (``None``: the store decides). Close the result when done."""
+        return None
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """Write one batch idempotently: rows already present are left alone and counted."""

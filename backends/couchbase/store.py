@@ -13,15 +13,23 @@ cluster only in the tests enabled by ``CKPT_TEST_COUCHBASE_URL``. See the README
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
-from couchbase.exceptions import CouchbaseException, DocumentExistsException
-from couchbase.options import ClusterOptions, QueryOptions
+from couchbase.exceptions import (
+    CasMismatchException,
+    CouchbaseException,
+    DocumentExistsException,
+    DocumentNotFoundException,
+)
+from couchbase.options import ClusterOptions, InsertOptions, QueryOptions, RemoveOptions, ReplaceOptions
 
 from ckpt.backends.core.base import (
     Capability,
@@ -31,9 +39,11 @@ from ckpt.backends.core.base import (
     Store,
     WriteReport,
 )
-from ckpt.backends.core.errors import BackendUnavailableError, CorruptRecordError
+from ckpt.backends.core.errors import BackendUnavailableError, CorruptRecordError, LockedError
+from ckpt.backends.core.locks import lock_ttl, new_token, renewed
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
+from ckpt.backends.couchbase import SCHEMES
 from ckpt.backends.couchbase.layout import checkpoint_document, checkpoint_id_of, record_from_documents, write_documents
 
 _PAGE = 500
@@ -44,7 +54,7 @@ class CouchbaseStore(Store):
     """A Couchbase bucket/scope written by CouchbaseSaver / AsyncCouchbaseSaver."""
 
     kind = "couchbase"
-    schemes = ("couchbase", "couchbases")
+    schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE})
 
     def __init__(self, cluster: Any, bucket: str, scope: str, collection: str, writes: str, url: str = "") -> None:
@@ -166,6 +176,54 @@ class CouchbaseStore(Store):
             except CouchbaseException:
                 pass
         return deleted
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A document ``ckpt_lock::<name>`` ``{token, expires_at}`` in the checkpoints collection
+        (no ``thread_id``: no reader sees it), inserted with a server-side expiry of the TTL so it
+        lapses after a killed holder; renewed by token every TTL/3 (a replace under its CAS) and
+        removed by token (a remove under its CAS)."""
+        key, token, ttl = f"ckpt_lock::{name}", new_token(), lock_ttl()
+        expiry = timedelta(seconds=max(1, math.ceil(ttl)))  # the server counts whole seconds
+        where = f"{redact(self.url) or self._path} (document {key!r})"
+
+        def content() -> dict[str, Any]:
+            return {"token": token, "expires_at": int((time.time() + ttl) * 1000)}
+
+        try:
+            self._checkpoints.insert(key, content(), InsertOptions(expiry=expiry))
+        except DocumentExistsException:
+            raise LockedError(f"another ckpt {name} is running on {where}") from None
+        except CouchbaseException as exc:
+            raise BackendUnavailableError(f"cannot lock {where}: {exc.__class__.__name__}") from None
+
+        def renew() -> bool:
+            cas = self._lock_cas(key, token)
+            if cas is None:
+                return False
+            try:
+                self._checkpoints.replace(key, content(), ReplaceOptions(cas=cas, expiry=expiry))
+            except (CasMismatchException, DocumentNotFoundException):
+                return False
+            return True
+
+        try:
+            with renewed(renew, ttl, f"the {name} lock on {where}"):
+                yield
+        finally:
+            with suppress(CouchbaseException):  # unreachable: the lock lapses after the TTL instead
+                cas = self._lock_cas(key, token)
+                if cas is not None:
+                    self._checkpoints.remove(key, RemoveOptions(cas=cas))
+
+    def _lock_cas(self, key: str, token: str) -> int | None:
+        """The CAS of the lock document if it still holds ``token``."""
+        try:
+            result = self._checkpoints.get(key)
+        except DocumentNotFoundException:
+            return None
+        document = result.content_as[dict]
+        return int(result.cas) if isinstance(document, dict) and document.get("token") == token else None
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str, str]:

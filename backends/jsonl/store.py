@@ -54,6 +54,15 @@ class JsonlStore(Store):
         self._header: dict[str, Any] | None = None
 
     @classmethod
+    def open_existing(cls, url: str) -> JsonlStore:
+        """An export file is never pruned or compacted in place: refused before it is opened for writing."""
+        from ckpt.backends.core.errors import UsageError
+
+        raise UsageError(
+            f"{url} is an export file: prune and compact work on stores (export again with --thread/--since)"
+        )
+
+    @classmethod
     def open(cls, url: str, *, write: bool = False) -> JsonlStore:
         path = url.partition("://")[2] if url.startswith("jsonl://") else url
         if not write and path != "-" and not os.path.isfile(path):

@@ -13,19 +13,14 @@ max_store_bytes = "2GiB"
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ckpt.backends.core.base import CheckpointRecord, Selection, Store
 from ckpt.backends.core.errors import UsageError
+from ckpt.backends.core.toml import load_toml
 from ckpt.backends.ops.sizes import ThreadSize, channel_sizes, measure
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 KEYS = (
     "max_checkpoint_bytes",
@@ -64,10 +59,7 @@ def load_budgets(path: Path | None = None) -> tuple[dict[str, int], str]:
     for candidate in candidates:
         if candidate is None or not candidate.is_file():
             continue
-        try:
-            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"{candidate}: invalid TOML ({exc})") from exc
+        data = load_toml(candidate)
         table = (
             data.get("tool", {}).get("ckpt", {}).get("budget")
             if candidate.name == "pyproject.toml"

@@ -59,7 +59,7 @@ class SizeReport:
     per_day: dict[str, int] = field(default_factory=dict)
     growing_threads: list[str] = field(default_factory=list)
 
-    def as_json(self, top: int) -> dict[str, Any]:
+    def as_json(self, top: int = 20) -> dict[str, Any]:
         return {
             "store_bytes": self.store_bytes,
             "checkpoints": self.checkpoints,

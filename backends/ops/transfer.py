@@ -46,6 +46,8 @@ class CopyReport(WriteReport):
     """Records that could not be written (``skip_bad``), each as ``key: reason``."""
     losses: dict[str, int] = field(default_factory=dict)
     """Values the target's layout could not keep exactly, by kind (e.g. Redis JSON)."""
+    decode_errors: list[str] = field(default_factory=list)
+    """Checkpoints an export's readable view could not decode (their raw payloads were exported)."""
 
     def merge(self, other: CopyReport) -> None:
         self.add(other)

@@ -5,9 +5,9 @@ all-blob layouts, ``empty`` blob rows, writes with and without ``task_path``), a
 checkpoint the way ``SELECT_SQL`` does; refuses the shallow saver's tables. Writes exactly
 the 3.2.0 layout: an empty target gets the saver's migrations 0..9 (so ``setup()`` is a
 no-op), channel values are split inline/blob as ``put`` does, one blob row per (channel,
-version). SQLAlchemy opens the connection (URL, dialect, errors); bulk work goes through
-psycopg 3 directly: keyset paging in one REPEATABLE READ snapshot for reads, ``COPY`` into
-staging tables plus ``INSERT … ON CONFLICT DO NOTHING`` for writes, one transaction per batch.
+version). Everything goes through psycopg 3: keyset paging in one REPEATABLE READ snapshot for
+reads, ``COPY`` into staging tables plus ``INSERT … ON CONFLICT DO NOTHING`` for writes, one
+transaction per batch.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -45,10 +45,15 @@ from ckpt.backends.core.errors import (
 from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
+from ckpt.backends.postgres import SCHEMES
 from ckpt.backends.postgres import guard as pg_guard
 from ckpt.backends.postgres import schema as pg_schema
+from ckpt.backends.postgres.globs import glob_like_superset
 from ckpt.backends.postgres.layout import assemble, split
 from ckpt.backends.postgres.writes import stage_and_insert
+
+if TYPE_CHECKING:
+    from ckpt.backends.core.policy import Policy, ServerPrune
 
 _PAGE = 500
 _C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
@@ -66,7 +71,7 @@ class PostgresStore(Store):
     """A PostgreSQL database written by PostgresSaver / AsyncPostgresSaver."""
 
     kind = "postgres"
-    schemes = ("postgresql", "postgres")
+    schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE})
 
     def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool, setup: bool = True) -> None:
@@ -328,6 +333,12 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
+    def server_prune(self, policy: Policy, now: float, jobs: int | None = None) -> ServerPrune | None:
+        """The retention rules evaluated in SQL, batch by batch (:mod:`ckpt.backends.postgres.prune`)."""
+        from ckpt.backends.postgres.prune.jobs import in_server
+
+        return in_server(self, policy, now, jobs)
+
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         batch = list(records)
         ckpt_rows, blob_rows, write_rows = _rows_for(batch)
@@ -449,15 +460,14 @@ class _Handle:
         self.conn.close()
 
 
-_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+_SCHEMES = (*SCHEMES, "postgresql+psycopg", "postgresql+psycopg2")  # with a driver name, as SQLAlchemy URLs have
 
 
 def conninfo(url: str) -> tuple[str, str]:
-    """``(schema, libpq URI)``: ckpt's ``?schema=`` taken out, a SQLAlchemy driver name dropped.
+    """``(schema, libpq URI)``: ckpt's ``?schema=`` taken out, a driver name (``+psycopg``) dropped.
 
     Everything else (user, percent-encoded password, hosts, ``sslmode`` and other parameters) is
-    libpq's own URI syntax, passed through as written. (SQLAlchemy did this before and cost 0.3 s
-    of imports on every PostgreSQL command.)
+    libpq's own URI syntax, passed through as written.
     """
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
@@ -489,7 +499,7 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         params.append(selection.thread_id)
     if selection.thread_glob is not None:
         clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
-        params.append(_glob_to_like(selection.thread_glob))
+        params.append(glob_like_superset(selection.thread_glob))
     if selection.thread_from is not None:
         clauses.append(f"thread_id{_C} >= %s")
         params.append(selection.thread_from)
@@ -506,27 +516,6 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append(f"checkpoint_id{_C} < %s")
         params.append(lowest_id_at(selection.until))
     return " AND ".join(clauses), params
-
-
-def _glob_to_like(glob: str) -> str:
-    """A LIKE pattern matching at least what the fnmatch glob matches (a class becomes ``_``); the
-    rows are checked with fnmatch again in Python. Classes end where fnmatch ends them: after an
-    optional ``!`` and an optional ``]`` as the class's first member; an unclosed ``[`` is literal."""
-    out, i = [], 0
-    while i < len(glob):
-        char = glob[i]
-        if char == "[":
-            j = i + 1
-            j += 1 if j < len(glob) and glob[j] == "!" else 0
-            j += 1 if j < len(glob) and glob[j] == "]" else 0
-            end = glob.find("]", j)
-            if end != -1:
-                out.append("_")
-                i = end + 1
-                continue
-        out.append({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(char, char))
-        i += 1
-    return "".join(out)
 
 
 def _version_text(version: Any) -> str:

@@ -12,9 +12,9 @@ batch; documents are set with NX, so a rerun writes nothing twice.
 from __future__ import annotations
 
 import base64
-import uuid
+import math
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -39,8 +39,10 @@ from ckpt.backends.core.errors import (
     NotAStoreError,
     UsageError,
 )
+from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
 from ckpt.backends.core.msgpack_raw import pack, unpack
 from ckpt.backends.core.urls import redact
+from ckpt.backends.redis import SCHEMES
 from ckpt.backends.redis.docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
 from ckpt.backends.redis.jsonform import ExtCache, Losses, from_redis, write_value_from_redis
 from ckpt.backends.redis.prune import Janitor
@@ -49,6 +51,13 @@ from ckpt.backends.redis.wire import Block, Pipeline
 
 _FIELD_ORDER = ("v", "ts", "id", "channel_values", "channel_versions", "versions_seen", "updated_channels")
 _PAGE = 500
+_DELETE_IF_HELD = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+"""Release a lock by token, atomically: a holder whose lock lapsed and was taken over deletes nothing."""
+_RENEW_IF_HELD = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+)
+"""Extend a lock's expiry by token, atomically (0: the token is gone)."""
+
 _BLOCK = 250
 """Checkpoints per MULTI/EXEC block of a write batch (blocks are pipelined, see ``redis_wire``)."""
 
@@ -57,7 +66,7 @@ class RedisStore(Store):
     """A Redis (RedisJSON + RediSearch) database written by RedisSaver / AsyncRedisSaver."""
 
     kind = "redis"
-    schemes = ("redis", "rediss")
+    schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
 
     def __init__(
@@ -387,15 +396,23 @@ class RedisStore(Store):
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """``SET ckpt_lock:<prefix>:<name> <token> NX PX`` (expires if the holder dies), released by token."""
-        key, token = f"ckpt_lock:{self.prefix}:{name}", uuid.uuid4().hex
-        if not self._r.set(key, token, nx=True, px=3_600_000):
-            raise LockedError(f"another ckpt {name} is running on {redact(self.url)} (key {key})")
+        """``SET ckpt_lock:<prefix>:<name> <token> NX PX <ttl>``: renewed by token every TTL/3 while
+        held (so it lapses a TTL after a killed holder), deleted by token (``backends.core.locks``)."""
+        key, token, ttl = f"ckpt_lock:{self.prefix}:{name}", new_token(), lock_ttl()
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        if not self._r.set(key, token, nx=True, px=ttl_ms):
+            held_by = holder_of(self._r.get(key))
+            raise LockedError(f"another ckpt {name} is running on {redact(self.url)} (key {key}, {held_by})")
+
+        def renew() -> bool:
+            return bool(self._r.eval(_RENEW_IF_HELD, 1, key, token, ttl_ms))
+
         try:
-            yield
+            with renewed(renew, ttl, f"the {name} lock (key {key})"):
+                yield
         finally:
-            if self._r.get(key) == token.encode():
-                self._r.delete(key)
+            with suppress(redis.RedisError):  # unreachable: the lock lapses after the TTL instead
+                self._r.eval(_DELETE_IF_HELD, 1, key, token)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Checkpoints with their writes and registry entries, behind the integrity guard (``redis_prune``)."""

@@ -10,7 +10,6 @@ that is not a known layout is refused, and an older one is not upgraded. Thread 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,16 +34,16 @@ from ckpt.backends.core.errors import (
     AccessDeniedError,
     BackendUnavailableError,
     DataError,
-    LockedError,
     StoreNotFoundError,
 )
 from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.core.locks import file_lock
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import sqlite_path
+from ckpt.backends.sqlite import SCHEMES
 from ckpt.backends.sqlite.delete import DeleteBatch, delete_batch, orphan_write_keys
 from ckpt.backends.sqlite.glob import glob_filter
 from ckpt.backends.sqlite.layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
-from ckpt.backends.sqlite.ranges import split_points, worth_two_readers
 from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, record_from_rows, saver_versions, write_row
 
 __all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
@@ -64,7 +63,7 @@ class SqliteStore(Store):
     """A SQLite file written by SqliteSaver / AsyncSqliteSaver."""
 
     kind = "sqlite"
-    schemes = ("sqlite",)
+    schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True) -> None:
@@ -241,27 +240,6 @@ class SqliteStore(Store):
                 if selection.matches_thread(thread_id):  # the glob's SQL form is checked again
                     yield ThreadSummary(thread_id, None, count, first, last, None)
 
-    def thread_splits(self, selection: Selection = Selection(), parts: int = 2) -> list[str]:
-        """A large file opened read-only, with a core idle: cuts near the middle of each range,
-        found from the first characters after the range's common prefix (~16 index seeks a cut
-        for uuid ids; sqlite_ranges.py)."""
-        if self.writable or not worth_two_readers(self.path):
-            return []
-        where, params = _where(selection)
-        # Two subqueries: SQLite answers a lone min() or max() with one index seek each.
-        first = f"SELECT min(thread_id) FROM checkpoints {where}"
-        last = f"SELECT max(thread_id) FROM checkpoints {where}"
-        lowest, highest = self._conn.execute(f"SELECT ({first}), ({last})", [*params, *params]).fetchone()
-        joiner = "AND" if where else "WHERE"
-        from_id, before_id = f"{first} {joiner} thread_id >= ?", f"{last} {joiner} thread_id < ?"
-        return split_points(
-            lowest,
-            highest,
-            parts,
-            lambda s: self._conn.execute(from_id, [*params, s]).fetchone()[0],
-            lambda s: self._conn.execute(before_id, [*params, s]).fetchone()[0],
-        )
-
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection.thread_glob is not None:  # counted per thread, so fnmatch decides as everywhere
             return sum(t.checkpoints for t in self._thread_counts(selection))
@@ -342,17 +320,10 @@ class SqliteStore(Store):
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """``flock`` on ``<file>.ckpt-<name>.lock`` beside the database: held until the block ends."""
-        path = f"{self.path}.ckpt-{name}.lock"
-        handle = open(path, "a+")  # noqa: SIM115 - closed below
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LockedError(f"another ckpt {name} is running on {self.path} (lock file {path})") from None
+        """``<file>.ckpt-<name>.lock`` beside the database, locked (``locks.file_lock``) while the
+        block runs and removed when it ends."""
+        with file_lock(f"{self.path}.ckpt-{name}.lock", f"another ckpt {name} is running on {self.path}"):
             yield
-        finally:
-            handle.close()
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]

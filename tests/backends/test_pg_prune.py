@@ -13,7 +13,8 @@ import pytest
 from ckpt.backends import open_store
 from ckpt.backends.core.ids import checkpoint_time, lowest_id_at
 from ckpt.backends.ops.retention import Policy, PruneReport, Spool, ThreadPlan, delete_spooled, plan, plan_to_spool
-from ckpt.backends.postgres.prune.rules import bounds, first_tick, glob_like, id_at_tick, in_server, supports
+from ckpt.backends.postgres.prune.jobs import in_server
+from ckpt.backends.postgres.prune.sql import bounds, first_tick, id_at_tick, supports
 from tests.servers import postgres_schema
 
 DAY = 86400.0
@@ -302,7 +303,6 @@ def test_policies_without_an_exact_sql_form_use_the_general_path() -> None:
         Policy(keep_last=1, exempt="[!v]*"),
     ):
         assert not supports(policy)
-    assert glob_like("a_b%c*?\\") == "a\\_b\\%c%_\\\\"
 
 
 @pytest.mark.parametrize("seconds", [0.0, 59.99999, 300.0, 7 * DAY, 1234567.8912345])
@@ -320,11 +320,17 @@ def test_time_bounds_split_ids_exactly_where_the_python_rule_does(seconds: float
         assert below < at
 
 
-def test_other_stores_have_no_server_side_prune(tmp_path: Any) -> None:
+def test_only_postgres_offers_a_server_side_prune_and_only_for_policies_it_plans_exactly(tmp_path: Any) -> None:
+    """The capability, not the store's kind: the general path asks ``Store.server_prune``."""
     from tests.conftest import sqlite_url
 
     with open_store(sqlite_url(tmp_path / "x.db"), write=True) as store:
-        assert in_server(store, Policy(keep_last=1), NOW) is None
+        assert store.server_prune(Policy(keep_last=1), NOW) is None
+    with _stores(1) as [(url, _)], open_store(url, write=True) as store:
+        offered = store.server_prune(Policy(keep_last=1), NOW, 1)
+        assert offered is not None
+        offered.close()
+        assert store.server_prune(Policy(keep_last=1, keep_daily=2), NOW, 1) is None
 
 
 def test_two_jobs_plan_and_delete_what_one_connection_does() -> None:
@@ -362,7 +368,7 @@ def test_two_jobs_sharing_a_queue_from_both_ends_get_every_batch_once() -> None:
     import psycopg
 
     from ckpt.backends.postgres.prune.batches import BatchQueue
-    from ckpt.backends.postgres.prune.rules import IN_RANGE
+    from ckpt.backends.postgres.prune.sql import IN_RANGE
 
     in_range = IN_RANGE.format(lo="lo", hi="hi", col="thread_id")
     with _stores(1) as [(_, libpq)], psycopg.connect(libpq, autocommit=True) as a, psycopg.connect(libpq) as b:

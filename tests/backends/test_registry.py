@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,46 @@ def test_postgres_url_forms() -> None:
         assert store_class(url) is PostgresStore
 
 
-def test_missing_driver_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(backends._BUILTIN, "redis", "ckpt.backends._no_such_driver:RedisStore")  # as if not installed
+@pytest.mark.parametrize(
+    ("url", "module", "message"),
+    [
+        (
+            "redis://localhost:6379/0",
+            "redis",
+            "redis:// needs the 'redis' package: pip install 'langgraph-ckpt[redis]'",
+        ),
+        (
+            "mongodb+srv://c/db",
+            "pymongo",
+            "mongodb:// needs the 'pymongo' package: pip install 'langgraph-ckpt[mongodb]'",
+        ),
+        (
+            "postgres://h/db",
+            "psycopg",
+            "postgres:// needs the 'psycopg' package: pip install 'langgraph-ckpt[postgres]'",
+        ),
+    ],
+)
+def test_missing_driver_names_the_install_line(
+    monkeypatch: pytest.MonkeyPatch, url: str, module: str, message: str
+) -> None:
+    package = store_class(url).__module__
+    monkeypatch.delitem(sys.modules, package)
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
     with pytest.raises(BackendUnavailableError) as info:
-        store_class("redis://localhost:6379/0")
-    assert str(info.value) == "redis:// needs the 'redis' package: pip install 'langgraph-ckpt[redis]'"
+        store_class(url)
+    assert str(info.value) == message
+
+
+def test_one_list_of_schemes_the_driver_classes_declare() -> None:
+    """The registry's schemes are the drivers' own (declared once, in each driver's light package)."""
+    schemes = backends.known_schemes()
+    assert schemes == sorted(
+        ["sqlite", "postgresql", "postgres", "redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases"]
+    )
+    classes = {store_class(f"{scheme}://x") for scheme in schemes}
+    assert sorted(s for cls in classes for s in cls.schemes) == schemes
+    assert all(scheme in store_class(f"{scheme}://x").schemes for scheme in schemes)
 
 
 def test_redact_masks_passwords_everywhere() -> None:

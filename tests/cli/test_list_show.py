@@ -6,8 +6,12 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from ckpt.backends.core.errors import DataError
 from ckpt.backends.core.ids import checkpoint_time
 from tests.conftest import Cli, sqlite_url
 
@@ -141,3 +145,30 @@ def test_version_and_help(cli: Cli) -> None:
     help_text = cli("--help").stdout
     for command in ("list", "show", "export", "import"):
         assert command in help_text
+
+
+def test_rows_read_before_a_failure_still_come_out() -> None:
+    from ckpt.cli.list_ import _chunks
+
+    def failing() -> Iterator[int]:
+        yield from range(5)
+        raise DataError("page 7 is corrupt")
+
+    out: list[list[int]] = []
+    with pytest.raises(DataError, match="page 7"):
+        for chunk in _chunks(failing(), 3):
+            out.append(chunk)
+    assert out == [[0, 1, 2], [3, 4]]
+
+
+def test_the_real_process_prints_what_the_command_prints(cli: Cli, official_db: Path) -> None:
+    """Through ``main`` and a pipe, with stdout buffered as a user's is: every row, exit code 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    args = ["list", sqlite_url(official_db), "-o", "jsonl"]
+    done = subprocess.run([sys.executable, "-m", "ckpt.cli", *args], capture_output=True, env=env, check=False)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.decode() == cli(*args).stdout and done.stdout.count(b"\n") == 3

@@ -62,3 +62,17 @@ def test_bad_contexts_are_usage_errors_and_passwords_stay_hidden(
     failing = cli("list", "@remote")
     assert failing.exit_code == ExitCode.UNAVAILABLE
     assert "hunter2" not in failing.stderr and "app:***@127.0.0.1:1" in failing.stderr
+
+
+@pytest.mark.parametrize(
+    "text", [b"[contexts.local\nurl = 1\n", b'[budget]\nname = "\xff"\n'], ids=["syntax", "not-utf8"]
+)
+def test_a_bad_ckpt_toml_is_a_usage_error_naming_the_file(
+    cli: Cli, project: Path, official_db: Path, text: bytes
+) -> None:
+    """Contexts (the CLI) and budgets (the library) read TOML through one loader: the same message."""
+    (project / "ckpt.toml").write_bytes(text)
+    for args in (["list", "@local"], ["check", sqlite_url(official_db)]):
+        bad = cli(*args)
+        assert bad.exit_code == ExitCode.USAGE, args
+        assert "error: ckpt.toml: invalid TOML (" in bad.stderr, args

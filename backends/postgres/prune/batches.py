@@ -31,10 +31,10 @@ import psycopg
 from ckpt.backends.core.errors import IntegrityError
 from ckpt.backends.ops.retention import PruneReport, ThreadPlan
 from ckpt.backends.postgres.prune import blobs as pg_prune_blobs
-from ckpt.backends.postgres.prune.rules import IN_RANGE, SESSION, rows
+from ckpt.backends.postgres.prune.sql import IN_RANGE, SESSION, rows
 
 if TYPE_CHECKING:
-    from ckpt.backends.postgres.prune.rules import Range
+    from ckpt.backends.postgres.prune.sql import Range
     from ckpt.backends.postgres.store import PostgresStore
 
 

@@ -17,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Optional
 
-from ckpt.backends.ops.retention import Policy, PruneReport, ThreadPlan
-from ckpt.backends.postgres.prune.rules import PostgresPrune, Range
+from ckpt.backends.core.policy import Policy, PruneReport, ServerPrune, ThreadPlan
+from ckpt.backends.postgres.prune.batches import BatchQueue
+from ckpt.backends.postgres.prune.rules import PostgresPrune
+from ckpt.backends.postgres.prune.sql import Range, supports
 
 if TYPE_CHECKING:
     from ckpt.backends.postgres.store import PostgresStore
@@ -85,12 +87,10 @@ class ParallelPrune:
         parts = ranges(split_points(store, jobs))
         if len(parts) < 2:
             return PostgresPrune(store, policy, now)
-        from ckpt.backends.postgres.store import PostgresStore
-
         extra: list[PostgresStore] = []
         try:
             for _ in parts[1:]:
-                extra.append(PostgresStore.open(store.url, write=store.writable))
+                extra.append(type(store).open(store.url, write=store.writable))
         except BaseException:
             for opened in extra:
                 opened.close()
@@ -108,8 +108,6 @@ class ParallelPrune:
         return merge(reports, PruneReport(blobs_to_delete=0, blobs_deleted=0, jobs=0))
 
     def run(self, batch_size: int) -> PruneReport:
-        from ckpt.backends.postgres.prune.batches import BatchQueue
-
         # Jobs in pairs, each pair sharing the ranges of both (one from the front, one from the
         # back); an odd last job keeps its own range. Together the ranges cover every id.
         ranges = [job.thread_range for job in self.jobs]
@@ -146,3 +144,16 @@ def merge(reports: list[PruneReport], into: PruneReport) -> PruneReport:
             else:
                 setattr(into, field.name, (mine or 0) + theirs)
     return into
+
+
+def in_server(store: PostgresStore, policy: Policy, now: float, jobs: int | None = 1) -> ServerPrune | None:
+    """The store's own plan-and-delete for this policy, if it has one (imports nothing heavy otherwise).
+
+    Its plan is the general path's, checkpoint for checkpoint; policies it cannot evaluate
+    exactly (``--keep-daily``, ``--keep-weekly``, ``--metadata``, globs with ``[...]``) get ``None``.
+    ``jobs`` connections share the work (:mod:`ckpt.backends.postgres.prune.jobs`; ``None``: decide by size).
+    Call ``close()`` on the result when done.
+    """
+    if not supports(policy):
+        return None
+    return ParallelPrune.open(store, policy, now, auto_jobs(store) if jobs is None else jobs)

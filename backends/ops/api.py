@@ -1,0 +1,182 @@
+"""The library under the commands: every ``ckpt`` verb as one typed call (``import ckpt``).
+
+Each command of the CLI parses its options, makes one of these calls and renders the report; a
+cron job or a notebook makes the same call without the CLI::
+
+    import ckpt
+
+    with ckpt.open("sqlite:///agent.db", write=True) as store:
+        plan = ckpt.prune(store, ckpt.Policy(keep_last=5), min_idle="0s", dry_run=True, reasons=True)
+        report = ckpt.prune(store, ckpt.Policy(keep_last=5))
+        ckpt.compact(store)
+        print(ckpt.size(store).as_json(), ckpt.check(store, {"max_thread_bytes": 10_000_000}).ok)
+    ckpt.export("sqlite:///agent.db", "backup.jsonl.gz")
+    if __name__ == "__main__":  # jobs > 1 spawns worker processes, which import this module again
+        ckpt.migrate("sqlite:///agent.db", "postgresql://app@db/app", verify=True)
+
+Destructive calls take the store's lock and raise ``LockedError`` when another run holds it;
+every error is a :class:`~ckpt.backends.core.errors.CkptError` with the exit code the CLI uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ckpt.backends import open_store
+from ckpt.backends.core.base import Selection, Store
+from ckpt.backends.core.errors import UsageError
+from ckpt.backends.core.urls import is_jsonl_path
+
+if TYPE_CHECKING:
+    from ckpt.backends.ops.budgets import CheckReport
+    from ckpt.backends.ops.sizes import SizeReport
+    from ckpt.backends.ops.transfer import CopyPlan, CopyReport
+    from ckpt.backends.ops.verify import VerifyReport
+
+
+def open(url: str, *, write: bool = False, create: bool = True) -> Store:  # noqa: A001 - the public name
+    """A store by URL (``sqlite:///agent.db``, ``postgresql://…``, ``redis://…``, ``mongodb://…``,
+    ``couchbase://…``, or an export ``.jsonl[.gz]``). Read-only unless ``write``; ``create=False``
+    (prune, compact) refuses a place without a store and never creates or migrates its schema."""
+    return open_store(url, write=write, create=create)
+
+
+def size(store: Store, selection: Selection = Selection(), *, top: int = 20) -> SizeReport:
+    """Bytes by thread, namespace kind, channel and day, largest first (``ckpt size``)."""
+    from ckpt.backends.ops.sizes import measure
+
+    return measure(store, selection, top=top)
+
+
+def check(
+    store: Store,
+    budgets: dict[str, int] | None = None,
+    *,
+    config: str | None = None,
+    baseline: dict[str, int] | None = None,
+) -> CheckReport:
+    """Size budgets (``ckpt check``): ``budgets`` as a dict, or read from ``config`` (a TOML file;
+    default ``./ckpt.toml`` then ``./pyproject.toml``). ``report.ok`` is False on a breach."""
+    from pathlib import Path
+
+    from ckpt.backends.ops.budgets import check as check_budgets
+    from ckpt.backends.ops.budgets import load_budgets
+
+    source = "the caller"
+    if budgets is None:
+        budgets, source = load_budgets(Path(config) if config else None)
+    return check_budgets(store, budgets, source, baseline)
+
+
+@dataclass
+class MigrateReport:
+    """What ``migrate`` copied, and what ``verify`` found when asked for."""
+
+    copied: CopyReport
+    verified: VerifyReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.copied.skipped and (self.verified is None or self.verified.ok)
+
+    def as_json(self) -> dict[str, Any]:
+        body = self.copied.as_json()
+        if self.verified is not None:
+            body["verify"] = self.verified.as_json()
+        return body
+
+
+def migrate(
+    source: str,
+    target: str,
+    selection: Selection = Selection(),
+    *,
+    verify: bool = False,
+    jobs: int | None = None,
+    batch_size: int | None = None,
+    skip_bad: bool = False,
+    progress: Any = None,
+) -> MigrateReport:
+    """Copy checkpoints from one store to another, idempotently (``ckpt migrate``). ``jobs``
+    worker processes (``None``: decided by size and target) each copy a range of threads;
+    with ``verify``, both stores are compared afterwards as the target's saver will see them."""
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH, auto_jobs
+    from ckpt.backends.ops.transfer import migrate as copy_between
+
+    if jobs is None:
+        with open_store(source) as src:
+            jobs = auto_jobs(target, src.count(selection))
+    copied = copy_between(
+        source, target, open_store, selection,
+        jobs=jobs, batch_size=batch_size or DEFAULT_BATCH, progress=progress, skip_bad=skip_bad,
+    )  # fmt: skip
+    return MigrateReport(copied, verify_stores(source, target, selection) if verify else None)
+
+
+def plan_migration(source: str, target: str, selection: Selection = Selection()) -> CopyPlan:
+    """What ``migrate`` would copy, and what the target already has (``migrate --dry-run``)."""
+    from ckpt.backends.ops.transfer import plan_copy
+
+    with open_store(source) as src:
+        return plan_copy(src, target, open_store, selection)
+
+
+def verify_stores(source: str, target: str, selection: Selection = Selection()) -> VerifyReport:
+    """Both stores compared checkpoint by checkpoint (what ``migrate --verify`` runs)."""
+    from ckpt.backends.ops.verify import verify
+
+    with open_store(source) as src, open_store(target) as dst:
+        return verify(src, dst, selection)
+
+
+def export(
+    source: str,
+    file: str,
+    selection: Selection = Selection(),
+    *,
+    decorate: Callable[[Any], Any] | None = None,
+    progress: Any = None,
+) -> CopyReport:
+    """A lossless JSONL export (``ckpt export``) to ``file`` (``.jsonl``, ``.jsonl.gz`` or ``-``);
+    the file appears under its name only when complete. ``decorate(record)`` adds a decoded view."""
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import copy_records
+
+    if not is_jsonl_path(file):
+        raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")
+    with open_store(source) as src, JsonlStore.open(file, write=True) as target:
+        if decorate is not None:
+            target.decorate = decorate
+        report = copy_records(src, target, selection, source_url=source, progress=progress)
+    report.decode_errors = list(target.decode_errors)
+    return report
+
+
+def import_(
+    file: str,
+    target: str,
+    selection: Selection = Selection(),
+    *,
+    batch_size: int | None = None,
+    progress: Any = None,
+    on_total: Callable[[int | None], None] | None = None,
+) -> CopyReport:
+    """A JSONL export back into a store (``ckpt import``), idempotently. The file is read whole
+    once first: a bad line is reported (file and line number) before anything is written, and
+    ``on_total`` learns how many records it holds."""
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH, copy_records
+
+    if not is_jsonl_path(file) or file == "-":
+        raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {file!r}")
+    with JsonlStore.open(file) as src:
+        total = src.validate()
+        if on_total is not None:
+            on_total(total)
+        with open_store(target, write=True) as dst:
+            return copy_records(
+                src, dst, selection, source_url=file, batch_size=batch_size or DEFAULT_BATCH,
+                progress=progress, validated=True,
+            )  # fmt: skip
