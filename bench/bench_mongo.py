@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_targets import Run, Variant, ckpt, copy_loop, source_count  # noqa: E402
+from common import Run, Variant, ckpt, copy_loop, source_count  # noqa: E402
 
 
 def first_tuples(db: str, limit: int) -> list[tuple[str, str, str]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_targets import CKPT, Run, Variant, copy_loop, print_table, redis_cleanup, source_count  # noqa: E402
+from common import CKPT, Run, Variant, copy_loop, print_table, redis_cleanup, source_count  # noqa: E402
 
 
 def server_cpu(pid: int | None) -> float:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
-from ckpt.cli.output import OutputFormat, human_bytes, write_json
+from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
 
 
 def compact(
@@ -29,29 +29,31 @@ def compact(
       ckpt prune sqlite:///agent.db --keep-last 5 --yes && ckpt compact sqlite:///agent.db --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.errors import ExitCode
     from ckpt.backends.core.urls import redact
-    from ckpt.backends.ops.prune import Aborted
     from ckpt.backends.ops.prune import compact as compact_store
     from ckpt.cli.console import confirm, info
 
     url = resolve_store(url)
     question = f"compact {redact(url)} (remove orphans older than {min_idle}, reclaim space)?"
+    fmt = resolve(output)
     with open_store(url, write=not dry_run, create=False) as store:
-        try:
-            done = compact_store(
-                store, min_idle=min_idle, dry_run=dry_run, confirm=None if yes else lambda: confirm(question)
-            )
-        except Aborted as exc:
-            info(str(exc))
-            raise typer.Exit(int(ExitCode.OK)) from None
+        # A declined confirmation raises Aborted ("nothing changed"): exit 8 at the error boundary.
+        done = compact_store(
+            store, min_idle=min_idle, dry_run=dry_run, confirm=None if yes else lambda: confirm(question)
+        )
     removed, before, after = done.removed, done.bytes_before, done.bytes_after
     body = {"store": redact(url), "dry_run": dry_run, "removed": removed, "bytes_before": before, "bytes_after": after}
-    if output in (OutputFormat.json, OutputFormat.jsonl):
-        write_json(body)
+    if dry_run:
+        body["bytes_after_estimated"] = done.bytes_after_estimated
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        write_json(body, fmt)
         return
     found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in removed.items()) or "nothing"
-    sizes = (
-        f"{human_bytes(before)} → {human_bytes(after)}" if before is not None and after is not None else "size unknown"
-    )
+    if before is None:
+        sizes = "size unknown"
+    elif after is None:
+        sizes = f"{human_bytes(before)} now; cannot estimate the size after compacting"
+    else:
+        sizes = f"{human_bytes(before)} → {'~' if done.bytes_after_estimated else ''}{human_bytes(after)}"
+        sizes += " (estimate)" if done.bytes_after_estimated else ""
     info(f"{'would remove' if dry_run else 'removed'} {found} in {redact(url)}; {sizes}")

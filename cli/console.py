@@ -2,6 +2,10 @@
 
 The rich consoles are made on first use: importing rich costs ~50 ms of start-up, which
 ``ckpt --help``, ``--version`` and piped output never need.
+
+Neither console reads rich markup or emoji codes: what they print (messages, thread ids, table
+cells and titles) holds stored and user-given text, in which ``[bold]``, ``[/x]`` or ``:smile:``
+must come out as typed. Styles are given as ``Text`` styles, never as markup.
 """
 
 from __future__ import annotations
@@ -20,26 +24,39 @@ def stderr() -> Console:
     from rich.console import Console
 
     # soft_wrap keeps a long message on one line when stderr is a pipe (log grepping, tests).
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 @cache
 def stdout() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def line(label: str, style: str, message: str) -> None:
+    """``label: message`` on stderr, the label styled, the message as typed (passwords masked)."""
+    from rich.text import Text
+
+    from ckpt.backends.core.urls import redact
+
+    stderr().print(Text.assemble((f"{label}:", style), " ", redact(message)))
+
+
+def error(message: str) -> None:
+    line("error", "bold red", message)
 
 
 def warn(message: str) -> None:
-    from ckpt.backends.core.urls import redact
-
-    stderr().print(f"[yellow]warning:[/] {redact(message)}", markup=True)
+    line("warning", "yellow", message)
 
 
 def info(message: str) -> None:
+    from rich.text import Text
+
     from ckpt.backends.core.urls import redact
 
-    stderr().print(redact(message), markup=False)
+    stderr().print(Text(redact(message)))
 
 
 def finish_reads(store: Store) -> None:

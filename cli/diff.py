@@ -26,7 +26,14 @@ def diff(
     thread: Annotated[
         Optional[str], typer.Option("--thread", "-t", help="Thread to compare across two stores.")
     ] = None,
-    ns: Annotated[str, typer.Option("--ns", help="Checkpoint namespace ('' = root graph).")] = "",
+    ns: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ns",
+            help="Checkpoint namespace ('' = root graph). Default: the root graph for one store, "
+            "every namespace for two.",
+        ),
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Include internal channels (branch:to:*, __pregel_tasks, …).")
     ] = False,
@@ -61,6 +68,7 @@ def diff(
         return
     if thread is not None:
         raise UsageError(f"{thread_or_url!r} is not a store URL; --thread is for comparing two stores")
+    ns = ns or ""
     with open_store(url) as store:
         newer = view_record(find_record(store, thread_or_url, ns, to_id), decoder)
         older_id = from_id or newer.parent_checkpoint_id
@@ -78,8 +86,10 @@ def diff(
 
 
 def _two_stores(
-    url_a: str, url_b: str, thread: str, ns: str, decoder: PayloadDecoder, show_all: bool, fmt: OutputFormat
+    url_a: str, url_b: str, thread: str, ns: str | None, decoder: PayloadDecoder, show_all: bool, fmt: OutputFormat
 ) -> None:
+    """Every checkpoint of ``thread`` in both stores, in every namespace unless ``ns`` narrows it.
+    JSON keys are checkpoint ids for the root graph and ``ns/checkpoint_id`` for subgraphs."""
     from rich.text import Text
 
     from ckpt.backends import open_store
@@ -91,35 +101,41 @@ def _two_stores(
     with open_store(url_a) as a, open_store(url_b) as b:
         left, right = _views(a, thread, ns, decoder), _views(b, thread, ns, decoder)
     patches: dict[str, Any] = {}
-    for checkpoint_id in sorted(set(left) | set(right)):
-        if checkpoint_id not in right:
-            patches[checkpoint_id] = f"only in {redact(url_a)}"
-        elif checkpoint_id not in left:
-            patches[checkpoint_id] = f"only in {redact(url_b)}"
+    for key in sorted(set(left) | set(right)):
+        name = key[1] if key[0] == "" else f"{key[0]}/{key[1]}"
+        if key not in right:
+            patches[name] = f"only in {redact(url_a)}"
+        elif key not in left:
+            patches[name] = f"only in {redact(url_b)}"
         else:
             ops = json_patch(
-                document(left[checkpoint_id], include_internal=show_all),
-                document(right[checkpoint_id], include_internal=show_all),
+                document(left[key], include_internal=show_all), document(right[key], include_internal=show_all)
             )
             if ops:
-                patches[checkpoint_id] = ops
+                patches[name] = ops
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         write_json(patches, pretty=fmt is OutputFormat.json)
     else:
-        for checkpoint_id, found in patches.items():
-            stdout().print(Text(f"{checkpoint_id}: {found if isinstance(found, str) else _short(found)}"))
-        if not patches:
-            stdout().print(Text(f"thread {thread!r}: {len(left)} checkpoints, identical in both stores"))
+        for name, found in patches.items():
+            stdout().print(Text(f"{name}: {found if isinstance(found, str) else _short(found)}"))
+        namespaces = {k[0] for k in (*left, *right)}
+        if ns is None:
+            scope = f"{len(namespaces)} namespace{'s' if len(namespaces) != 1 else ''} (all)"
+        else:
+            scope = "namespace (root) only" if ns == "" else f"namespace {ns!r} only"
+        checkpoints = len(set(left) | set(right))
+        verdict = "identical in both stores" if not patches else f"{len(patches)} differ"
+        stdout().print(Text(f"thread {thread!r}, {scope}: {checkpoints} checkpoints, {verdict}"))
     if patches:
         raise typer.Exit(int(ExitCode.ERROR))
 
 
-def _views(store: Store, thread: str, ns: str, decoder: PayloadDecoder) -> dict[str, CheckpointView]:
+def _views(store: Store, thread: str, ns: str | None, decoder: PayloadDecoder) -> dict[tuple[str, str], CheckpointView]:
     from ckpt.backends import Selection
     from ckpt.formats.state import view_record
 
     selection = Selection(thread_id=thread, checkpoint_ns=ns)
-    return {r.key.checkpoint_id: view_record(r, decoder) for r in store.records(selection)}
+    return {(r.key.checkpoint_ns, r.key.checkpoint_id): view_record(r, decoder) for r in store.records(selection)}
 
 
 def _short(value: Any, width: int = 160) -> str:

@@ -47,10 +47,10 @@ def doctor(
             report = diagnose(store, idle_before, PayloadDecoder(aes_key_from(aes_key)))
     except NotAStoreError as exc:
         if fmt in (OutputFormat.json, OutputFormat.jsonl):
-            write_json({"healthy": False, "store": redact(url), "findings": [str(exc)]})
+            write_json({"healthy": False, "store": redact(url), "findings": [str(exc)]}, fmt)
         raise CkptError(str(exc)) from exc  # exit 1: an unhealthy store is a finding, not a failure
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
-        write_json({"store": redact(url), **report.as_json()})
+        write_json({"store": redact(url), **report.as_json()}, fmt)
     else:
         layout = report.layout
         console = stdout()

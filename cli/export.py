@@ -60,6 +60,8 @@ def export(
         )  # fmt: skip
     for message in [*report.decode_errors, *report.skipped]:
         warn(message)
+    if report.checkpoints_read == 0:
+        warn(_nothing_matched(thread, since, until))
     summary = (
         f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, "
         f"{human_bytes(report.bytes_read)}) from {redact(url)} to {file}"
@@ -78,3 +80,10 @@ def export(
         raise CorruptRecordError(
             f"{len(report.decode_errors)} checkpoint(s) could not be decoded (raw payloads were exported as stored)"
         )
+
+
+def _nothing_matched(thread: str | None, since: str | None, until: str | None) -> str:
+    from ckpt.cli.options import selection_words
+
+    narrowed = selection_words(thread, since, until)
+    return f"no checkpoints matched{narrowed}: nothing was exported" if narrowed else "the store holds no checkpoints"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
@@ -15,6 +15,7 @@ from ckpt.cli.options import (
     UntilOption,
     resolve_store,
     selection,
+    selection_words,
 )
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
 
@@ -51,6 +52,15 @@ def list_(
     ] = False,
     since: SinceOption = None,
     until: UntilOption = None,
+    no_trunc: Annotated[
+        bool,
+        typer.Option(
+            "--no-trunc",
+            "--wide",
+            "-w",
+            help="Tables: whole ids and every column, even wider than the terminal.",
+        ),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """List threads with their checkpoint counts and first/last times; no checkpoint is decoded.
@@ -63,7 +73,7 @@ def list_(
       ckpt list sqlite:///agent.db --thread 'user-*' --sizes -o json
       ckpt list sqlite:///agent.db --checkpoints --thread thread-1 -o csv
     """
-    from ckpt.backends import Capability, open_store
+    from ckpt.backends import Capability, Selection, open_store
     from ckpt.cli.console import finish_reads, warn
 
     url = resolve_store(url)
@@ -72,18 +82,22 @@ def list_(
     with open_store(url) as store:
         if checkpoints:
             rows = _checkpoint_rows(store.headers(chosen))
-            emit_rows(
-                rows, fmt, CHECKPOINT_COLUMNS, human={"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
-            )
+            human = {"bytes": human_bytes, "checkpoint_ns": _ns, "time": _short_time}
+            if fmt is OutputFormat.table:
+                count = _fitted_table(rows, CHECKPOINT_COLUMNS, human, no_trunc, ids=True)
+            else:
+                count = emit_rows(rows, fmt, CHECKPOINT_COLUMNS, human=human)
         else:
             columns = THREAD_COLUMNS + (SIZE_COLUMNS if sizes else ())
             columns += ("keys_without_ttl",) if Capability.TTL in store.capabilities else ()
             rows = _thread_rows(store.threads(chosen, details=sizes), sizes)
-            count = emit_rows(
-                rows, fmt, columns, human={"bytes": human_bytes, "first": _short_time, "last": _short_time}
-            )
-            if count == 0 and fmt is OutputFormat.table:
-                warn("no threads matched")
+            human = {"bytes": human_bytes, "first": _short_time, "last": _short_time}
+            if fmt is OutputFormat.table:
+                count = _fitted_table(rows, columns, human, no_trunc, ids=False)
+            else:
+                count = emit_rows(rows, fmt, columns, human=human)
+        if count == 0 and (fmt is OutputFormat.table or chosen != Selection()):
+            warn(f"no {'checkpoints' if checkpoints else 'threads'} matched{selection_words(thread, since, until, ns)}")
         finish_reads(store)
 
 
@@ -155,3 +169,72 @@ def _ns(value: Any) -> str:
 
 def _short_time(value: Any) -> str:
     return "" if value is None else str(value).replace("T", " ").rstrip("Z")
+
+
+# Narrow terminals: these columns go first, in this order, then these cells are cut (never an id).
+_DROP = ("parent_checkpoint_id", "source", "writes", "time", "step", "namespaces", "keys_without_ttl", "first")
+_SHRINK = ("checkpoint_ns", "thread_id")
+_ID_COLUMNS = ("checkpoint_id", "parent_checkpoint_id")
+_NUMBERS = frozenset({"checkpoints", "bytes", "writes", "step", "namespaces"})  # right-aligned, as emit_rows does
+
+
+def _fitted_table(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], human: dict[str, Any], whole: bool, *, ids: bool
+) -> int:
+    """A table that fits the terminal, one line per row: checkpoint ids (and the task ids in
+    namespaces) cut to the shortest prefix that is unique among those listed, as git and docker
+    do, then low-value columns dropped while it is too wide. ``whole`` (--no-trunc) keeps every
+    value and column whole. Off a terminal nothing is dropped; ids are still shortened."""
+    from ckpt.cli.console import stdout
+    from ckpt.cli.table import fit_columns
+
+    listed = list(rows)
+    if ids and not whole:
+        listed = _short_ids(listed)
+    cells = [[_human(row.get(c), human.get(c)) for c in columns] for row in listed]
+    kept = list(columns)
+    if whole:  # rich would fold the cells to the terminal's width: drawn unfolded instead
+        from ckpt.cli.output import binary_stdout
+        from ckpt.cli.table import plain_table
+
+        with binary_stdout() as out:
+            for line in plain_table(cells, kept, [c in _NUMBERS for c in kept], None):
+                out.write(line.encode("utf-8"))
+        return len(cells)
+    console = stdout()
+    if console.is_terminal:
+        cells, kept = fit_columns(cells, columns, console.width, drop=_DROP, shrink=_SHRINK)
+    return emit_rows((dict(zip(kept, row)) for row in cells), OutputFormat.table, kept)
+
+
+def _short_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from ckpt.cli.table import unique_prefix_length
+
+    ids = [v for row in rows for c in _ID_COLUMNS if (v := row.get(c))]
+    tasks = [task for row in rows for _, task in _ns_parts(row.get("checkpoint_ns") or "")]
+    id_length, task_length = unique_prefix_length(ids), unique_prefix_length(tasks)
+    out = []
+    for row in rows:
+        short = dict(row)
+        for column in _ID_COLUMNS:
+            if short.get(column):
+                short[column] = short[column][:id_length]
+        if short.get("checkpoint_ns"):
+            short["checkpoint_ns"] = "|".join(
+                f"{name}:{task[:task_length]}" if task else name for name, task in _ns_parts(short["checkpoint_ns"])
+            )
+        out.append(short)
+    return out
+
+
+def _ns_parts(ns: str) -> list[tuple[str, str]]:
+    """``parent:task|child:task`` as (name, task id) pairs; a segment without ``:`` has no task id."""
+    if not ns:
+        return []
+    return [(name, task) for name, _, task in (part.partition(":") for part in ns.split("|"))]
+
+
+def _human(value: Any, formatter: Any) -> str:
+    if formatter is not None:
+        return str(formatter(value))
+    return "" if value is None else str(value)

@@ -71,8 +71,8 @@ def migrate(
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.api import migrate as migrate_stores
     from ckpt.backends.ops.api import plan_migration
-    from ckpt.backends.ops.transfer import auto_jobs
-    from ckpt.cli.console import info
+    from ckpt.backends.ops.transfer import auto_jobs, cap_jobs
+    from ckpt.cli.console import info, warn
     from ckpt.cli.progress import copy_progress
 
     source = resolve_store(source)
@@ -82,6 +82,8 @@ def migrate(
         target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")
     if dry_run:
         plan = plan_migration(source, target, chosen)
+        if plan.checkpoints == 0:
+            warn(_nothing_matched(thread, since, until))
         if output is OutputFormat.json:
             write_json({"dry_run": True, "source": redact(source), "target": redact(target), **plan.as_json()})
         else:
@@ -93,13 +95,21 @@ def migrate(
         return
     with open_store(source) as src:
         total = src.count(chosen)
-    workers = jobs if jobs is not None else auto_jobs(target, total)
+    if total == 0:
+        warn(_nothing_matched(thread, since, until))
+    workers = auto_jobs(target, total)
+    if jobs is not None:
+        workers, why = cap_jobs(jobs)
+        if why:
+            warn(f"--jobs {jobs}: using {workers} worker(s), capped at {why}")
     with copy_progress(total, "migrating") as progress:
         done = migrate_stores(
             source, target, chosen, verify=verify, jobs=workers, batch_size=batch_size, progress=progress,
             skip_bad=skip_bad,
         )  # fmt: skip
     report, checked = done.copied, done.verified
+    if total is None and report.checkpoints_read == 0:
+        warn(_nothing_matched(thread, since, until))
     _report(source, target, report, checked, output, workers)
     if report.skipped:
         raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
@@ -139,3 +149,10 @@ def _report(
         info(f"verify ({checked.mode}): {checked.checkpoints} checkpoints in {checked.threads} threads {verdict}")
         for example in checked.examples:
             warn(example)
+
+
+def _nothing_matched(thread: str | None, since: str | None, until: str | None) -> str:
+    from ckpt.cli.options import selection_words
+
+    narrowed = selection_words(thread, since, until)
+    return f"no checkpoints matched{narrowed}: nothing to copy" if narrowed else "the source holds no checkpoints"

@@ -24,11 +24,28 @@ StoreArgument = Annotated[
 ]
 
 
+# The store argument of each verb that deletes from or writes into an existing store. A context
+# that the working directory's ckpt.toml shadows is refused there (cli/profiles.py).
+WRITTEN_STORE = {"prune": "url", "compact": "url", "import": "url", "migrate": "target"}
+
+
 def resolve_store(url: str | None) -> str:
     """A store argument with contexts applied (``@NAME``, ``--context``, ``$CKPT_URL``)."""
     from ckpt.cli.profiles import resolve
 
-    return resolve(url)
+    return resolve(url, writes=written_by(url))
+
+
+def written_by(url: str | None) -> str | None:
+    """The running command's name if ``url`` is the store it deletes from or writes into."""
+    from typer._click.globals import get_current_context  # typer bundles click (as cli/main.py uses it)
+
+    ctx = get_current_context(silent=True)
+    verb = (ctx.command.name or "") if ctx is not None else ""
+    written = WRITTEN_STORE.get(verb)
+    if ctx is None or written is None or ctx.params.get(written) != url:
+        return None
+    return verb
 
 
 OutputOption = Annotated[
@@ -106,3 +123,14 @@ def with_query(url: str, name: str, value: str, *, only_schemes: tuple[str, ...]
     if scheme_of(url) not in only_schemes:
         raise UsageError(f"{option} applies to {', '.join(s + '://' for s in only_schemes)} stores only")
     return f"{url}{'&' if '?' in url else '?'}{name}={quote(value)}"
+
+
+def selection_words(thread: str | None, since: str | None, until: str | None, ns: str | None = None) -> str:
+    """`` --thread 'x*' --since 7d``: the options that narrowed a selection, for a message
+    saying it matched nothing (empty when none did)."""
+    words = [
+        f" {flag} {value!r}"
+        for flag, value in (("--thread", thread), ("--since", since), ("--until", until), ("--ns", ns))
+        if value is not None
+    ]
+    return "".join(words)

@@ -35,7 +35,11 @@ def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
-def write_json(value: Any, *, pretty: bool = True) -> None:
+def write_json(value: Any, fmt: OutputFormat = OutputFormat.json, *, pretty: bool | None = None) -> None:
+    """One JSON document, by the rule every command follows: ``-o json`` is indented for people,
+    ``-o jsonl`` (the default when piped) is one compact line for scripts."""
+    if pretty is None:
+        pretty = fmt is not OutputFormat.jsonl
     option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS if pretty else orjson.OPT_NON_STR_KEYS
     sys.stdout.buffer.write(orjson.dumps(value, option=option) + b"\n")
     sys.stdout.buffer.flush()

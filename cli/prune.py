@@ -41,7 +41,8 @@ def prune(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
     report: Annotated[
-        Optional[str], typer.Option("--report", help="'json': print a machine-readable report at the end.")
+        Optional[str],
+        typer.Option("--report", help="'json': the same as -o json (kept for cron scripts that use it)."),
     ] = None,
     batch_size: Annotated[
         Optional[int],
@@ -75,11 +76,10 @@ def prune(
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.errors import CkptError, ExitCode, UsageError
+    from ckpt.backends.core.errors import CkptError, UsageError
     from ckpt.backends.core.policy import Policy, parse_duration
-    from ckpt.backends.ops.prune import Aborted
     from ckpt.backends.ops.prune import prune as prune_store
-    from ckpt.cli.console import confirm, info
+    from ckpt.cli.console import confirm
 
     url = resolve_store(url)
     policy = Policy(
@@ -100,15 +100,17 @@ def prune(
     machine = report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl)
     rows: list[ThreadPlan] = []
     with open_store(url, write=not dry_run, create=False) as store:
-        try:
-            totals = prune_store(
-                store, policy, dry_run=dry_run, reasons=dry_run and machine, jobs=jobs, batch_size=batch_size,
-                confirm=None if yes else lambda plan: confirm(_question(url, plan)),
-                on_thread=rows.append if dry_run or fmt is OutputFormat.table else None,
-            )  # fmt: skip
-        except Aborted as exc:
-            info(str(exc))
-            raise typer.Exit(int(ExitCode.OK)) from None
+        # A declined confirmation raises Aborted ("nothing deleted"): exit 8 at the error boundary.
+        totals = prune_store(
+            store, policy, dry_run=dry_run, reasons=dry_run and machine, jobs=jobs, batch_size=batch_size,
+            confirm=None if yes else lambda plan: confirm(_question(url, plan)),
+            on_thread=rows.append if dry_run or fmt is OutputFormat.table else None,
+        )  # fmt: skip
+    if totals.threads == 0 and thread is not None:
+        from ckpt.cli.console import warn
+        from ckpt.cli.options import selection_words
+
+        warn(f"no threads matched{selection_words(thread, None, None)}: nothing to prune")
     _show(url, totals, rows if totals.dry_run or totals.checkpoints_to_delete == 0 else [], fmt, report)
     if totals.errors:
         raise CkptError(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")
@@ -143,7 +145,7 @@ def _show(url: str, totals: PruneReport, rows: list[ThreadPlan], fmt: OutputForm
         body = {"store": redact(url), **totals.as_json()}
         if totals.dry_run:  # the plan, thread by thread, with what each keeps and why
             body["plan"] = [row.as_json() for row in rows]
-        write_json(body)
+        write_json(body, OutputFormat.json if report == "json" else fmt)  # --report json = -o json
         return
     if rows and fmt is OutputFormat.table:
         table = Table(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated, Optional
+from contextlib import suppress
+from typing import IO, Annotated, NoReturn, Optional
 
 import orjson
 import typer
@@ -22,11 +24,12 @@ def replay(
 ) -> None:
     """Write a thread's history as a JSONL timeline: one event per checkpoint, parent before child.
 
-    Each event has the step, source, the tasks that ran and their writes, next nodes, interrupts
-    and the state as a JSON Patch against its parent. Format: docs/format.md.
+    The first line is a header (format, thread, store); each line after it is an event with the
+    step, source, the tasks that ran and their writes, next nodes, interrupts and the state as a
+    JSON Patch against its parent. Format: docs/format.md.
 
     Example:
-      ckpt replay sqlite:///agent.db thread-1 | jq -c '{step, ran: [.ran[].node]}'
+      ckpt replay sqlite:///agent.db thread-1 | jq -c 'select(.event) | {step, ran: [.ran[].node]}'
       ckpt replay sqlite:///agent.db thread-1 -o thread-1.jsonl --full-state
     """
     from ckpt.backends import open_store
@@ -37,7 +40,7 @@ def replay(
 
     url = resolve_store(url)
     decoder = PayloadDecoder(aes_key_from(aes_key))
-    out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
+    out = _Output(output)
     try:
         with open_store(url) as store:
             out.write(orjson.dumps(header(thread, store)) + b"\n")
@@ -48,6 +51,63 @@ def replay(
             finish_reads(store)
         if count == 0:
             raise ThreadNotFoundError(f"no thread {thread!r} in this store")
+        out.finish()
     finally:
-        if output:
-            out.close()
+        out.discard()
+
+
+class _Output:
+    """stdout, or ``FILE`` written as ``FILE.partial`` and renamed into place only when the timeline
+    is complete: a failed replay (full disk, read-only directory, no such thread) leaves no file.
+    File-system refusals become one-line errors (``StorageError``; a missing directory is exit 3)."""
+
+    def __init__(self, path: str | None) -> None:
+        from ckpt.backends.core.errors import StorageError, StoreNotFoundError
+
+        self.path = path
+        self.partial = f"{path}.partial" if path else ""
+        self.handle: IO[bytes] = sys.stdout.buffer
+        if path is None:
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise StoreNotFoundError(f"cannot write {path}: no such directory: {directory}")
+        try:
+            self.handle = open(self.partial, "wb")  # noqa: SIM115 - closed in finish()/discard()
+        except OSError as exc:
+            raise StorageError.from_os_error(exc, f"cannot write {path}") from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            if self.path is None:
+                raise
+            self._refused(exc)
+
+    def finish(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.handle.close()
+            os.replace(self.partial, self.path)
+        except OSError as exc:
+            self._refused(exc)
+        self.path = None
+
+    def discard(self) -> None:
+        """After a failure (a no-op after ``finish``): the partial file is removed."""
+        if self.path is None:
+            return
+        with suppress(OSError):
+            self.handle.close()
+        with suppress(FileNotFoundError):
+            os.unlink(self.partial)
+        self.path = None
+
+    def _refused(self, exc: OSError) -> NoReturn:
+        from ckpt.backends.core.errors import StorageError
+
+        path = self.path or ""
+        self.discard()
+        raise StorageError.from_os_error(exc, f"cannot write {path}") from None

@@ -18,6 +18,13 @@ from ckpt.cli.options import (
 )
 from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve, write_json
 
+GROWTH_ADVICE = (
+    "hint: every checkpoint of a thread above holds its whole state again, so the thread costs "
+    "O(steps x state): keep large values out of the state (store them elsewhere and keep a key), "
+    "use a DeltaChannel for append-only channels such as messages, or bound the history with "
+    "`ckpt prune --keep-last N`; see docs/cli.md#growing-threads"
+)
+
 
 class By(str, Enum):
     thread = "thread"
@@ -38,7 +45,8 @@ def size(
     """Show the bytes a store holds by thread, namespace, channel or day, largest first.
 
     Channel sizes come from the byte spans of each checkpoint's values (nothing is decoded).
-    Threads whose checkpoint grows at every step (a full-snapshot store) are flagged.
+    Threads whose checkpoint grows at every step (a full-snapshot store) are flagged, with what
+    to do about them.
 
     Example:
       ckpt size sqlite:///agent.db
@@ -47,13 +55,18 @@ def size(
     """
     from ckpt.backends import open_store
     from ckpt.backends.ops.sizes import GROWTH_STEPS, measure
-    from ckpt.cli.console import finish_reads, warn
+    from ckpt.cli.console import finish_reads, info, warn
 
     url = resolve_store(url)
     fmt = resolve(output)
     with open_store(url) as store:
         report = measure(store, selection(thread, since, until), top=top)
         finish_reads(store)
+    if report.checkpoints == 0:
+        from ckpt.cli.options import selection_words
+
+        narrowed = selection_words(thread, since, until)
+        warn(f"no checkpoints matched{narrowed}" if narrowed else "the store holds no checkpoints")
     if fmt is OutputFormat.json:
         write_json(report.as_json(top))
         return
@@ -70,3 +83,5 @@ def size(
         warn(
             f"thread {thread_id!r}: its checkpoint grew at every one of more than {GROWTH_STEPS} steps (full snapshots)"
         )
+    if report.growing_threads:
+        info(GROWTH_ADVICE)

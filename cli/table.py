@@ -8,7 +8,7 @@ its output equals rich's at unlimited width, without colour (tests/cli/test_tabl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 # rich's box.HEAVY_HEAD, the default box of rich.table.Table.
 _TOP = ("┏", "━", "┳", "┓")
@@ -81,3 +81,65 @@ def _width(text: str) -> int:
     from rich.cells import cell_len
 
     return cell_len(text)
+
+
+def unique_prefix_length(ids: Iterable[str], minimum: int = 8) -> int:
+    """The shortest length (at least ``minimum``) at which the prefixes of the distinct ``ids`` are
+    all distinct, as ``git log --abbrev`` picks one for a listing: every shown prefix names one id."""
+    distinct = sorted(set(ids))
+    length = minimum
+    for a, b in zip(distinct, distinct[1:]):
+        common = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            common += 1
+        # b sorts after a: b is longer than their common part unless a is a prefix of b
+        length = max(length, min(common + 1, len(b)))
+    return length
+
+
+def fit_columns(
+    cells: list[list[str]],
+    columns: Sequence[str],
+    width: int,
+    drop: Sequence[str] = (),
+    shrink: Sequence[str] = (),
+) -> tuple[list[list[str]], list[str]]:
+    """Cells and columns of a table that fits in ``width`` terminal cells, so no row wraps: the
+    columns in ``drop`` go first, in that order, while the table is too wide; then the cells of the
+    columns in ``shrink`` are cut (ending in ``…``) down to no less than 8 cells. A table still too
+    wide after that (a very narrow terminal) is returned as it is then."""
+    kept = list(columns)
+    index = {c: i for i, c in enumerate(columns)}
+
+    def widths() -> dict[str, int]:
+        return {c: max([_width(c)] + [_width(_one_line(row[index[c]])) for row in cells]) for c in kept}
+
+    def total(sizes: dict[str, int]) -> int:
+        return sum(sizes.values()) + 3 * len(sizes) + 1  # "│ " before each cell, " " after, "│" at the end
+
+    sizes = widths()
+    for column in drop:
+        if total(sizes) <= width:
+            break
+        if column in sizes and len(kept) > 1:
+            kept.remove(column)
+            sizes = widths()
+    limits = dict(sizes)
+    for column in shrink:
+        excess = total(limits) - width
+        if excess <= 0:
+            break
+        if column in limits:
+            limits[column] = max(8, _width(column), limits[column] - excess)
+    out = [[_cut(_one_line(row[index[c]]), limits[c]) for c in kept] for row in cells]
+    return out, kept
+
+
+def _cut(text: str, limit: int) -> str:
+    if _width(text) <= limit:
+        return text
+    while _width(text) > limit - 1:
+        text = text[:-1]
+    return text + "…"

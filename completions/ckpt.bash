@@ -1,4 +1,3 @@
-
 _ckpt_completion() {
     local IFS=$'
 '

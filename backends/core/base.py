@@ -340,6 +340,13 @@ class Store(ABC):
         """Bytes the store occupies on disk or in memory, when it can tell."""
         return None
 
+    def reclaimable_bytes(self, idle_before: str | None = None) -> int | None:
+        """An estimate of the bytes :meth:`compact` would free (``storage_bytes`` less what it
+        leaves), counting the orphans older than the checkpoint id ``idle_before`` when given;
+        negative when compacting grows the store (PostgreSQL's VACUUM adds maps); ``None`` when
+        the store cannot estimate it. Reads only."""
+        return None
+
     def close(self) -> None:
         """Release connections; safe to call twice."""
 

@@ -29,6 +29,10 @@ class ExitCode(IntEnum):
     INTEGRITY = 7
     """A delete would have left a kept checkpoint without a value or pending write it names; its
     batch was rolled back (or, where the store has no transactions, nothing of it was deleted)."""
+    ABORTED = 8
+    """A confirmation was declined (``n`` at the prompt); nothing was changed."""
+    INTERNAL = 70
+    """A bug in ckpt: an exception that is not a ``CkptError`` (sysexits' EX_SOFTWARE)."""
     INTERRUPTED = 130
     """Ctrl-C."""
 
@@ -77,6 +81,25 @@ class AccessDeniedError(CkptError):
     """The store is there but this user may not change it (read-only role, read-only file)."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+class StorageError(CkptError):
+    """The file system refused a file ckpt writes (an export, a replay timeline, a SQLite target):
+    disk full or over quota, read-only file system, permission denied. Nothing partial is left."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    @staticmethod
+    def from_os_error(exc: OSError, doing: str) -> CkptError:
+        """``exc`` (from ``doing``, e.g. ``"writing backup.jsonl"``) as the error to raise: a missing
+        directory is ``StoreNotFoundError`` (3), everything else this class (4)."""
+        import errno
+        import os
+
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.ENOENT:
+            return StoreNotFoundError(f"{doing}: no such directory ({reason})")
+        return StorageError(f"{doing}: {reason}")
 
 
 class DataError(CkptError):

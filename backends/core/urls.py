@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import unquote
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@")
+# Query options and libpq ``key=value`` words that carry a secret: ``?password=``, ``&sslpassword=``,
+# Redis ``?password=``, MongoDB ``authMechanismProperties`` (AWS session tokens) and key-file passwords.
+_SECRET_OPTION = re.compile(
+    r"(?P<key>(?<![\w.-])(?:password|passwd|pwd|pass|sslpassword|sslkeypassword|tlscertificatekeyfilepassword"
+    r"|sslpemkeypassword|authmechanismproperties|secret|token|access_token|api_key|apikey)\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^&;\s'\"]*)",
+    re.IGNORECASE,
+)
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
+_MASKS: list[Callable[[str], str]] = []
+
+
+def add_mask(mask: Callable[[str], str]) -> None:
+    """Have :func:`redact` apply ``mask`` too (the CLI's: values expanded from ``${VAR}``)."""
+    if mask not in _MASKS:
+        _MASKS.append(mask)
+
+
 def redact(text: str) -> str:
-    """Mask the password of every ``scheme://user:password@`` in ``text``."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Mask every credential in ``text``: the password of each ``scheme://user:password@``, and the
+    value of each secret option (``password=``, ``sslpassword=``, ``authMechanismProperties=``, ...),
+    whether in a URL's query or a libpq ``key=value`` string."""
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    text = _SECRET_OPTION.sub(lambda m: f"{m['key']}***" if m["value"] else m[0], text)
+    for mask in _MASKS:
+        text = mask(text)
+    return text
 
 
 def scheme_of(url: str) -> str:

@@ -14,6 +14,7 @@ import gzip
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, suppress
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import IO, Any
@@ -30,11 +31,39 @@ from ckpt.backends.core.base import (
     Store,
     WriteReport,
 )
-from ckpt.backends.core.errors import CkptError, FormatError, StoreNotFoundError, UsageError
+from ckpt.backends.core.errors import (
+    CkptError,
+    DataError,
+    FormatError,
+    StorageError,
+    StoreNotFoundError,
+    UsageError,
+)
+from ckpt.backends.core.locks import file_lock
+from ckpt.backends.core.urls import redact
 
 FORMAT = "ckpt/jsonl"
 VERSION = 1
 Decorator = Callable[[CheckpointRecord], Any]
+
+MAX_LINE_ENV = "CKPT_JSONL_MAX_LINE"
+"""Environment variable: the longest line (bytes, newline included) read or written; default below."""
+DEFAULT_MAX_LINE = 64 * 1024 * 1024
+"""64 MiB: a line costs about three times its length to parse and decode (JSON, base64, bytes)."""
+
+
+def max_line_bytes() -> int:
+    """The line-length bound: ``$CKPT_JSONL_MAX_LINE`` (bytes) or 64 MiB."""
+    raw = os.environ.get(MAX_LINE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_LINE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{MAX_LINE_ENV} must be a number of bytes, got {raw!r}") from None
+    if value < 1024:
+        raise UsageError(f"{MAX_LINE_ENV} must be at least 1024 bytes, got {value}")
+    return value
 
 
 class JsonlStore(Store):
@@ -51,6 +80,10 @@ class JsonlStore(Store):
         self.decode_errors: list[str] = []
         self._source: dict[str, Any] = {}
         self._out: IO[bytes] | None = None
+        self._raw: IO[bytes] | None = None
+        """The file under ``_out`` (the same object, or the file a ``GzipFile`` writes into)."""
+        self._lock: ExitStack | None = None
+        """Holds ``<file>.lock`` while this store writes ``<file>.partial``: one writer per file."""
         self._header: dict[str, Any] | None = None
 
     @classmethod
@@ -75,18 +108,19 @@ class JsonlStore(Store):
     def layout(self) -> dict[str, Any]:
         if self._header is None:
             return {"format": FORMAT, "version": VERSION}
-        return {"format": FORMAT, "version": self._header["version"], "source": self._header.get("source")}
+        # masked again: an export written before passwords were masked in headers may hold one
+        return {"format": FORMAT, "version": self._header["version"], "source": _redacted(self._header.get("source"))}
 
     # -- reading -----------------------------------------------------------------
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
         if self.path == "-":
-            yield from enumerate(sys.stdin.buffer, start=1)
+            yield from _bounded_lines(self.path, sys.stdin.buffer)
             return
         opener: Callable[..., IO[bytes]] = gzip.open if self.path.endswith(".gz") else open  # type: ignore[assignment]
         try:
             with opener(self.path, "rb") as handle:
-                yield from enumerate(handle, start=1)
+                yield from _bounded_lines(self.path, handle)
         except (OSError, EOFError) as exc:
             raise FormatError(f"{self.path}: cannot read the file ({exc})") from exc
 
@@ -117,7 +151,8 @@ class JsonlStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def begin_copy(self, source_kind: str, source_layout: dict[str, Any], source_url: str) -> None:
-        self._source = {"kind": source_kind, "url": source_url, "layout": source_layout}
+        """The header's ``source``; every string in it is masked (``redact``): no credential is stored."""
+        self._source = _redacted({"kind": source_kind, "url": source_url, "layout": source_layout})
 
     def _output(self) -> IO[bytes]:
         if self._out is None:
@@ -131,32 +166,63 @@ class JsonlStore(Store):
                 "source": self._source or None,
                 "decoded": self.decorate is not None,
             }
-            self._out.write(orjson.dumps(header) + b"\n")
+            self._emit(orjson.dumps(header) + b"\n")
         return self._out
 
     def _open_output(self) -> IO[bytes]:
+        """``<file>.partial``, under ``<file>.lock``: a second writer of the same file is refused
+        (``LockedError``) instead of both finishing and one silently winning; a ``.partial`` left by
+        a killed run is overwritten (and removed or renamed at the end) by the next one."""
         if self.path == "-":
             return sys.stdout.buffer
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise StoreNotFoundError(f"no such directory: {directory}")
-        raw = open(self._partial, "wb")  # noqa: SIM115 - closed in close()/abort()
+        lock = ExitStack()
+        try:
+            lock.enter_context(file_lock(self.path + ".lock", f"another ckpt run is writing {self.path}"))
+            raw = open(self._partial, "wb")  # noqa: SIM115 - closed in close()/abort()
+        except OSError as exc:
+            lock.close()
+            raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
+        except BaseException:
+            lock.close()
+            raise
+        self._lock, self._raw = lock, raw
         if self.path.endswith(".gz"):
             return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[return-value]
         return raw
+
+    def _emit(self, line: bytes) -> None:
+        assert self._out is not None
+        try:
+            self._out.write(line)
+        except OSError as exc:
+            if self.path == "-":
+                raise
+            raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
 
     @property
     def _partial(self) -> str:
         return self.path + ".partial"
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
-        out = self._output()
+        self._output()
         report = WriteReport()
+        limit = max_line_bytes()
         for record in records:
             line = _record_to(record)
             if self.decorate is not None:
                 line["decoded"] = self._decorated(record)
-            out.write(orjson.dumps(line) + b"\n")
+            data = orjson.dumps(line) + b"\n"
+            if len(data) > limit:
+                key = record.key
+                raise DataError(
+                    f"checkpoint {key.checkpoint_id} of thread {key.thread_id!r} (ns {key.checkpoint_ns!r}) is a "
+                    f"{len(data)}-byte JSONL line, over the {limit}-byte limit ckpt reads back "
+                    f"(raise it with {MAX_LINE_ENV}=BYTES); nothing was written to {self.path}"
+                )
+            self._emit(data)
             report.checkpoints_written += 1
             report.writes_written += len(record.writes)
         return report
@@ -170,31 +236,52 @@ class JsonlStore(Store):
             return {"$error": str(exc)}
 
     def close(self) -> None:
-        """Finish the file: the partial file is renamed into place only now."""
+        """Finish the file: the partial file is renamed into place only now. A write that fails
+        here (the last buffer on a full disk) removes the partial file and raises ``StorageError``."""
         if self._out is None and self.writable:
             self._output()  # an export of nothing is still a valid file (header only)
         if self._out is None:
             return
-        out, self._out = self._out, None
         if self.path == "-":
+            out, self._out = self._out, None
             out.flush()
             return
-        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out
-        out.close()
-        raw.close()
+        try:
+            self._finish()
+        except OSError as exc:
+            self.abort()
+            raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
+        finally:
+            self._release()
+
+    def _finish(self) -> None:
+        assert self._out is not None and self._raw is not None
+        self._out.close()
+        self._raw.close()
+        self._out = self._raw = None
         os.replace(self._partial, self.path)
 
     def abort(self) -> None:
-        """Drop what was written: the target file is left as it was."""
-        if self._out is None or self.path == "-":
+        """Drop what was written: the target file is left as it was, and no partial file remains."""
+        if self.path == "-":
+            self._out = None
             return
-        out, self._out = self._out, None
-        raw = out.fileobj if isinstance(out, gzip.GzipFile) else out
+        out, raw, self._out, self._raw = self._out, self._raw, None, None
         try:
-            out.close()
-            raw.close()
+            for handle in (out, raw):
+                if handle is not None:
+                    with suppress(OSError):  # a full disk fails the last flush too: the file goes anyway
+                        handle.close()
+            if self._lock is not None:  # only the lock holder may remove the partial file
+                with suppress(FileNotFoundError):
+                    os.unlink(self._partial)
         finally:
-            os.unlink(self._partial)
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     def __exit__(
         self,
@@ -206,6 +293,31 @@ class JsonlStore(Store):
             self.abort()
         else:
             self.close()
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string leaf masked by ``redact`` (URLs and options carrying credentials)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _bounded_lines(path: str, handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)``, refusing a line longer than ``max_line_bytes()`` before reading
+    more of it (a 200 MB line would otherwise cost about 600 MB to parse)."""
+    limit = max_line_bytes()
+    lineno = 0
+    while line := handle.readline(limit + 1):
+        lineno += 1
+        if len(line) > limit:
+            raise FormatError(
+                f"{path}:{lineno}: line longer than {limit} bytes (the limit; raise it with {MAX_LINE_ENV}=BYTES)"
+            )
+        yield lineno, line
 
 
 def _b64(data: bytes) -> str:

@@ -61,6 +61,20 @@ _DOCUMENT_LIMIT = 16 * 1024 * 1024
 _DUPLICATE_KEY = 11000
 
 
+def _unavailable(url: str, exc: Exception) -> BackendUnavailableError:
+    """A failed connect or ping as one line (the URL and the driver's words masked)."""
+    if isinstance(exc, PyMongoError):
+        return BackendUnavailableError(
+            f"cannot connect to {redact(url)}: {redact((str(exc).splitlines() or [type(exc).__name__])[0])}"
+        )
+    # pymongo's auth handshake indexes the server's reply: a server that answers an authentication
+    # it does not support (the nx-27017 stand-in) ends in ``KeyError: 'payload'``.
+    return BackendUnavailableError(
+        f"cannot connect to {redact(url)}: authentication failed "
+        f"(the server's reply was not understood: {type(exc).__name__}: {redact(str(exc))})"
+    )
+
+
 class MongoStore(Store):
     """A MongoDB database written by MongoDBSaver."""
 
@@ -97,15 +111,14 @@ class MongoStore(Store):
         query = parse_qsl(parts.query)
         options = {k: v for k, v in query if k in ours}
         plain = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        client: pymongo.MongoClient[Any] | None = None
         try:
-            client: pymongo.MongoClient[Any] = pymongo.MongoClient(
-                plain, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
-            )
+            client = pymongo.MongoClient(plain, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
             client.admin.command("ping")
-        except PyMongoError as exc:
-            raise BackendUnavailableError(
-                f"cannot connect to {redact(url)}: {redact(str(exc).splitlines()[0])}"
-            ) from None
+        except (PyMongoError, KeyError, TypeError, ValueError) as exc:
+            if client is not None:
+                client.close()
+            raise _unavailable(url, exc) from None
         try:
             return cls(client, url, options, writable=write, setup=setup)
         except BaseException:

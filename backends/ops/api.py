@@ -76,6 +76,10 @@ class MigrateReport:
 
     copied: CopyReport
     verified: VerifyReport | None = None
+    jobs: int = 1
+    """Worker processes used: ``jobs`` as asked for, capped at the cores and free memory."""
+    jobs_note: str | None = None
+    """Why fewer workers were used than asked for (``None`` when they were not)."""
 
     @property
     def ok(self) -> bool:
@@ -100,19 +104,23 @@ def migrate(
     progress: Any = None,
 ) -> MigrateReport:
     """Copy checkpoints from one store to another, idempotently (``ckpt migrate``). ``jobs``
-    worker processes (``None``: decided by size and target) each copy a range of threads;
+    worker processes (``None``: decided by size and target; capped at the cores and at what free
+    memory allows, ``report.jobs_note`` says so) each copy a range of threads;
     with ``verify``, both stores are compared afterwards as the target's saver will see them."""
-    from ckpt.backends.ops.transfer import DEFAULT_BATCH, auto_jobs
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH, auto_jobs, cap_jobs
     from ckpt.backends.ops.transfer import migrate as copy_between
 
+    note = None
     if jobs is None:
         with open_store(source) as src:
             jobs = auto_jobs(target, src.count(selection))
+    else:
+        jobs, note = cap_jobs(jobs)
     copied = copy_between(
         source, target, open_store, selection,
         jobs=jobs, batch_size=batch_size or DEFAULT_BATCH, progress=progress, skip_bad=skip_bad,
     )  # fmt: skip
-    return MigrateReport(copied, verify_stores(source, target, selection) if verify else None)
+    return MigrateReport(copied, verify_stores(source, target, selection) if verify else None, jobs, note)
 
 
 def plan_migration(source: str, target: str, selection: Selection = Selection()) -> CopyPlan:

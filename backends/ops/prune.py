@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ckpt.backends.core.base import Capability, Store
-from ckpt.backends.core.errors import CkptError, UsageError
+from ckpt.backends.core.errors import CkptError, ExitCode, UsageError
 from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.core.policy import Policy, PruneReport, ServerPrune, ThreadPlan, parse_duration
 from ckpt.backends.ops.retention import Spool, delete_spooled, plan_to_spool
@@ -41,6 +41,8 @@ Confirm = Callable[[PruneReport], bool]
 
 class Aborted(CkptError):
     """The confirmation said no: nothing was deleted."""
+
+    exit_code = ExitCode.ABORTED
 
 
 def prune(
@@ -115,7 +117,10 @@ class CompactReport:
     removed: dict[str, int]
     bytes_before: int | None
     bytes_after: int | None
+    """After a run, measured; after a dry run, an estimate (``bytes_after_estimated``) or ``None``
+    when the store cannot estimate what compacting frees."""
     dry_run: bool
+    bytes_after_estimated: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -129,7 +134,8 @@ def compact(
     confirm: Callable[[], bool] | None = None,
 ) -> CompactReport:
     """Remove orphans older than ``min_idle`` (writes without a checkpoint, unreferenced blobs,
-    stale keys) under the store's lock, then reclaim space the store's own way."""
+    stale keys) under the store's lock, then reclaim space the store's own way. A dry run
+    estimates ``bytes_after`` (:meth:`Store.reclaimable_bytes`), or leaves it ``None``."""
     seconds = parse_duration(min_idle, "--min-idle")
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
     if not dry_run and Capability.DELETE not in store.capabilities:
@@ -137,9 +143,11 @@ def compact(
     before = store.storage_bytes()
     if dry_run:
         removed = store.compact(idle_before, dry_run=True)
-    else:
-        with store.lock("compact"):
-            if confirm is not None and not confirm():
-                raise Aborted("nothing changed: the compaction was not confirmed")
-            removed = store.compact(idle_before)
+        freed = store.reclaimable_bytes(idle_before)
+        after = before - freed if before is not None and freed is not None else None
+        return CompactReport(removed, before, after, dry_run, bytes_after_estimated=after is not None)
+    with store.lock("compact"):
+        if confirm is not None and not confirm():
+            raise Aborted("nothing changed: the compaction was not confirmed")
+        removed = store.compact(idle_before)
     return CompactReport(removed, before, store.storage_bytes(), dry_run)

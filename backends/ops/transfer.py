@@ -32,6 +32,8 @@ AUTO_JOBS_MIN_CHECKPOINTS = 20_000
 """Below this, starting worker processes (~1 s) costs more than it saves."""
 AUTO_JOBS_MAX = 2
 """Each worker adds ~90 MB (its own imports and batch): two keep a copy under 300 MB peak RSS."""
+WORKER_BYTES = 90 << 20
+"""Memory a worker process adds (its own imports and batch), measured at the default batch size."""
 CHUNKS_PER_JOB = 4
 """Thread ranges per worker: a worker that finishes early takes the next range (load balance)."""
 
@@ -187,6 +189,7 @@ def migrate(
     Workers are spawned: a script calling this with ``jobs > 1`` needs the usual
     ``if __name__ == "__main__":`` guard.
     """
+    jobs = cap_jobs(jobs)[0]
     if jobs > 1:
         return _copy_in_parallel(source_url, target_url, open_store, selection, jobs, batch_size, progress, skip_bad)
     with open_store(source_url) as source, open_store(target_url, write=True) as target:
@@ -211,6 +214,33 @@ def auto_jobs(target_url: str, checkpoints: int | None) -> int:
     if scheme_of(target_url) not in AUTO_JOBS_SCHEMES or (checkpoints or 0) < AUTO_JOBS_MIN_CHECKPOINTS:
         return 1
     return max(1, min(AUTO_JOBS_MAX, os.cpu_count() or 1))
+
+
+def cap_jobs(jobs: int) -> tuple[int, str | None]:
+    """``jobs`` worker processes, capped at the cores and at what free memory allows (each worker
+    adds ~90 MB): the number to start, and why it is fewer than asked for (``None`` when it is not).
+    More processes than cores only take turns, and past free memory they swap."""
+    cores = os.cpu_count() or 1
+    memory = _available_memory()
+    fits = max(1, memory // WORKER_BYTES) if memory is not None else None
+    capped = max(1, min(jobs, cores, fits if fits is not None else jobs))
+    if capped >= jobs:
+        return jobs, None
+    if capped == cores:
+        return capped, f"the number of cores ({cores})"
+    return capped, f"what free memory allows ({(memory or 0) >> 20} MiB free, ~{WORKER_BYTES >> 20} MB a worker)"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available without swapping (Linux ``MemAvailable``), when known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _copy_in_parallel(

@@ -13,6 +13,7 @@ transaction per batch.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
 _PAGE = 500
 _C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
 _KEY = f"thread_id{_C}, checkpoint_ns{_C}, checkpoint_id{_C}"
+_SETUP_WAIT = 300.0
+"""Seconds a first write open waits for another run creating the same schema's tables."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _SELECT_CHECKPOINTS = (
     "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
@@ -164,13 +167,39 @@ class PostgresStore(Store):
         return None if row is None else row[0]
 
     def _migrate(self, columns: dict[str, set[str]]) -> None:
-        """What the saver's ``setup()`` does: run every migration not yet recorded."""
-        self._conn.execute(pg_schema.MIGRATIONS[0])
-        done = self._migration()
-        start = 0 if done is None else done + 1
-        for version in range(start, len(pg_schema.MIGRATIONS)):
-            self._conn.execute(pg_schema.MIGRATIONS[version])  # autocommit: CONCURRENTLY needs it
-            self._conn.execute("INSERT INTO checkpoint_migrations (v) VALUES (%s) ON CONFLICT DO NOTHING", (version,))
+        """What the saver's ``setup()`` does: run every migration not yet recorded.
+
+        Runs under a session advisory lock on the schema, so N first runs at once (``migrate
+        --jobs``, three cron jobs) do not race on ``CREATE TABLE IF NOT EXISTS`` (which fails with
+        ``UniqueViolation`` on ``pg_type`` when two create one table at once): one creates, the
+        others wait, then find every migration recorded. The lock is polled with
+        ``pg_try_advisory_lock``, never waited on inside a statement: a waiting statement's snapshot
+        would stall the holder's ``CREATE INDEX CONCURRENTLY`` (a deadlock)."""
+        if self._migration() == len(pg_schema.MIGRATIONS) - 1:
+            return  # the usual case: the schema is current, no lock needed
+        key = f"ckpt:{self.schema}:setup"
+        deadline = time.monotonic() + _SETUP_WAIT
+        while True:
+            row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            if row and row[0]:
+                break
+            if time.monotonic() > deadline:
+                raise LockedError(
+                    f"another run has been creating the saver's tables in schema {self.schema!r} for over "
+                    f"{_SETUP_WAIT:.0f} s (advisory lock {key!r}); nothing was written"
+                )
+            time.sleep(0.05)
+        try:
+            self._conn.execute(pg_schema.MIGRATIONS[0])
+            done = self._migration()
+            start = 0 if done is None else done + 1
+            for version in range(start, len(pg_schema.MIGRATIONS)):
+                self._conn.execute(pg_schema.MIGRATIONS[version])  # autocommit: CONCURRENTLY needs it
+                self._conn.execute(
+                    "INSERT INTO checkpoint_migrations (v) VALUES (%s) ON CONFLICT DO NOTHING", (version,)
+                )
+        finally:
+            self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def layout(self) -> dict[str, Any]:
         return {**self._layout, "schema": self.schema}
@@ -395,6 +424,76 @@ class PostgresStore(Store):
             (self.schema,),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+    def reclaimable_bytes(self, idle_before: str | None = None) -> int | None:
+        """What ``VACUUM (ANALYZE)`` gives back to the file system: not the dead rows (plain VACUUM
+        keeps their space in the files, for reuse), only the empty pages at the end of each table
+        and of its TOAST table, which it truncates when they are at least 1,000 pages or 1/16 of
+        the table. Found by TID range scans from the end (``ctid >= (page, 0)``) that read only
+        those pages; rows are counted as this snapshot sees them, the orphans ``compact`` would
+        delete as staying (so the estimate is low by at most their pages). Indexes keep their
+        size; the visibility and free-space maps VACUUM creates where missing are subtracted, so
+        the figure can be negative. ``None`` when a table cannot be read so (PostgreSQL < 14, a
+        TOAST table the role may not read)."""
+        block = int(self._conn.execute("SELECT current_setting('block_size')").fetchone()[0])  # type: ignore[index]
+        relations = self._conn.execute(
+            "SELECT c.oid::regclass::text, t.oid::regclass::text FROM pg_class c "
+            "LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
+            "WHERE c.relnamespace = to_regnamespace(%s) "
+            "AND c.relname IN ('checkpoints', 'checkpoint_blobs', 'checkpoint_writes')",
+            (self.schema,),
+        ).fetchall()
+        freed = 0
+        try:
+            with self._conn.transaction():  # a savepoint inside a read transaction: a refusal ends here
+                for heap, toast in relations:
+                    for relation in (heap, toast):
+                        if relation is not None:
+                            freed += self._truncatable_pages(relation) * block - self._new_forks(relation, block)
+        except psycopg.Error:
+            return None
+        return freed
+
+    def _new_forks(self, relation: str, block: int) -> int:
+        """Bytes of the maps VACUUM creates for a table that has pages but not yet the map: the
+        visibility map (a page per ~32,000 pages) and the free-space map (three pages at least)."""
+        row = self._conn.execute(
+            "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass, 'vm'), "
+            "pg_relation_size(%s::regclass, 'fsm')",
+            (relation, relation, relation),
+        ).fetchone()
+        if row is None or not row[0]:
+            return 0
+        pages = int(row[0]) // block
+        visibility = 0 if row[1] else -(-pages // ((block - 24) * 4)) * block
+        free_space = 0 if row[2] else 3 * block
+        return int(visibility + free_space)
+
+    def _truncatable_pages(self, relation: str) -> int:
+        """Empty pages at the end of ``relation`` that VACUUM would cut off (its rule: at least
+        1,000 of them or 1/16 of the table)."""
+        name = sql.SQL(relation)  # a regclass rendering from pg_class: quoted as needed
+
+        def live_from(page: int) -> bool:
+            query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ctid >= %s::tid)").format(name)
+            row = self._conn.execute(query, (f"({page},0)",)).fetchone()
+            return bool(row and row[0])
+
+        row = self._conn.execute(
+            "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", (relation,)
+        ).fetchone()
+        pages = int(row[0]) if row else 0
+        least = min(1000, -(-pages // 16))
+        if pages == 0 or live_from(pages - least):
+            return 0
+        low, high = 0, pages - least  # the first empty page of the tail is in (low, high]
+        if live_from(0):
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if live_from(middle) else (low, middle)
+        else:
+            high = 0
+        return pages - high
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +34,10 @@ from ckpt.backends.core.base import (
 from ckpt.backends.core.errors import (
     AccessDeniedError,
     BackendUnavailableError,
+    CkptError,
     DataError,
+    LockedError,
+    StorageError,
     StoreNotFoundError,
 )
 from ckpt.backends.core.ids import lowest_id_at
@@ -66,10 +70,16 @@ class SqliteStore(Store):
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
 
-    def __init__(self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True, created: bool = False
+    ) -> None:
         self._conn = conn
         self.path = path
         self.writable = writable
+        self._created = created
+        """This open made the file (a new import or migrate target): a failed run removes it again."""
+        self.immutable = False
+        """Opened with ``immutable=1``: a WAL file on read-only media without its ``-wal`` file."""
         self._create = writable and create
         """May set the file up as the saver's ``setup()`` would (import and migrate targets only)."""
         self._snapshot_depth = 0
@@ -85,18 +95,45 @@ class SqliteStore(Store):
         path = sqlite_path(url)
         if not path:
             raise DataError(f"no file path in SQLite URL {url!r}")
+        created = immutable = False
         if write and create:
+            created = not os.path.exists(path)
             conn = _connect_for_write(path)
         else:
             if not os.path.isfile(path):
                 raise StoreNotFoundError(f"no such SQLite file: {path}")
-            mode = "rw" if write else "ro"  # neither creates a missing file
-            conn = _connect(f"file:{quote(os.path.abspath(path))}?mode={mode}", path, uri=True)
+            conn, immutable = _connect_existing(path, write=write)
         try:
-            return cls(conn, path, writable=write, create=create)
-        except BaseException:
+            store = cls(conn, path, writable=write, create=create, created=created)
+            store.immutable = immutable
+            return store
+        except BaseException as exc:
             conn.close()
+            if created:
+                _remove_database(path)
+            if isinstance(exc, sqlite3.Error):
+                raise _translated(exc, path) from exc
             raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close; a driver error raised in the block becomes one ``CkptError`` naming the file
+        (corrupt pages: ``DataError``; full disk, I/O error: ``StorageError``), and a file this
+        open created is removed again (with its ``-wal``/``-shm``/``-journal``) when the block failed."""
+        with suppress(sqlite3.Error):
+            self.close()
+        if exc is None:
+            return
+        if self._created and isinstance(exc, Exception):
+            _remove_database(self.path)
+        if isinstance(exc, sqlite3.Error) or isinstance(exc.__context__, sqlite3.Error):
+            error = _translated(exc, self.path)
+            if error is not exc:
+                raise error from exc
 
     @classmethod
     def open_existing(cls, url: str) -> SqliteStore:
@@ -130,6 +167,7 @@ class SqliteStore(Store):
             "task_path": self._task_path,
             "journal_mode": journal,
             "drift": drift,
+            **({"opened": IMMUTABLE_NOTE} if self.immutable else {}),
         }
 
     def close(self) -> None:
@@ -318,6 +356,46 @@ class SqliteStore(Store):
     def storage_bytes(self) -> int | None:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
+    def reclaimable_bytes(self, idle_before: str | None = None) -> int | None:
+        """What ``VACUUM`` frees: the file and its WAL less the pages the tables and their indexes
+        take when rebuilt in key order (each row's record size from the column lengths, packed
+        into pages as SQLite does, overflow pages for large values), leaving out the orphan
+        writes older than ``idle_before``. Reads every row's lengths (not its values)."""
+        before = self.storage_bytes()
+        if before is None:
+            return None
+        page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = 1  # page 1: the schema
+        tables = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        for table in tables:
+            info = list(self._conn.execute(f'PRAGMA table_info("{table}")'))
+            columns = [f'length("{c[1]}")' for c in info]
+            primary = sorted((c for c in info if c[5]), key=lambda c: c[5])
+            key = [f'length("{c[1]}")' for c in primary]
+            # a primary key other than one INTEGER column (the rowid itself) is an index of its own
+            indexed = len(primary) > 1 or (len(primary) == 1 and str(primary[0][2]).upper() != "INTEGER")
+            query = f'SELECT {" + ".join(columns) or "0"}, {" + ".join(key) or "0"} FROM "{table}"'
+            args: tuple[str, ...] = ()
+            if table == "writes" and idle_before is not None:
+                query += (
+                    " WHERE NOT (checkpoint_id < ? AND NOT EXISTS (SELECT 1 FROM checkpoints c "
+                    "WHERE c.thread_id = writes.thread_id AND c.checkpoint_ns = writes.checkpoint_ns "
+                    "AND c.checkpoint_id = writes.checkpoint_id))"
+                )
+                args = (idle_before,)
+            table_tree, index_tree = _PackedTree(page, index=False), _PackedTree(page, index=True)
+            for row_bytes, key_bytes in self._conn.execute(query, args):
+                table_tree.add(int(row_bytes or 0) + len(columns) + 1)
+                if indexed:
+                    index_tree.add(int(key_bytes or 0) + len(key) + 2 + 9)  # + the rowid
+            pages += table_tree.pages() + (index_tree.pages() if indexed else 0)
+        return max(0, before - pages * page)
+
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """``<file>.ckpt-<name>.lock`` beside the database, locked (``locks.file_lock``) while the
@@ -346,10 +424,99 @@ def _connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection
     return conn
 
 
+IMMUTABLE_NOTE = "immutable=1 (read-only directory or media and no -wal file: nothing can change the file)"
+
+
+def _connect_existing(path: str, *, write: bool) -> tuple[sqlite3.Connection, bool]:
+    """A connection to an existing file (neither mode creates one), and whether it is immutable.
+
+    A WAL-mode file needs its ``-shm`` (and ``-wal``) beside it even to be read; on read-only media
+    (or in a directory this user may not write) without a ``-wal`` file they cannot be made, and
+    nothing can be writing the file: it is read with ``immutable=1`` (said on the ``ckpt`` logger
+    and in ``layout()``). A write open there is refused up front (``AccessDeniedError``, exit 4)."""
+    target = f"file:{quote(os.path.abspath(path))}"
+    if write:
+        _check_writable(path)
+        return _connect(f"{target}?mode=rw", path, uri=True), False
+    conn = _connect(f"{target}?mode=ro", path, uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn, False
+    except sqlite3.DatabaseError as exc:
+        directory = os.path.dirname(os.path.abspath(path))
+        if "unable to open" not in str(exc) or os.path.exists(f"{path}-wal") or os.access(directory, os.W_OK):
+            return conn, False  # the layout check names the problem
+    conn.close()
+    import logging
+
+    logging.getLogger("ckpt").warning("note: %s opened %s", path, IMMUTABLE_NOTE)
+    return _connect(f"{target}?mode=ro&immutable=1", path, uri=True), True
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a write open where SQLite could not write: a read-only file, or a directory (media)
+    where its journal files cannot be created."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise AccessDeniedError(f"{path} is read-only for this user; nothing was changed")
+    if not os.access(directory, os.W_OK):
+        raise AccessDeniedError(
+            f"{path} cannot be written: its directory {directory} is read-only (or on read-only media); "
+            "nothing was changed"
+        )
+
+
+def _remove_database(path: str) -> None:
+    """A database file this run created, and its journal files (a failed first migrate)."""
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _translated(exc: BaseException, path: str) -> BaseException:
+    """The error to raise for ``exc``: a ``CkptError`` already in its chain (a ``DataError`` whose
+    cleanup failed too), else its root SQLite cause as one line (``cannot rollback - no transaction
+    is active`` is the echo of a failed write, not the reason); unknown errors are left as they are."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for item in chain:
+        if isinstance(item, CkptError):
+            return item
+    errors = [e for e in chain if isinstance(e, sqlite3.Error)]
+    for error in reversed(errors):  # the root cause first
+        translated = _sqlite_error(error, path)
+        if translated is not None:
+            return translated
+    return exc
+
+
+def _sqlite_error(error: sqlite3.Error, path: str) -> CkptError | None:
+    name = str(getattr(error, "sqlite_errorname", "") or "")
+    text = str(error)
+    lowered = text.lower()
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in lowered or "not a database" in lowered:
+        return DataError(f"{path} is damaged: {text} (sqlite3 '{path}' .recover may save what is left)")
+    if name.startswith("SQLITE_FULL") or "disk is full" in lowered:
+        return StorageError(f"cannot write {path}: {text}")
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in lowered:
+        return StorageError(f"cannot read or write {path}: {text}")
+    if name.startswith("SQLITE_READONLY") or "readonly database" in lowered:
+        return AccessDeniedError(f"{path} cannot be written: {text}; nothing was changed")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in lowered:
+        return LockedError(f"{path} is locked by another process: {text}")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open database" in lowered:
+        return StorageError(f"cannot open {path}: {text}")
+    return None
+
+
 def _connect_for_write(path: str) -> sqlite3.Connection:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
+    _check_writable(path)
     return _connect(path, path)
 
 
@@ -380,3 +547,39 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append("checkpoint_id < ?")
         params.append(lowest_id_at(selection.until))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+class _PackedTree:
+    """Pages a b-tree takes when its cells are inserted in key order (VACUUM): leaves filled one
+    after the other (SQLite's append balance), large records spilled to overflow pages, and the
+    interior pages above the leaves. An estimate: varints are counted at their usual sizes."""
+
+    def __init__(self, usable: int, *, index: bool) -> None:
+        self.usable, self.index = usable, index
+        self.leaves = self.overflow = self.cells = 0
+        self.fill = usable  # the current leaf is full: the first cell starts one
+
+    def add(self, payload: int) -> None:
+        u = self.usable
+        most = (u - 12) * 64 // 255 - 23 if self.index else u - 35
+        local = payload
+        if payload > most:
+            least = (u - 12) * 32 // 255 - 23
+            local = least + (payload - least) % (u - 4)
+            local = local if local <= most else least
+            self.overflow += -(-(payload - local) // (u - 4))
+            local += 4
+        cell = local + (3 if self.index else 6) + 2  # size and rowid varints, the cell pointer
+        if self.fill + cell > u - 8:
+            self.leaves, self.fill = self.leaves + 1, 0
+        self.fill += cell
+        self.cells += 1
+
+    def pages(self) -> int:
+        if self.cells == 0:
+            return 1  # an empty table still has its root page
+        interior, level = 0, self.leaves
+        while level > 1:  # ~12 bytes a child pointer and key in a table, ~a key in an index
+            level = -(-level * (12 if not self.index else 60) // (self.usable - 12))
+            interior += level
+        return self.leaves + self.overflow + interior

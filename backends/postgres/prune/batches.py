@@ -18,7 +18,7 @@ transaction.
 Versus planning everything first into temporary tables and deleting those keys in batches
 (sessions 2-4): the whole-table plan's sort, its grouped pass over every write, the spool's
 inserts and indexes and the per-batch "written meanwhile" checks are gone, and each batch deletes
-rows whose pages its own plan has just read (``bench/results/prune.md``, session 5).
+rows whose pages its own plan has just read (bench/results/prune.md, session 5, in git history).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class BatchQueue:
     Two jobs sharing a range this way end together however their speeds differ (with a half
     each, one of two ended 1.6 s before the other in a 21 s prune), and each works far from the
     other until the end: handing out the batches in order to whichever job asked next cost ~1 s
-    more than it saved (bench/results/prune.md, session 6). A batch's bound is found on the
+    more than it saved (session 6, git show 52bc7f0:bench/results/prune.md). A batch's bound is found on the
     asking job's connection, under the queue's lock (one short index scan)."""
 
     def __init__(self, thread_range: Range) -> None:

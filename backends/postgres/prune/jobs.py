@@ -12,6 +12,7 @@ advisory lock stays with the caller's connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -38,6 +39,22 @@ def auto_jobs(store: PostgresStore) -> int:
         (store.schema,),
     ).fetchone()
     return AUTO_JOBS if row is not None and row[0] is not None and row[0] >= AUTO_MIN_CHECKPOINTS else 1
+
+
+def free_connections(store: PostgresStore) -> int | None:
+    """Connections the server accepts beyond those open now (``max_connections`` less the reserved
+    and the open ones), when the role may see them."""
+    row = store._conn.execute(
+        "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int "
+        "- (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+    ).fetchone()
+    return max(0, int(row[0])) if row is not None and row[0] is not None else None
+
+
+def thread_bounds(store: PostgresStore) -> int:
+    """How many thread ids the statistics know (the most a split can cut the threads into)."""
+    row = store._conn.execute(_STATS, (store.schema,)).fetchone()
+    return len({*(row[0] or []), *(row[1] or [])}) if row else 0
 
 
 def split_points(store: PostgresStore, jobs: int) -> list[str]:
@@ -82,9 +99,26 @@ class ParallelPrune:
         self.extra = extra  # the stores opened here (job 0 uses the caller's)
 
     @classmethod
-    def open(cls, store: PostgresStore, policy: Policy, now: float, jobs: int) -> PostgresPrune | ParallelPrune:
-        """One :class:`PostgresPrune` when one job is asked for or the threads cannot be split."""
-        parts = ranges(split_points(store, jobs))
+    def open(
+        cls, store: PostgresStore, policy: Policy, now: float, jobs: int, *, asked: bool = True
+    ) -> PostgresPrune | ParallelPrune:
+        """One :class:`PostgresPrune` when one job is asked for or the threads cannot be split.
+
+        More jobs than the server has free connections for, or than the statistics have thread
+        ranges, are not opened; a warning on the ``ckpt`` logger (stderr when logging is not
+        configured) says how many are used and why, when ``asked`` (an explicit ``--jobs``)."""
+        wanted, why = jobs, []
+        free = free_connections(store) if jobs > 1 else None
+        if free is not None and jobs - 1 > free:
+            jobs = free + 1
+            why.append(f"the server has {free} free connection(s)")
+        parts = ranges(split_points(store, min(jobs, max(1, thread_bounds(store)))) if jobs > 1 else [])
+        if len(parts) < jobs:
+            why.append(f"the threads split into {len(parts)} range(s)")
+        if asked and len(parts) < wanted:
+            logging.getLogger("ckpt").warning(
+                "warning: --jobs %d: using %d connection(s), as %s", wanted, len(parts), " and ".join(why)
+            )
         if len(parts) < 2:
             return PostgresPrune(store, policy, now)
         extra: list[PostgresStore] = []
@@ -156,4 +190,4 @@ def in_server(store: PostgresStore, policy: Policy, now: float, jobs: int | None
     """
     if not supports(policy):
         return None
-    return ParallelPrune.open(store, policy, now, auto_jobs(store) if jobs is None else jobs)
+    return ParallelPrune.open(store, policy, now, auto_jobs(store) if jobs is None else jobs, asked=jobs is not None)

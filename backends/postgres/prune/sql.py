@@ -159,7 +159,7 @@ def rows(thread_range: str) -> str:
     (SQL over this module's parameters): a plan of everything reads the table, a batch its short
     range by the index. ``base`` is a fence: its per-row facts are computed where the rows are read,
     so the sort and the windows carry ~130-byte rows, not the ~1 KB of checkpoint and metadata each
-    (~13% of the rules' time; bench/results/prune.md, session 8)."""
+    (~13% of the rules' time; session 8, git show 52bc7f0:bench/results/prune.md)."""
     return _BASE.replace("__RANGE__", thread_range + "\n  OFFSET 0  -- the fence") + _RULES
 
 
