@@ -66,9 +66,10 @@ def export(
         f"exported {report.checkpoints_written} checkpoints ({report.writes_written} writes, "
         f"{human_bytes(report.bytes_read)}) from {redact(url)} to {file}"
     )
-    if output is OutputFormat.json and file != "-":
+    if output in (OutputFormat.json, OutputFormat.jsonl) and file != "-":
         write_json(
-            {"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(report.decode_errors)}
+            {"source": redact(url), "target": file, **report.as_json(), "decode_errors": len(report.decode_errors)},
+            output,
         )
     else:
         info(summary)

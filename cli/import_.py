@@ -35,8 +35,8 @@ def import_(
             file, url, selection(thread), batch_size=batch_size, progress=progress,
             on_total=progress.set_total if progress is not None else None,
         )  # fmt: skip
-    if output is OutputFormat.json:
-        write_json({"source": file, "target": redact(url), **report.as_json()})
+    if output in (OutputFormat.json, OutputFormat.jsonl):
+        write_json({"source": file, "target": redact(url), **report.as_json()}, output)
     else:
         info(
             f"imported {report.checkpoints_written} checkpoints and {report.writes_written} writes into {redact(url)}"

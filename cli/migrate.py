@@ -84,8 +84,8 @@ def migrate(
         plan = plan_migration(source, target, chosen)
         if plan.checkpoints == 0:
             warn(_nothing_matched(thread, since, until))
-        if output is OutputFormat.json:
-            write_json({"dry_run": True, "source": redact(source), "target": redact(target), **plan.as_json()})
+        if output in (OutputFormat.json, OutputFormat.jsonl):
+            write_json({"dry_run": True, "source": redact(source), "target": redact(target), **plan.as_json()}, output)
         else:
             info(
                 f"would copy {plan.to_copy} of {plan.checkpoints} checkpoints in {plan.threads} threads "
@@ -121,18 +121,18 @@ def migrate(
 
 
 def _report(
-    source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: object, jobs: int
+    source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: OutputFormat | None, jobs: int
 ) -> None:
     from ckpt.backends.core.urls import redact
     from ckpt.cli.console import info, warn
 
     for line in report.skipped:
         warn(f"skipped {line}")
-    if output is OutputFormat.json:
+    if output in (OutputFormat.json, OutputFormat.jsonl):
         body = {"source": redact(source), "target": redact(target), "jobs": jobs, **report.as_json()}
         if checked is not None:
             body["verify"] = checked.as_json()
-        write_json(body)
+        write_json(body, output)
         return
     if report.checkpoints_written == 0 and report.writes_written == 0 and not report.skipped:
         info(f"nothing new to copy: all {report.checkpoints_read} checkpoints are already in {redact(target)}")
