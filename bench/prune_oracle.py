@@ -100,6 +100,7 @@ def main() -> int:
     parser.add_argument("--stores", default="postgres,mongodb,redis")
     parser.add_argument("--jobs", type=int, default=None, help="also run PostgreSQL with --jobs N")
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
+    parser.add_argument("--policy", action="append", choices=sorted(POLICIES), help="only these policies (repeatable)")
     options = parser.parse_args()
     options.data.mkdir(parents=True, exist_ok=True)
     source = options.data / f"oracle-{options.checkpoints}.db"
@@ -109,7 +110,9 @@ def main() -> int:
         )
     ok = True
     for kind in options.stores.split(","):
-        for policy in POLICIES.values():
+        for name, policy in POLICIES.items():
+            if options.policy and name not in options.policy:
+                continue
             ok &= one(kind, source, policy, None)
             if kind == "postgres" and options.jobs:
                 ok &= one(kind, source, policy, options.jobs)
