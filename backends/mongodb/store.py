@@ -37,6 +37,7 @@ from ckpt.backends.core.base import (
     PendingWrite,
     Selection,
     Store,
+    ThreadSummary,
     WriteReport,
 )
 from ckpt.backends.core.errors import (
@@ -216,6 +217,24 @@ class MongoStore(Store):
             metadata=Payload("json", metadata),
             writes=pending,
         )
+
+    def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
+        """Counts and first/last ids by one ``$group`` on the saver's index, no document read whole
+        (issue #24: reading every document made ``ckpt list`` ~60x the server's own aggregate).
+        Namespaces and bytes (``details``) and time bounds still take the general path."""
+        if details or selection.since is not None or selection.until is not None:
+            yield from super().threads(selection, details=details)
+            return
+        pipeline = [
+            {"$match": self._filter(selection)},
+            {"$group": {"_id": "$thread_id", "n": {"$sum": 1}, "first": {"$min": "$checkpoint_id"},
+                        "last": {"$max": "$checkpoint_id"}}},
+            {"$sort": {"_id": 1}},
+        ]  # fmt: skip
+        for row in self._checkpoints.aggregate(pipeline, allowDiskUse=True):
+            thread_id = row["_id"]
+            if isinstance(thread_id, str) and selection.matches_thread(thread_id):
+                yield ThreadSummary(thread_id, None, int(row["n"]), row["first"], row["last"], None)
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection.thread_glob is None:

@@ -62,11 +62,12 @@ def prune(
 
     ``min_idle`` (``"5m"``, seconds) overrides the policy's. ``reasons`` makes each thread's plan
     (passed to ``on_thread``) list what it keeps and why; where the store has a prune of its own,
-    the totals are still its plan's and the reasons come from the general planner. Without ``confirm`` and not ``dry_run``, a store's own prune plans and
-    deletes batch by batch with no separate plan; with ``confirm``, the plan comes first and
-    ``confirm(plan)`` decides. The returned report carries the plan's totals and, after a run,
-    what was deleted and any failed batches (``errors``). Raises ``LockedError`` when another run
-    holds the store's lock, ``IntegrityError`` when a batch's guard stopped the run.
+    the totals are still its plan's and the reasons come from the general planner. Without
+    ``confirm`` and not ``dry_run``, a store's own prune plans and deletes batch by batch with no
+    separate plan; with ``confirm``, the plan comes first and ``confirm(plan)`` decides. The
+    returned report carries the plan's totals and, after a run, what was deleted and any failed
+    batches (``errors``). Raises ``LockedError`` when another run holds the store's lock,
+    ``IntegrityError`` when a batch's guard stopped the run, ``Aborted`` when ``confirm`` said no.
     """
     if min_idle is not None:
         policy = replace(policy, min_idle=parse_duration(min_idle, "--min-idle"))
