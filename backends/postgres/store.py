@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 import psycopg
@@ -28,8 +27,6 @@ from ckpt.backends.core.base import (
     CheckpointHeader,
     CheckpointKey,
     CheckpointRecord,
-    Payload,
-    PendingWrite,
     Selection,
     Store,
     ThreadSummary,
@@ -37,20 +34,22 @@ from ckpt.backends.core.base import (
 )
 from ckpt.backends.core.errors import (
     AccessDeniedError,
-    BackendUnavailableError,
-    CorruptRecordError,
     LockedError,
     NotAStoreError,
     StoreNotFoundError,
 )
-from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
 from ckpt.backends.postgres import SCHEMES
 from ckpt.backends.postgres import guard as pg_guard
 from ckpt.backends.postgres import schema as pg_schema
-from ckpt.backends.postgres.globs import glob_like_superset
-from ckpt.backends.postgres.layout import assemble, split
+from ckpt.backends.postgres.connect import Handle as _Handle
+from ckpt.backends.postgres.connect import connect as _connect
+from ckpt.backends.postgres.rows import header_from_row as _header
+from ckpt.backends.postgres.rows import record_from_row as _record
+from ckpt.backends.postgres.rows import rows_for as _rows_for
+from ckpt.backends.postgres.rows import version_text as _version_text
+from ckpt.backends.postgres.rows import where as _where
 from ckpt.backends.postgres.writes import stage_and_insert
 
 if TYPE_CHECKING:
@@ -547,165 +546,3 @@ class PostgresStore(Store):
             arrays,
         ).fetchall()
         return [(str(t), str(n), str(c), str(v)) for t, n, c, v in rows]
-
-
-class _Handle:
-    """The psycopg connection (kept behind a handle so closing stays one call for the store)."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-_SCHEMES = (*SCHEMES, "postgresql+psycopg", "postgresql+psycopg2")  # with a driver name, as SQLAlchemy URLs have
-
-
-def conninfo(url: str) -> tuple[str, str]:
-    """``(schema, libpq URI)``: ckpt's ``?schema=`` taken out, a driver name (``+psycopg``) dropped.
-
-    Everything else (user, percent-encoded password, hosts, ``sslmode`` and other parameters) is
-    libpq's own URI syntax, passed through as written.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in _SCHEMES:
-        raise NotAStoreError(f"not a PostgreSQL URL: {redact(url)}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for key, value in query if key == "schema"), "public")
-    rest = urlencode([(key, value) for key, value in query if key != "schema"], quote_via=quote)
-    return schema, urlunsplit(("postgresql", parts.netloc, parts.path, rest, parts.fragment))
-
-
-def _connect(url: str, *, read_only: bool) -> tuple[str, _Handle]:
-    schema, uri = conninfo(url)
-    if not _IDENT.match(schema):
-        raise NotAStoreError(f"invalid schema name {schema!r}")
-    options = "-c default_transaction_read_only=on" if read_only else ""
-    try:
-        # autocommit: explicit transactions only, one per write batch, one snapshot per read
-        conn = psycopg.connect(uri, connect_timeout=10, options=options, autocommit=True)
-    except psycopg.Error as error:
-        reason = (str(error).strip().splitlines() or ["unknown error"])[0]
-        raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(reason)}") from None
-    return schema, _Handle(conn)
-
-
-def _where(selection: Selection) -> tuple[str, list[Any]]:
-    clauses, params = ["TRUE"], []
-    if selection.thread_id is not None:
-        clauses.append("thread_id = %s")
-        params.append(selection.thread_id)
-    if selection.thread_glob is not None:
-        clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
-        params.append(glob_like_superset(selection.thread_glob))
-    if selection.thread_from is not None:
-        clauses.append(f"thread_id{_C} >= %s")
-        params.append(selection.thread_from)
-    if selection.thread_to is not None:
-        clauses.append(f"thread_id{_C} < %s")
-        params.append(selection.thread_to)
-    if selection.checkpoint_ns is not None:
-        clauses.append("checkpoint_ns = %s")
-        params.append(selection.checkpoint_ns)
-    if selection.since is not None:
-        clauses.append(f"checkpoint_id{_C} >= %s")
-        params.append(lowest_id_at(selection.since))
-    if selection.until is not None:
-        clauses.append(f"checkpoint_id{_C} < %s")
-        params.append(lowest_id_at(selection.until))
-    return " AND ".join(clauses), params
-
-
-def _version_text(version: Any) -> str:
-    """A version as ``jsonb_each_text`` renders it, which is what blob rows are keyed by."""
-    return orjson.dumps(version).decode() if isinstance(version, float) else str(version)
-
-
-def _metadata_text(text: str) -> str:
-    """Metadata JSON; PostgresSaver 2.0.0-2.0.21 stored it as a JSON *string* holding JSON."""
-    if text.startswith('"'):
-        inner = orjson.loads(text)
-        if isinstance(inner, str):
-            return inner
-    return text
-
-
-def _record(
-    row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]
-) -> CheckpointRecord:
-    key = CheckpointKey(row[0], row[1], row[2])
-    fields = orjson.loads(row[4])
-    versions = fields.get("channel_versions") or {}
-    mine = {
-        c: blobs[(row[0], row[1], c, _version_text(v))]
-        for c, v in versions.items()
-        if (row[0], row[1], c, _version_text(v)) in blobs
-    }
-    return CheckpointRecord(
-        key=key,
-        parent_checkpoint_id=row[3],
-        checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
-        metadata=Payload("json", _metadata_text(row[5]).encode("utf-8")),
-        writes=tuple(
-            PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes
-        ),
-    )
-
-
-def _header(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
-    try:
-        metadata = orjson.loads(_metadata_text(row[4]))
-        error = None
-    except orjson.JSONDecodeError as err:
-        metadata, error = None, str(err)
-    return CheckpointHeader(
-        key=CheckpointKey(row[0], row[1], row[2]),
-        parent_checkpoint_id=row[3],
-        metadata=metadata if isinstance(metadata, dict) else None,
-        checkpoint_bytes=int(row[5] or 0),
-        writes_count=int(sizes[3]) if sizes else 0,
-        writes_bytes=int(sizes[4] or 0) if sizes else 0,
-        metadata_error=error,
-    )
-
-
-def _rows_for(
-    batch: list[CheckpointRecord],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    ckpt_rows, write_rows = [], []
-    blob_rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
-    for record in batch:
-        key = record.key
-        split_form = split(record)
-        ckpt_rows.append(
-            (*_key(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, _metadata_json(record))
-        )
-        for channel, version, type_tag, data in split_form.blobs:
-            blob_rows.setdefault(
-                (key.thread_id, key.checkpoint_ns, channel, version),
-                (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data),
-            )
-        write_rows += [
-            (*_key(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data) for w in record.writes
-        ]
-    return ckpt_rows, list(blob_rows.values()), write_rows
-
-
-def _key(key: CheckpointKey) -> tuple[str, str, str]:
-    return key.thread_id, key.checkpoint_ns, key.checkpoint_id
-
-
-def _metadata_json(record: CheckpointRecord) -> str:
-    """Metadata as PostgresSaver stores it: JSON, without the legacy ``writes`` key (spec §1.4)."""
-    if record.metadata.type != "json":
-        raise CorruptRecordError(
-            f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload"
-        )
-    try:
-        metadata = orjson.loads(record.metadata.data or b"{}")
-    except orjson.JSONDecodeError as err:
-        raise CorruptRecordError(f"cannot decode metadata of {record.key}: {err}") from err
-    if isinstance(metadata, dict):
-        metadata.pop("writes", None)
-    return orjson.dumps(metadata).decode().replace("\\u0000", "")

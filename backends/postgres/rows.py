@@ -1,0 +1,143 @@
+"""Rows of the saver's tables to ckpt's records and back, and a selection as a WHERE clause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ckpt.backends.core.base import (
+    CheckpointHeader,
+    CheckpointKey,
+    CheckpointRecord,
+    Payload,
+    PendingWrite,
+    Selection,
+)
+from ckpt.backends.core.errors import CorruptRecordError
+from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.postgres.globs import glob_like_superset
+from ckpt.backends.postgres.layout import assemble, split
+
+_C = ' COLLATE "C"'  # one byte order for every store
+
+
+def where(selection: Selection) -> tuple[str, list[Any]]:
+    clauses, params = ["TRUE"], []
+    if selection.thread_id is not None:
+        clauses.append("thread_id = %s")
+        params.append(selection.thread_id)
+    if selection.thread_glob is not None:
+        clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
+        params.append(glob_like_superset(selection.thread_glob))
+    if selection.thread_from is not None:
+        clauses.append(f"thread_id{_C} >= %s")
+        params.append(selection.thread_from)
+    if selection.thread_to is not None:
+        clauses.append(f"thread_id{_C} < %s")
+        params.append(selection.thread_to)
+    if selection.checkpoint_ns is not None:
+        clauses.append("checkpoint_ns = %s")
+        params.append(selection.checkpoint_ns)
+    if selection.since is not None:
+        clauses.append(f"checkpoint_id{_C} >= %s")
+        params.append(lowest_id_at(selection.since))
+    if selection.until is not None:
+        clauses.append(f"checkpoint_id{_C} < %s")
+        params.append(lowest_id_at(selection.until))
+    return " AND ".join(clauses), params
+
+
+def version_text(version: Any) -> str:
+    """A version as ``jsonb_each_text`` renders it, which is what blob rows are keyed by."""
+    return orjson.dumps(version).decode() if isinstance(version, float) else str(version)
+
+
+def metadata_text(text: str) -> str:
+    """Metadata JSON; PostgresSaver 2.0.0-2.0.21 stored it as a JSON *string* holding JSON."""
+    if text.startswith('"'):
+        inner = orjson.loads(text)
+        if isinstance(inner, str):
+            return inner
+    return text
+
+
+def record_from_row(
+    row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]
+) -> CheckpointRecord:
+    key = CheckpointKey(row[0], row[1], row[2])
+    fields = orjson.loads(row[4])
+    versions = fields.get("channel_versions") or {}
+    mine = {
+        c: blobs[(row[0], row[1], c, version_text(v))]
+        for c, v in versions.items()
+        if (row[0], row[1], c, version_text(v)) in blobs
+    }
+    return CheckpointRecord(
+        key=key,
+        parent_checkpoint_id=row[3],
+        checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
+        metadata=Payload("json", metadata_text(row[5]).encode("utf-8")),
+        writes=tuple(
+            PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes
+        ),
+    )
+
+
+def header_from_row(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> CheckpointHeader:
+    try:
+        metadata = orjson.loads(metadata_text(row[4]))
+        error = None
+    except orjson.JSONDecodeError as err:
+        metadata, error = None, str(err)
+    return CheckpointHeader(
+        key=CheckpointKey(row[0], row[1], row[2]),
+        parent_checkpoint_id=row[3],
+        metadata=metadata if isinstance(metadata, dict) else None,
+        checkpoint_bytes=int(row[5] or 0),
+        writes_count=int(sizes[3]) if sizes else 0,
+        writes_bytes=int(sizes[4] or 0) if sizes else 0,
+        metadata_error=error,
+    )
+
+
+def rows_for(
+    batch: list[CheckpointRecord],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ckpt_rows, write_rows = [], []
+    blob_rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+    for record in batch:
+        key = record.key
+        split_form = split(record)
+        ckpt_rows.append(
+            (*key_tuple(key), record.parent_checkpoint_id, None, split_form.checkpoint_json, metadata_json(record))
+        )
+        for channel, version, type_tag, data in split_form.blobs:
+            blob_rows.setdefault(
+                (key.thread_id, key.checkpoint_ns, channel, version),
+                (key.thread_id, key.checkpoint_ns, channel, version, type_tag, data),
+            )
+        write_rows += [
+            (*key_tuple(key), w.task_id, w.task_path, w.idx, w.channel, w.value.type, w.value.data)
+            for w in record.writes
+        ]
+    return ckpt_rows, list(blob_rows.values()), write_rows
+
+
+def key_tuple(key: CheckpointKey) -> tuple[str, str, str]:
+    return key.thread_id, key.checkpoint_ns, key.checkpoint_id
+
+
+def metadata_json(record: CheckpointRecord) -> str:
+    """Metadata as PostgresSaver stores it: JSON, without the legacy ``writes`` key (spec §1.4)."""
+    if record.metadata.type != "json":
+        raise CorruptRecordError(
+            f"{record.key}: PostgreSQL stores metadata as JSON, got a {record.metadata.type!r} payload"
+        )
+    try:
+        metadata = orjson.loads(record.metadata.data or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise CorruptRecordError(f"cannot decode metadata of {record.key}: {err}") from err
+    if isinstance(metadata, dict):
+        metadata.pop("writes", None)
+    return orjson.dumps(metadata).decode().replace("\\u0000", "")
