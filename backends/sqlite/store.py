@@ -17,7 +17,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from ckpt.backends.core.base import (
     Capability,
@@ -33,11 +32,7 @@ from ckpt.backends.core.base import (
 )
 from ckpt.backends.core.errors import (
     AccessDeniedError,
-    BackendUnavailableError,
-    CkptError,
     DataError,
-    LockedError,
-    StorageError,
     StoreNotFoundError,
 )
 from ckpt.backends.core.ids import lowest_id_at
@@ -45,10 +40,16 @@ from ckpt.backends.core.locks import file_lock
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import sqlite_path
 from ckpt.backends.sqlite import SCHEMES
+from ckpt.backends.sqlite.connect import IMMUTABLE_NOTE
+from ckpt.backends.sqlite.connect import connect_existing as _connect_existing
+from ckpt.backends.sqlite.connect import connect_for_write as _connect_for_write
+from ckpt.backends.sqlite.connect import remove_database as _remove_database
+from ckpt.backends.sqlite.connect import translated as _translated
 from ckpt.backends.sqlite.delete import DeleteBatch, delete_batch, orphan_write_keys
 from ckpt.backends.sqlite.glob import glob_filter
 from ckpt.backends.sqlite.layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
 from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, record_from_rows, saver_versions, write_row
+from ckpt.backends.sqlite.space import PackedTree as _PackedTree
 
 __all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
 
@@ -415,111 +416,6 @@ class SqliteStore(Store):
         return delete_batch(conn, batch)
 
 
-def _connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=30, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise BackendUnavailableError(f"cannot open SQLite file {path}: {exc}") from exc
-    conn.text_factory = str
-    return conn
-
-
-IMMUTABLE_NOTE = "immutable=1 (read-only directory or media and no -wal file: nothing can change the file)"
-
-
-def _connect_existing(path: str, *, write: bool) -> tuple[sqlite3.Connection, bool]:
-    """A connection to an existing file (neither mode creates one), and whether it is immutable.
-
-    A WAL-mode file needs its ``-shm`` (and ``-wal``) beside it even to be read; on read-only media
-    (or in a directory this user may not write) without a ``-wal`` file they cannot be made, and
-    nothing can be writing the file: it is read with ``immutable=1`` (said on the ``ckpt`` logger
-    and in ``layout()``). A write open there is refused up front (``AccessDeniedError``, exit 4)."""
-    target = f"file:{quote(os.path.abspath(path))}"
-    if write:
-        _check_writable(path)
-        return _connect(f"{target}?mode=rw", path, uri=True), False
-    conn = _connect(f"{target}?mode=ro", path, uri=True)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn, False
-    except sqlite3.DatabaseError as exc:
-        directory = os.path.dirname(os.path.abspath(path))
-        if "unable to open" not in str(exc) or os.path.exists(f"{path}-wal") or os.access(directory, os.W_OK):
-            return conn, False  # the layout check names the problem
-    conn.close()
-    import logging
-
-    logging.getLogger("ckpt").warning("note: %s opened %s", path, IMMUTABLE_NOTE)
-    return _connect(f"{target}?mode=ro&immutable=1", path, uri=True), True
-
-
-def _check_writable(path: str) -> None:
-    """Refuse a write open where SQLite could not write: a read-only file, or a directory (media)
-    where its journal files cannot be created."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise AccessDeniedError(f"{path} is read-only for this user; nothing was changed")
-    if not os.access(directory, os.W_OK):
-        raise AccessDeniedError(
-            f"{path} cannot be written: its directory {directory} is read-only (or on read-only media); "
-            "nothing was changed"
-        )
-
-
-def _remove_database(path: str) -> None:
-    """A database file this run created, and its journal files (a failed first migrate)."""
-    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
-        with suppress(FileNotFoundError):
-            os.unlink(name)
-
-
-def _translated(exc: BaseException, path: str) -> BaseException:
-    """The error to raise for ``exc``: a ``CkptError`` already in its chain (a ``DataError`` whose
-    cleanup failed too), else its root SQLite cause as one line (``cannot rollback - no transaction
-    is active`` is the echo of a failed write, not the reason); unknown errors are left as they are."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and len(chain) < 10:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    for item in chain:
-        if isinstance(item, CkptError):
-            return item
-    errors = [e for e in chain if isinstance(e, sqlite3.Error)]
-    for error in reversed(errors):  # the root cause first
-        translated = _sqlite_error(error, path)
-        if translated is not None:
-            return translated
-    return exc
-
-
-def _sqlite_error(error: sqlite3.Error, path: str) -> CkptError | None:
-    name = str(getattr(error, "sqlite_errorname", "") or "")
-    text = str(error)
-    lowered = text.lower()
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in lowered or "not a database" in lowered:
-        return DataError(f"{path} is damaged: {text} (sqlite3 '{path}' .recover may save what is left)")
-    if name.startswith("SQLITE_FULL") or "disk is full" in lowered:
-        return StorageError(f"cannot write {path}: {text}")
-    if name.startswith("SQLITE_IOERR") or "disk i/o error" in lowered:
-        return StorageError(f"cannot read or write {path}: {text}")
-    if name.startswith("SQLITE_READONLY") or "readonly database" in lowered:
-        return AccessDeniedError(f"{path} cannot be written: {text}; nothing was changed")
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in lowered:
-        return LockedError(f"{path} is locked by another process: {text}")
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open database" in lowered:
-        return StorageError(f"cannot open {path}: {text}")
-    return None
-
-
-def _connect_for_write(path: str) -> sqlite3.Connection:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
-    _check_writable(path)
-    return _connect(path, path)
-
-
 def _where(selection: Selection) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -547,39 +443,3 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append("checkpoint_id < ?")
         params.append(lowest_id_at(selection.until))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-class _PackedTree:
-    """Pages a b-tree takes when its cells are inserted in key order (VACUUM): leaves filled one
-    after the other (SQLite's append balance), large records spilled to overflow pages, and the
-    interior pages above the leaves. An estimate: varints are counted at their usual sizes."""
-
-    def __init__(self, usable: int, *, index: bool) -> None:
-        self.usable, self.index = usable, index
-        self.leaves = self.overflow = self.cells = 0
-        self.fill = usable  # the current leaf is full: the first cell starts one
-
-    def add(self, payload: int) -> None:
-        u = self.usable
-        most = (u - 12) * 64 // 255 - 23 if self.index else u - 35
-        local = payload
-        if payload > most:
-            least = (u - 12) * 32 // 255 - 23
-            local = least + (payload - least) % (u - 4)
-            local = local if local <= most else least
-            self.overflow += -(-(payload - local) // (u - 4))
-            local += 4
-        cell = local + (3 if self.index else 6) + 2  # size and rowid varints, the cell pointer
-        if self.fill + cell > u - 8:
-            self.leaves, self.fill = self.leaves + 1, 0
-        self.fill += cell
-        self.cells += 1
-
-    def pages(self) -> int:
-        if self.cells == 0:
-            return 1  # an empty table still has its root page
-        interior, level = 0, self.leaves
-        while level > 1:  # ~12 bytes a child pointer and key in a table, ~a key in an index
-            level = -(-level * (12 if not self.index else 60) // (self.usable - 12))
-            interior += level
-        return self.leaves + self.overflow + interior
