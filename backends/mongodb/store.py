@@ -15,9 +15,8 @@ upserts make a batch safe to replay.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import groupby
@@ -27,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pymongo
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from ckpt.backends.core.base import (
     Capability,
@@ -44,15 +43,14 @@ from ckpt.backends.core.errors import (
     BackendUnavailableError,
     CorruptRecordError,
     IntegrityError,
-    LockedError,
     NotAStoreError,
 )
 from ckpt.backends.core.ids import lowest_id_at
-from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
 from ckpt.backends.core.versions import to_int_versions
 from ckpt.backends.mongodb import SCHEMES
+from ckpt.backends.mongodb.lock import document_lock
 from ckpt.backends.mongodb.metadata import metadata_from_mongo, metadata_to_mongo
 
 CHECKPOINT_INDEX = [("thread_id", ASCENDING), ("checkpoint_ns", ASCENDING), ("checkpoint_id", DESCENDING)]
@@ -361,31 +359,12 @@ class MongoStore(Store):
         except PyMongoError:
             return None
 
-    @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """A document ``{_id: <collection>:<name>, token, expires_at}`` in ``ckpt_locks`` (its unique
-        ``_id`` is the lock): taken by insert, or by an atomic takeover once ``expires_at`` (epoch
-        milliseconds) has passed; renewed by token every TTL/3 while held; deleted by token."""
-        locks = self._checkpoints.database["ckpt_locks"]
-        lock_id = f"{self._checkpoints.name}:{name}"
-        token, ttl = new_token(), lock_ttl()
-        if not _take_lock(locks, lock_id, token, ttl):
-            held = locks.find_one({"_id": lock_id}) or {}
-            raise LockedError(
-                f"another ckpt {name} is running on {redact(self.url)} (ckpt_locks {lock_id!r}, "
-                f"{holder_of(held.get('token'))})"
-            )
-
-        def renew() -> bool:
-            expires = {"$set": {"expires_at": _epoch_ms() + int(ttl * 1000)}}
-            return locks.update_one({"_id": lock_id, "token": token}, expires).matched_count == 1
-
-        try:
-            with renewed(renew, ttl, f"the {name} lock (ckpt_locks {lock_id!r})"):
-                yield
-        finally:
-            with suppress(PyMongoError):  # unreachable: the lock lapses after the TTL instead
-                locks.delete_one({"_id": lock_id, "token": token})
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """A document ``{_id: <collection>:<name>, token, expires_at}`` in ``ckpt_locks``
+        (:func:`ckpt.backends.mongodb.lock.document_lock`)."""
+        return document_lock(
+            self._checkpoints.database["ckpt_locks"], f"{self._checkpoints.name}:{name}", name, redact(self.url)
+        )
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Delete checkpoints and their writes by ``_id``, after the guard has seen every document.
@@ -428,32 +407,6 @@ class MongoStore(Store):
 PLANT_FAULT: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 """Test hook only: may add documents to what a delete is about to remove, so a test can prove the
 guard refuses them. ``None`` in every real run."""
-
-
-def _epoch_ms() -> int:
-    """Lock expiries are epoch milliseconds: numbers compare alike on every server (``$lt``)."""
-    return int(time.time() * 1000)
-
-
-def _take_lock(locks: Any, lock_id: str, token: str, ttl: float) -> bool:
-    """Insert the lock document, or take over one that expired (its holder died) in one atomic
-    update whose filter says it has expired; a document of an older ckpt (no ``expires_at``, never
-    renewed) counts as expired. False: a live holder has it."""
-    for _ in range(3):
-        now = _epoch_ms()
-        document = {"token": token, "expires_at": now + int(ttl * 1000)}
-        try:
-            locks.insert_one({"_id": lock_id, **document})
-            return True
-        except DuplicateKeyError:
-            pass
-        for expired in ({"$lt": now}, {"$exists": False}):
-            if locks.find_one_and_update({"_id": lock_id, "expires_at": expired}, {"$set": document}) is not None:
-                return True
-        if locks.find_one({"_id": lock_id}, {"_id": 1}) is not None:
-            return False
-        # released between the insert and the takeover: insert again
-    return False
 
 
 def _guarded(docs: list[dict[str, Any]], doomed: set[tuple[str, str, str]], what: str) -> list[Any]:
