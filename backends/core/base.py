@@ -411,7 +411,7 @@ def find_record(
     store: Store, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
 ) -> CheckpointRecord:
     """The named checkpoint, or the newest of the thread and namespace; raises when absent."""
-    from ckpt.backends.core.errors import CheckpointNotFoundError, ThreadNotFoundError
+    from ckpt.backends.core.errors import ThreadNotFoundError
 
     if checkpoint_id is None:
         header = store.latest(thread_id, checkpoint_ns)
@@ -421,5 +421,26 @@ def find_record(
         checkpoint_id = header.key.checkpoint_id
     record = store.get(CheckpointKey(thread_id, checkpoint_ns, checkpoint_id))
     if record is None:
-        raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id} in thread {thread_id!r}, ns {checkpoint_ns!r}")
+        # ``ckpt list`` shows ids by their shortest unique prefix (as git does): take one here too
+        record = _by_prefix(store, thread_id, checkpoint_ns, checkpoint_id)
+    return record
+
+
+def _by_prefix(store: Store, thread_id: str, checkpoint_ns: str, prefix: str) -> CheckpointRecord:
+    from ckpt.backends.core.errors import CheckpointNotFoundError, UsageError
+
+    where = f"in thread {thread_id!r}, ns {checkpoint_ns!r}"
+    matches = [
+        h.key
+        for h in store.headers(Selection(thread_id=thread_id, checkpoint_ns=checkpoint_ns))
+        if prefix and h.key.checkpoint_id.startswith(prefix)
+    ]
+    if len(matches) > 1:
+        shown = ", ".join(k.checkpoint_id for k in matches[:3])
+        raise UsageError(
+            f"checkpoint prefix {prefix!r} is ambiguous {where}: {shown}{', ...' if len(matches) > 3 else ''}"
+        )
+    record = store.get(matches[0]) if matches else None
+    if record is None:
+        raise CheckpointNotFoundError(f"no checkpoint {prefix} {where}")
     return record

@@ -172,3 +172,20 @@ def test_the_real_process_prints_what_the_command_prints(cli: Cli, official_db: 
     done = subprocess.run([sys.executable, "-m", "ckpt.cli", *args], capture_output=True, env=env, check=False)
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.decode() == cli(*args).stdout and done.stdout.count(b"\n") == 3
+
+
+def test_show_takes_the_id_prefix_list_prints(cli: Cli, official_db: Path) -> None:
+    """``list -c`` shows the shortest unique prefix of each id; ``show --checkpoint`` takes it back."""
+
+    url = sqlite_url(official_db)
+    rows = [
+        json.loads(line) for line in cli("list", url, "-c", "--thread", "thread-3", "-o", "jsonl").stdout.splitlines()
+    ]
+    whole = rows[0]["checkpoint_id"]
+    shown = cli("show", url, "thread-3", "--checkpoint", whole[:13], "-o", "json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["checkpoint_id"] == whole
+    ambiguous = cli("show", url, "thread-3", "--checkpoint", whole[:4])
+    assert ambiguous.exit_code == 2 and "ambiguous" in ambiguous.stderr
+    missing = cli("show", url, "thread-3", "--checkpoint", "ffffffff-0000")
+    assert missing.exit_code == 3
