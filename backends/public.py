@@ -22,6 +22,7 @@ _WHERE = {
     "check": "ckpt.backends.ops.api",
     "migrate": "ckpt.backends.ops.api",
     "verify_stores": "ckpt.backends.ops.api",
+    "plan_migration": "ckpt.backends.ops.api",
     "export": "ckpt.backends.ops.api",
     "import_": "ckpt.backends.ops.api",
     "MigrateReport": "ckpt.backends.ops.api",

@@ -99,3 +99,12 @@ def test_import_ckpt_loads_nothing_heavy() -> None:
     code = "import sys, ckpt; print(sorted(m for m in sys.modules if m.startswith('ckpt.')))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves_and_the_readme_lists_only_public_names() -> None:
+    for name in ckpt.__all__:
+        assert getattr(ckpt, name) is not None
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = text[text.index("Names: ") : text.index("Layout: ")]
+    for name in re.findall(r"`([A-Za-z_]+)`", names):
+        assert name in ckpt.__all__, name
