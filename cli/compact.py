@@ -33,7 +33,7 @@ def compact(
     from ckpt.backends.ops.prune import compact as compact_store
     from ckpt.cli.console import confirm, info
 
-    url = resolve_store(url)
+    url = resolve_store(url, writes="compact")
     question = f"compact {redact(url)} (remove orphans older than {min_idle}, reclaim space)?"
     fmt = resolve(output)
     with open_store(url, write=not dry_run, create=False) as store:

@@ -29,7 +29,7 @@ def import_(
     from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 
-    url = resolve_store(url)
+    url = resolve_store(url, writes="import")
     with copy_progress(None, "importing") as progress:
         report = import_file(
             file, url, selection(thread), batch_size=batch_size, progress=progress,

@@ -17,7 +17,7 @@ from ckpt.cli.options import (
     selection,
     selection_words,
 )
-from ckpt.cli.output import OutputFormat, emit_rows, human_bytes, resolve
+from ckpt.cli.output import RIGHT_ALIGNED, OutputFormat, cell, emit_rows, human_bytes, resolve
 
 if TYPE_CHECKING:
     from ckpt.backends.core.base import CheckpointHeader, ThreadSummary
@@ -175,7 +175,6 @@ def _short_time(value: Any) -> str:
 _DROP = ("parent_checkpoint_id", "source", "writes", "time", "step", "namespaces", "keys_without_ttl", "first")
 _SHRINK = ("checkpoint_ns", "thread_id")
 _ID_COLUMNS = ("checkpoint_id", "parent_checkpoint_id")
-_NUMBERS = frozenset({"checkpoints", "bytes", "writes", "step", "namespaces"})  # right-aligned, as emit_rows does
 
 
 def _fitted_table(
@@ -191,14 +190,14 @@ def _fitted_table(
     listed = list(rows)
     if ids and not whole:
         listed = _short_ids(listed)
-    cells = [[_human(row.get(c), human.get(c)) for c in columns] for row in listed]
+    cells = [[cell(row.get(c), human.get(c)) for c in columns] for row in listed]
     kept = list(columns)
     if whole:  # rich would fold the cells to the terminal's width: drawn unfolded instead
         from ckpt.cli.output import binary_stdout
         from ckpt.cli.table import plain_table
 
         with binary_stdout() as out:
-            for line in plain_table(cells, kept, [c in _NUMBERS for c in kept], None):
+            for line in plain_table(cells, kept, [c in RIGHT_ALIGNED for c in kept], None):
                 out.write(line.encode("utf-8"))
         return len(cells)
     console = stdout()
@@ -232,9 +231,3 @@ def _ns_parts(ns: str) -> list[tuple[str, str]]:
     if not ns:
         return []
     return [(name, task) for name, _, task in (part.partition(":") for part in ns.split("|"))]
-
-
-def _human(value: Any, formatter: Any) -> str:
-    if formatter is not None:
-        return str(formatter(value))
-    return "" if value is None else str(value)

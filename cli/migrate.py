@@ -76,7 +76,7 @@ def migrate(
     from ckpt.cli.progress import copy_progress
 
     source = resolve_store(source)
-    target = resolve_store(target)
+    target = resolve_store(target, writes="migrate")
     chosen = selection(thread, since, until)
     if ttl is not None:
         target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -26,26 +25,13 @@ StoreArgument = Annotated[
 
 # The store argument of each verb that deletes from or writes into an existing store. A context
 # that the working directory's ckpt.toml shadows is refused there (cli/profiles.py).
-WRITTEN_STORE = {"prune": "url", "compact": "url", "import": "url", "migrate": "target"}
-
-
-def resolve_store(url: str | None) -> str:
-    """A store argument with contexts applied (``@NAME``, ``--context``, ``$CKPT_URL``)."""
+def resolve_store(url: str | None, *, writes: str | None = None) -> str:
+    """A store argument with contexts applied (``@NAME``, ``--context``, ``$CKPT_URL``). ``writes``:
+    the verb, when this is the store the command deletes from or writes into (a context shadowed by
+    the working directory's ckpt.toml is then refused unless ``--context-file`` names the file)."""
     from ckpt.cli.profiles import resolve
 
-    return resolve(url, writes=written_by(url))
-
-
-def written_by(url: str | None) -> str | None:
-    """The running command's name if ``url`` is the store it deletes from or writes into."""
-    from typer._click.globals import get_current_context  # typer bundles click (as cli/main.py uses it)
-
-    ctx = get_current_context(silent=True)
-    verb = (ctx.command.name or "") if ctx is not None else ""
-    written = WRITTEN_STORE.get(verb)
-    if ctx is None or written is None or ctx.params.get(written) != url:
-        return None
-    return verb
+    return resolve(url, writes=writes)
 
 
 OutputOption = Annotated[
@@ -72,16 +58,15 @@ AesKeyOption = Annotated[
     ),
 ]
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def parse_time(text: str, *, now: float | None = None) -> float:
     """``2024-05-01``, ``2024-05-01T12:00:00+02:00`` or an age (``7d``) → epoch seconds (UTC if naive)."""
-    match = _AGE.match(text.strip())
-    if match:
+    from ckpt.backends.core.policy import duration_seconds
+
+    age = duration_seconds(text)
+    if age is not None:
         reference = now if now is not None else datetime.now(timezone.utc).timestamp()
-        return reference - float(match[1]) * _SECONDS[match[2]]
+        return reference - age
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:

@@ -144,8 +144,8 @@ def _table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | 
     from ckpt.cli.table import plain_table, rich_table
 
     formatters = [human.get(c) for c in columns]
-    cells = [[_cell(row.get(c), f) for c, f in zip(columns, formatters)] for row in rows]
-    right = [c in _RIGHT for c in columns]
+    cells = [[cell(row.get(c), f) for c, f in zip(columns, formatters)] for row in rows]
+    right = [c in RIGHT_ALIGNED for c in columns]
     if sys.stdout.isatty() and len(cells) <= RICH_TABLE_MAX_ROWS:
         rich_table(cells, columns, right, title)
     else:
@@ -155,10 +155,11 @@ def _table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | 
     return len(cells)
 
 
-_RIGHT = frozenset({"checkpoints", "bytes", "writes", "step", "namespaces"})
+RIGHT_ALIGNED = frozenset({"checkpoints", "bytes", "writes", "step", "namespaces"})
 
 
-def _cell(value: Any, formatter: Any) -> str:
+def cell(value: Any, formatter: Any) -> str:
+    """A table cell: the column's formatter applied, or the value as text (empty for none)."""
     if formatter is not None:
         return str(formatter(value))
     return "" if value is None else str(value)

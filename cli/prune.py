@@ -81,7 +81,7 @@ def prune(
     from ckpt.backends.ops.prune import prune as prune_store
     from ckpt.cli.console import confirm
 
-    url = resolve_store(url)
+    url = resolve_store(url, writes="prune")
     policy = Policy(
         keep_last=keep_last,
         keep_within=parse_duration(keep_within, "--keep-within") if keep_within else None,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from contextlib import suppress
-from typing import IO, Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import orjson
 import typer
@@ -58,56 +56,25 @@ def replay(
 
 class _Output:
     """stdout, or ``FILE`` written as ``FILE.partial`` and renamed into place only when the timeline
-    is complete: a failed replay (full disk, read-only directory, no such thread) leaves no file.
-    File-system refusals become one-line errors (``StorageError``; a missing directory is exit 3)."""
+    is complete (:class:`~ckpt.backends.core.files.PartialFile`): a failed replay (full disk,
+    read-only directory, no such thread) leaves no file."""
 
     def __init__(self, path: str | None) -> None:
-        from ckpt.backends.core.errors import StorageError, StoreNotFoundError
+        from ckpt.backends.core.files import PartialFile
 
-        self.path = path
-        self.partial = f"{path}.partial" if path else ""
-        self.handle: IO[bytes] = sys.stdout.buffer
-        if path is None:
-            return
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise StoreNotFoundError(f"cannot write {path}: no such directory: {directory}")
-        try:
-            self.handle = open(self.partial, "wb")  # noqa: SIM115 - closed in finish()/discard()
-        except OSError as exc:
-            raise StorageError.from_os_error(exc, f"cannot write {path}") from None
+        self.file = PartialFile(path) if path is not None else None
 
     def write(self, data: bytes) -> None:
-        try:
-            self.handle.write(data)
-        except OSError as exc:
-            if self.path is None:
-                raise
-            self._refused(exc)
+        if self.file is None:
+            sys.stdout.buffer.write(data)
+        else:
+            self.file.write(data)
 
     def finish(self) -> None:
-        if self.path is None:
-            return
-        try:
-            self.handle.close()
-            os.replace(self.partial, self.path)
-        except OSError as exc:
-            self._refused(exc)
-        self.path = None
+        if self.file is not None:
+            self.file.finish()
 
     def discard(self) -> None:
         """After a failure (a no-op after ``finish``): the partial file is removed."""
-        if self.path is None:
-            return
-        with suppress(OSError):
-            self.handle.close()
-        with suppress(FileNotFoundError):
-            os.unlink(self.partial)
-        self.path = None
-
-    def _refused(self, exc: OSError) -> NoReturn:
-        from ckpt.backends.core.errors import StorageError
-
-        path = self.path or ""
-        self.discard()
-        raise StorageError.from_os_error(exc, f"cannot write {path}") from None
+        if self.file is not None:
+            self.file.discard()

@@ -24,13 +24,19 @@ def parse_duration(text: str | float | int, option: str = "duration") -> float:
     anything else is a usage error naming ``option``."""
     if isinstance(text, (int, float)):
         return float(text)
-    stripped = text.strip()
-    if stripped == "0":
+    if text.strip() == "0":
         return 0.0
-    match = _DURATION.match(stripped)
-    if not match:
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise UsageError(f"{option}: cannot read duration {text!r}; use a number and s, m, h, d, w or y (e.g. 30d)")
-    return float(match[1]) * _SECONDS[match[2]]
+    return seconds
+
+
+def duration_seconds(text: str) -> float | None:
+    """``30d`` → seconds, or ``None`` when ``text`` is not a number and a unit (the one grammar of
+    ages and durations: ``--keep-within``, ``--min-idle``, ``--since 7d``)."""
+    match = _DURATION.match(text.strip())
+    return float(match[1]) * _SECONDS[match[2]] if match else None
 
 
 @dataclass(frozen=True)

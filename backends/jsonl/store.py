@@ -39,6 +39,7 @@ from ckpt.backends.core.errors import (
     StoreNotFoundError,
     UsageError,
 )
+from ckpt.backends.core.files import PartialFile
 from ckpt.backends.core.locks import file_lock
 from ckpt.backends.core.urls import redact
 
@@ -80,7 +81,7 @@ class JsonlStore(Store):
         self.decode_errors: list[str] = []
         self._source: dict[str, Any] = {}
         self._out: IO[bytes] | None = None
-        self._raw: IO[bytes] | None = None
+        self._file: PartialFile | None = None
         """The file under ``_out`` (the same object, or the file a ``GzipFile`` writes into)."""
         self._lock: ExitStack | None = None
         """Holds ``<file>.lock`` while this store writes ``<file>.partial``: one writer per file."""
@@ -181,17 +182,18 @@ class JsonlStore(Store):
         lock = ExitStack()
         try:
             lock.enter_context(file_lock(self.path + ".lock", f"another ckpt run is writing {self.path}"))
-            raw = open(self._partial, "wb")  # noqa: SIM115 - closed in close()/abort()
+            file = PartialFile(self.path)  # created under the lock: only its holder removes it
         except OSError as exc:
             lock.close()
             raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
         except BaseException:
             lock.close()
             raise
-        self._lock, self._raw = lock, raw
+        self._lock, self._file = lock, file
+        assert file.handle is not None
         if self.path.endswith(".gz"):
-            return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[return-value]
-        return raw
+            return gzip.GzipFile(fileobj=file.handle, mode="wb", mtime=0)  # type: ignore[return-value]
+        return file.handle
 
     def _emit(self, line: bytes) -> None:
         assert self._out is not None
@@ -201,10 +203,6 @@ class JsonlStore(Store):
             if self.path == "-":
                 raise
             raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
-
-    @property
-    def _partial(self) -> str:
-        return self.path + ".partial"
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         self._output()
@@ -255,26 +253,23 @@ class JsonlStore(Store):
             self._release()
 
     def _finish(self) -> None:
-        assert self._out is not None and self._raw is not None
-        self._out.close()
-        self._raw.close()
-        self._out = self._raw = None
-        os.replace(self._partial, self.path)
+        assert self._out is not None and self._file is not None
+        out, self._out = self._out, None
+        out.close()  # a gzip stream writes its trailer into the partial file here
+        self._file.finish()
 
     def abort(self) -> None:
         """Drop what was written: the target file is left as it was, and no partial file remains."""
         if self.path == "-":
             self._out = None
             return
-        out, raw, self._out, self._raw = self._out, self._raw, None, None
+        out, file, self._out, self._file = self._out, self._file, None, None
         try:
-            for handle in (out, raw):
-                if handle is not None:
-                    with suppress(OSError):  # a full disk fails the last flush too: the file goes anyway
-                        handle.close()
-            if self._lock is not None:  # only the lock holder may remove the partial file
-                with suppress(FileNotFoundError):
-                    os.unlink(self._partial)
+            if out is not None:  # a gzip stream over the partial file (or the file itself: closed twice, harmless)
+                with suppress(OSError):  # a full disk fails the last flush too: the file goes anyway
+                    out.close()
+            if file is not None:
+                file.discard()
         finally:
             self._release()
 

@@ -14,7 +14,7 @@ whole, only this store's members of it are removed (``_TRIM``); Redis drops it w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -22,7 +22,7 @@ import redis
 
 from ckpt.backends.core.base import CheckpointKey
 from ckpt.backends.core.errors import IntegrityError, LockedError
-from ckpt.backends.redis.schema import ZSET_PREFIX, KeySpace, Owner, stored_ns, tag_query
+from ckpt.backends.redis.schema import ZSET_PREFIX, KeySpace, Owner, scan_keys, stored_ns, tag_query
 
 _plant_fault: Callable[[list[str]], list[str]] | None = None
 """TEST-ONLY fault injection: given a batch's planned delete keys (after planning, before the
@@ -207,19 +207,19 @@ class Janitor:
         writes before the checkpoint they belong to, spec §8 rule 8).
         """
         removed = {"orphan_writes": 0, "orphan_zsets": 0, "stale_pointers": 0, "has_writes_fixed": 0}
-        for page in self._scan(f"{self.keys.write_prefix}:*"):
+        for page in scan_keys(self._r, f"{self.keys.write_prefix}:*"):
             orphans, unflagged = self._orphan_writes(page, idle_before)
             removed["orphan_writes"] += len(orphans)
             removed["has_writes_fixed"] += len(unflagged)
             if not dry_run:
                 self._remove_orphans(orphans)
                 self._set_flags(unflagged)
-        for page in self._scan(f"{ZSET_PREFIX}:*"):  # every prefix's registries: only ours are picked
+        for page in scan_keys(self._r, f"{ZSET_PREFIX}:*"):  # every prefix's registries: only ours are picked
             orphans = self._orphan_registries(page, idle_before)
             removed["orphan_zsets"] += len(orphans)
             if not dry_run:
                 self._remove_orphans(orphans)
-        for page in self._scan(f"{self.keys.prefix}_latest:*"):
+        for page in scan_keys(self._r, f"{self.keys.prefix}_latest:*"):
             stale = self._stale_pointers(page)
             removed["stale_pointers"] += len(stale)
             if not dry_run and stale:
@@ -357,12 +357,3 @@ class Janitor:
                     full[thread_id] = offset + _CHUNK
             pending = full
         return found
-
-    def _scan(self, pattern: str) -> Iterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, keys = self._r.scan(cursor, match=pattern, count=1000)
-            if keys:
-                yield [k.decode() for k in keys]
-            if cursor == 0:
-                return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 EMPTY = "__empty__"
@@ -18,6 +19,17 @@ _WRITE_FIELDS = (
     ("idx", "NUMERIC"), ("channel", "TAG"), ("type", "TAG"),
 )  # fmt: skip
 _TAG_SPECIAL = re.compile(r"([,.<>{}\[\]\"':;!@#$%^&*()\-+=~|/\\ ?])")
+
+
+def scan_keys(client: Any, pattern: str) -> Iterator[list[str]]:
+    """The keys matching ``pattern``, a SCAN page at a time (never ``KEYS``: it blocks the server)."""
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor, match=pattern, count=1000)
+        if keys:
+            yield [k.decode() for k in keys]
+        if cursor == 0:
+            return
 
 
 def stored_ns(value: str) -> str:

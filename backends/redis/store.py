@@ -47,7 +47,7 @@ from ckpt.backends.redis import SCHEMES
 from ckpt.backends.redis.docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
 from ckpt.backends.redis.jsonform import ExtCache, Losses, from_redis, write_value_from_redis
 from ckpt.backends.redis.prune import Janitor
-from ckpt.backends.redis.schema import EMPTY, KeySpace, ensure_indexes, missing_modules, stored_ns, tag_query
+from ckpt.backends.redis.schema import EMPTY, KeySpace, ensure_indexes, missing_modules, scan_keys, stored_ns, tag_query
 from ckpt.backends.redis.wire import Block, Pipeline
 
 _FIELD_ORDER = ("v", "ts", "id", "channel_values", "channel_versions", "versions_seen", "updated_channels")
@@ -167,20 +167,11 @@ class RedisStore(Store):
         if selection.thread_id is not None:
             return [selection.thread_id]
         found: set[str] = set()
-        for keys in self._scan(f"{self.prefix}:*"):
+        for keys in scan_keys(self._r, f"{self.prefix}:*"):
             for raw in self._r.json().mget(keys, "$.thread_id"):
                 if raw:
                     found.add(raw[0])
         return sorted(t for t in found if selection.matches_thread(t))
-
-    def _scan(self, pattern: str) -> Iterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, keys = self._r.scan(cursor, match=pattern, count=1000)
-            if keys:
-                yield [k.decode() for k in keys]
-            if cursor == 0:
-                return
 
     def _search_keys(self, index: str, thread_id: str) -> list[str]:
         keys: list[str] = []

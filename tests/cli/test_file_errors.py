@@ -202,10 +202,10 @@ def test_enospc_from_the_writer_is_one_line_and_no_partial_file(
     cli: Cli, official_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     """The same without root: the export file's writes fail with ENOSPC after 4 KiB (monkeypatched
-    ``open`` in the JSONL store), so the translation and clean-up paths run as on a real full disk."""
-    from ckpt.backends.jsonl import store as jsonl_store
+    ``open`` where export files are made), so the translation and clean-up paths run as on a real full disk."""
+    from ckpt.backends.core import files
 
-    monkeypatch.setattr(jsonl_store, "open", lambda path, mode: _FillingFile(path, mode, 4096), raising=False)
+    monkeypatch.setattr(files, "open", lambda path, mode: _FillingFile(path, mode, 4096), raising=False)
     result = cli("export", sqlite_url(official_db), str(tmp_path / name))
     _one_line(result, ExitCode.UNAVAILABLE)
     assert "No space left on device" in result.stderr
