@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "open": "ckpt.backends.ops.api",
+    "show": "ckpt.backends.ops.api",
     "size": "ckpt.backends.ops.api",
     "check": "ckpt.backends.ops.api",
     "migrate": "ckpt.backends.ops.api",
@@ -29,6 +30,8 @@ _WHERE = {
     "prune": "ckpt.backends.ops.prune",
     "compact": "ckpt.backends.ops.prune",
     "CompactReport": "ckpt.backends.ops.prune",
+    "upgrade": "ckpt.backends.ops.upgrade",
+    "UpgradeReport": "ckpt.backends.ops.upgrade",
     "Aborted": "ckpt.backends.ops.prune",
     "Policy": "ckpt.backends.core.policy",
     "PruneReport": "ckpt.backends.core.policy",

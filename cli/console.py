@@ -70,7 +70,7 @@ def finish_reads(store: Store) -> None:
         raise DataError(f"{len(problems)} stored row(s) could not be read (see warnings); the rest was processed")
 
 
-def confirm(question: str) -> bool:
+def confirm(question: str, *, change: str = "delete") -> bool:
     """Destructive work goes ahead after a yes on a terminal (``--yes`` skips the question);
     off a terminal, without ``--yes``, it is refused."""
     import sys
@@ -80,5 +80,5 @@ def confirm(question: str) -> bool:
     from ckpt.backends.core.errors import UsageError
 
     if not sys.stdin.isatty():
-        raise UsageError("refusing to delete without --yes when not on a terminal (try --dry-run first)")
+        raise UsageError(f"refusing to {change} without --yes when not on a terminal (try --dry-run first)")
     return bool(typer.confirm(question, err=True))

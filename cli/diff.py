@@ -51,12 +51,11 @@ def diff(
       ckpt diff sqlite:///agent.db postgresql://db/app --thread thread-1
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.base import find_record
     from ckpt.backends.core.errors import CheckpointNotFoundError, ExitCode, UsageError
     from ckpt.backends.core.urls import scheme_of
+    from ckpt.backends.ops.api import show as show_checkpoint
     from ckpt.formats.diff import document, json_patch
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-    from ckpt.formats.state import view_record
 
     url = resolve_store(url)
     decoder = PayloadDecoder(aes_key_from(aes_key))
@@ -70,11 +69,11 @@ def diff(
         raise UsageError(f"{thread_or_url!r} is not a store URL; --thread is for comparing two stores")
     ns = ns or ""
     with open_store(url) as store:
-        newer = view_record(find_record(store, thread_or_url, ns, to_id), decoder)
+        newer = show_checkpoint(store, thread_or_url, ns, to_id, decoder=decoder)
         older_id = from_id or newer.parent_checkpoint_id
         if older_id is None:
             raise CheckpointNotFoundError(f"checkpoint {newer.checkpoint_id} has no parent; pass --from")
-        older = view_record(find_record(store, thread_or_url, ns, older_id), decoder)
+        older = show_checkpoint(store, thread_or_url, ns, older_id, decoder=decoder)
     a, b = document(older, include_internal=show_all), document(newer, include_internal=show_all)
     patch = json_patch(a, b)
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
@@ -132,10 +131,11 @@ def _two_stores(
 
 def _views(store: Store, thread: str, ns: str | None, decoder: PayloadDecoder) -> dict[tuple[str, str], CheckpointView]:
     from ckpt.backends import Selection
+    from ckpt.backends.ops.sends import inline_parent_sends
     from ckpt.formats.state import view_record
 
-    selection = Selection(thread_id=thread, checkpoint_ns=ns)
-    return {(r.key.checkpoint_ns, r.key.checkpoint_id): view_record(r, decoder) for r in store.records(selection)}
+    records = inline_parent_sends(store.records(Selection(thread_id=thread, checkpoint_ns=ns)), store)
+    return {(r.key.checkpoint_ns, r.key.checkpoint_id): view_record(r, decoder) for r in records}
 
 
 def _short(value: Any, width: int = 160) -> str:

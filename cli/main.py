@@ -27,7 +27,7 @@ HELP = """Operate LangGraph checkpoint stores: read them, move them between stor
 \b
   read      list, show, diff, replay
   move      export, import, migrate
-  maintain  prune, compact, size, check, doctor
+  maintain  prune, compact, size, check, doctor, upgrade
 
 Run 'ckpt COMMAND --help' for a command's options and examples; docs/cli.md has them all."""
 
@@ -259,6 +259,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "size": ("size", "size"),
     "check": ("check", "check"),
     "doctor": ("doctor", "doctor"),
+    "upgrade": ("upgrade", "upgrade"),
 }
 
 

@@ -34,16 +34,15 @@ def show(
       ckpt show sqlite:///agent.db thread-1 --checkpoint 1f0c...-8002-... -o json
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.base import find_record
+    from ckpt.backends.ops.api import show as show_checkpoint
     from ckpt.cli.console import finish_reads
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
-    from ckpt.formats.state import view_record
 
     url = resolve_store(url)
     fmt = resolve(output)
     decoder = PayloadDecoder(aes_key_from(aes_key))
     with open_store(url) as store:
-        view = view_record(find_record(store, thread, ns, checkpoint), decoder)
+        view = show_checkpoint(store, thread, ns, checkpoint, decoder=decoder)
         finish_reads(store)
     if fmt is OutputFormat.table:
         _print_view(view)

@@ -1,9 +1,11 @@
 """A checkpoint record → what a person asks of it: values, next nodes, writes, interrupts.
 
-``next`` is derived from the stored data only (no graph is loaded): a node is next when
-its trigger channel ``branch:to:<node>`` holds a value newer than what the node has seen,
-plus the targets of pending ``Send``s in ``__pregel_tasks``. This matches what the saver's
-``StateSnapshot.next`` shows for graphs built with ``StateGraph``.
+``next`` is derived from the stored data only (no graph is loaded): a node is next when one
+of its trigger channels holds a value newer than what the node has seen (``branch:to:<node>``;
+``start:<node>``, ``branch:<src>:<cond>:<node>`` and the source node's own channel in graphs of
+LangGraph 0.2), plus one task per pending ``Send`` (``__pregel_tasks``, or ``pending_sends`` in
+checkpoints older than format v4). This matches what the saver's ``StateSnapshot.next`` shows
+for graphs built with ``StateGraph``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ckpt.formats.view import readable
 INTERRUPT = "__interrupt__"
 _TRIGGER_PREFIX = "branch:to:"
 _TASKS = "__pregel_tasks"
+_START = "__start__"
+_PLUMBING = (_TRIGGER_PREFIX, "start:", "branch:", "join:", "__")
 
 
 @dataclass
@@ -86,39 +90,71 @@ def view_record(record: CheckpointRecord, decoder: PayloadDecoder) -> Checkpoint
         parent_checkpoint_id=record.parent_checkpoint_id,
         metadata=readable(decoded["metadata"]),
         checkpoint=checkpoint,
-        values=values if opaque else {k: v for k, v in values.items() if not _internal(k)},
+        values=values if opaque else _state(values, _node_names(checkpoint)),
         next=[] if opaque else next_nodes(checkpoint),
         pending_writes=writes,
         interrupts=_interrupts(writes),
     )
 
 
-def _internal(channel: str) -> bool:
-    return channel.startswith(_TRIGGER_PREFIX) or channel.startswith("__")
+def _internal(channel: str, nodes: set[str] | frozenset[str] = frozenset()) -> bool:
+    """Channels that are the graph's plumbing, not its state: triggers of every LangGraph era
+    (``branch:to:n``; before v3 ``start:n``, ``branch:src:cond:n``, ``join:a+b:n``), the node-named
+    channels LangGraph 0.2 wrote when a node finished, and the ``__…__`` ones."""
+    return channel.startswith(_PLUMBING) or channel in nodes
+
+
+def _state(values: dict[str, Any], nodes: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not _internal(k, nodes)}
+
+
+def _triggered_node(channel: str) -> str | None:
+    """The node a trigger channel wakes, from its name alone (every LangGraph era)."""
+    if channel.startswith(_TRIGGER_PREFIX):
+        return channel[len(_TRIGGER_PREFIX) :]
+    if channel == _START:
+        return _START  # an input checkpoint: the graph starts from its input
+    if channel.startswith(("start:", "join:")) or (channel.startswith("branch:") and channel.count(":") == 3):
+        return channel.rsplit(":", 1)[1]
+    return None
+
+
+def _node_names(checkpoint: dict[str, Any]) -> set[str]:
+    seen = checkpoint.get("versions_seen") or {}
+    return {node for node in seen if isinstance(node, str) and not node.startswith("__")}
 
 
 def next_nodes(checkpoint: dict[str, Any]) -> list[str]:
-    """Nodes that would run from this checkpoint (see module docstring)."""
+    """Nodes that would run from this checkpoint, one entry per task (see module docstring).
+
+    A node is next when one of its trigger channels holds a value newer than the node has
+    seen. Its triggers are the channels named for it and those it recorded in
+    ``versions_seen`` when it last ran (how LangGraph 0.2's plain edges, triggered by the
+    source node's own channel, are found without the graph). Each pending ``Send`` is a task.
+    """
     values = checkpoint.get("channel_values") or {}
     versions = checkpoint.get("channel_versions") or {}
     seen = checkpoint.get("versions_seen") or {}
-    nodes: list[str] = []
+    triggers: dict[str, set[str]] = {}
+    for node, node_seen in seen.items():
+        if isinstance(node_seen, dict) and node != INTERRUPT:
+            triggers.setdefault(node, set()).update(node_seen)
     for channel in values:
-        if not channel.startswith(_TRIGGER_PREFIX):
-            continue
-        node = channel[len(_TRIGGER_PREFIX) :]
-        node_seen = seen.get(node)
-        if not isinstance(node_seen, dict):
-            node_seen = {}
-        if _newer(versions.get(channel), node_seen.get(channel)) and node not in nodes:
-            nodes.append(node)
-    start_seen = seen.get("__start__") if isinstance(seen.get("__start__"), dict) else {}
-    if "__start__" in values and _newer(versions.get("__start__"), (start_seen or {}).get("__start__")):
-        nodes.append("__start__")  # an input checkpoint: the graph starts from its input
-    for send in values.get(_TASKS) or []:
-        if isinstance(send, dict) and "$send" in send and send["$send"] not in nodes:
-            nodes.append(send["$send"])
+        node = _triggered_node(channel)
+        if node is not None:
+            triggers.setdefault(node, set()).add(channel)
+    nodes = [node for node, channels in triggers.items() if _woken(node, channels, values, versions, seen)]
+    sends = values.get(_TASKS) or checkpoint.get("pending_sends") or []
+    nodes += [send["$send"] for send in sends if isinstance(send, dict) and "$send" in send]
     return sorted(nodes)
+
+
+def _woken(
+    node: str, channels: set[str], values: dict[str, Any], versions: dict[str, Any], seen: dict[str, Any]
+) -> bool:
+    node_seen = seen.get(node) if isinstance(seen.get(node), dict) else {}
+    # LangGraph runs a node only for a trigger that holds a value (an empty channel never fires).
+    return any(c in values and _newer(versions.get(c), (node_seen or {}).get(c)) for c in channels)
 
 
 def _newer(version: Any, seen: Any) -> bool:

@@ -22,6 +22,7 @@ from ckpt.backends.core.ids import checkpoint_time
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import Policy, ServerPrune
+    from ckpt.backends.core.upgrade import LayoutUpgrade
 
 S = TypeVar("S", bound="Store")
 
@@ -34,6 +35,10 @@ class Capability(str, Enum):
     TTL = "ttl"
     BYTE_EXACT = "byte-exact"
     """Payloads are stored verbatim: what is written reads back byte for byte."""
+    PARENT_SENDS = "parent-sends"
+    """The store's saver rebuilds a v<4 checkpoint's pending Sends from its parent's
+    ``__pregel_tasks`` writes (``PostgresSaver``; a JSONL file carries the writes for whoever
+    imports it), so they need not be inline (``ckpt.backends.core.sends``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +283,17 @@ class Store(ABC):
         :mod:`ckpt.backends.ops.retention` plans from headers and :meth:`delete` deletes). ``jobs``
         connections may share the work (``None``: the store decides). Close the result when done."""
         return None
+
+    def layout_upgrade(self) -> LayoutUpgrade | None:
+        """A capability: the layout generation found and the steps that bring it to the current
+        saver's (``ckpt upgrade``), or ``None`` when the driver does not recognise the layout
+        (then nothing is changed)."""
+        return None
+
+    def replace(self, records: Iterable[CheckpointRecord]) -> int:
+        """Overwrite existing checkpoints' payloads in place (same keys, one transaction where the
+        store has them); writes are left as they are. Returns how many were replaced."""
+        raise _missing(self, Capability.WRITE)
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """Write one batch idempotently: rows already present are left alone and counted."""

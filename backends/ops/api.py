@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ckpt.backends.ops.sizes import SizeReport
     from ckpt.backends.ops.transfer import CopyPlan, CopyReport
     from ckpt.backends.ops.verify import VerifyReport
+    from ckpt.formats.payloads import PayloadDecoder
+    from ckpt.formats.state import CheckpointView
 
 
 def open(url: str, *, write: bool = False, create: bool = True) -> Store:  # noqa: A001 - the public name
@@ -41,6 +43,26 @@ def open(url: str, *, write: bool = False, create: bool = True) -> Store:  # noq
     ``couchbase://…``, or an export ``.jsonl[.gz]``). Read-only unless ``write``; ``create=False``
     (prune, compact) refuses a place without a store and never creates or migrates its schema."""
     return open_store(url, write=write, create=create)
+
+
+def show(
+    store: Store,
+    thread_id: str,
+    checkpoint_ns: str = "",
+    checkpoint_id: str | None = None,
+    *,
+    decoder: PayloadDecoder | None = None,
+) -> CheckpointView:
+    """One checkpoint (the latest when ``checkpoint_id`` is ``None``; a unique id prefix will do) as
+    its saver shows it: values, next nodes, pending writes and interrupts. A v<4 checkpoint's
+    Sends are found in its parent's writes when they are not inline, as LangGraph reads them."""
+    from ckpt.backends.core.base import find_record
+    from ckpt.backends.ops.sends import parent_sends_of
+    from ckpt.formats.payloads import PayloadDecoder
+    from ckpt.formats.state import view_record
+
+    record = find_record(store, thread_id, checkpoint_ns, checkpoint_id)
+    return view_record(parent_sends_of(store, record), decoder or PayloadDecoder())
 
 
 def size(store: Store, selection: Selection = Selection(), *, top: int = 20) -> SizeReport:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ckpt.backends.core.base import Capability, Store
 from ckpt.backends.core.errors import CkptError
+from ckpt.backends.ops.sends import with_sends_inline
 from ckpt.formats.payloads import PayloadDecoder
 from ckpt.formats.state import decode_record
 
@@ -21,6 +22,9 @@ class Diagnosis:
     checkpoints: int = 0
     findings: list[str] = field(default_factory=list)
     undecodable: int = 0
+    generation: str | None = None
+    """The layout generation the driver recognised (``None``: not one ``ckpt upgrade`` knows)."""
+    sends_to_inline: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -35,6 +39,11 @@ def diagnose(store: Store, idle_before: str, decoder: PayloadDecoder | None = No
     layout = store.layout()
     report = Diagnosis(store.kind, layout, sorted(c.value for c in store.capabilities))
     report.findings += [f"schema drift: {d}" for d in layout.get("drift", [])]
+    found = store.layout_upgrade()
+    report.generation = found.generation if found is not None else None
+    if found is not None and found.steps:
+        steps = "; ".join(step.description for step in found.steps)
+        report.findings.append(f"layout {found.generation}: `ckpt upgrade` brings it current ({steps})")
     _orphans(store, idle_before, report)
     _decode_everything(store, decoder or PayloadDecoder(), report)
     if Capability.TTL in store.capabilities:
@@ -58,8 +67,9 @@ def _orphans(store: Store, idle_before: str, report: Diagnosis) -> None:
 
 
 def _decode_everything(store: Store, decoder: PayloadDecoder, report: Diagnosis) -> None:
-    for record in store.records():
+    for record, stored in with_sends_inline(store):
         report.checkpoints += 1
+        report.sends_to_inline += record is not stored
         try:
             decode_record(record, decoder)
         except CkptError as exc:
@@ -68,3 +78,8 @@ def _decode_everything(store: Store, decoder: PayloadDecoder, report: Diagnosis)
                 report.findings.append(f"undecodable: {exc}")
     if report.undecodable > MAX_LISTED:
         report.findings.append(f"… and {report.undecodable - MAX_LISTED} more undecodable checkpoint(s)")
+    if report.sends_to_inline:
+        report.findings.append(
+            f"{report.sends_to_inline} checkpoint(s) of format v<4 keep their Sends only in the parent's writes, "
+            "which this store's saver does not read: the fan-out is lost on resume (`ckpt upgrade` puts them inline)"
+        )

@@ -1,16 +1,20 @@
 """``migrate --verify``: do two stores hold the same checkpoints, as the official savers see them?
 
-Both stores are streamed in key order and merge-joined, so memory stays flat. Between two
-byte-exact stores the exact payload bytes are compared; otherwise the semantic form
+Two stores whose keys both stream in code-point order are merge-joined (flat memory); otherwise
+pairs are found thread by thread (:mod:`ckpt.backends.ops.pairing`). Between two byte-exact
+stores the exact payload bytes are compared; otherwise the semantic form
 (``ckpt.formats.semantic``): what the savers would load.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt.backends.core.base import Capability, CheckpointRecord, Selection, Store
+from ckpt.backends.ops.pairing import by_thread, can_merge, code_point_order, one_thread, threads_only_in
+from ckpt.backends.ops.sends import inline_parent_sends, saver_view
 from ckpt.formats.semantic import byte_digest, semantic_digest
 
 MAX_EXAMPLES = 20
@@ -50,8 +54,8 @@ class VerifyReport:
         }
 
 
-def _key(record: CheckpointRecord) -> tuple[str, str, str]:
-    return (record.key.thread_id, record.key.checkpoint_ns, record.key.checkpoint_id)
+Pair = tuple[CheckpointRecord | None, CheckpointRecord | None]
+View = Callable[[Selection], Iterable[CheckpointRecord]]
 
 
 def verify(source: Store, target: Store, selection: Selection = Selection()) -> VerifyReport:
@@ -59,25 +63,80 @@ def verify(source: Store, target: Store, selection: Selection = Selection()) -> 
     exact = Capability.BYTE_EXACT in source.capabilities and Capability.BYTE_EXACT in target.capabilities
     digest = byte_digest if exact else semantic_digest
     report = VerifyReport(mode="bytes" if exact else "semantic")
-    left, right = source.records(selection), target.records(selection)
-    a, b = next(left, None), next(right, None)
+
+    # The source as LangGraph means it (v<4 Sends found in the parent wherever they are kept);
+    # the target as its own saver will show it: a Send it cannot see counts as a difference.
+    def source_view(chosen: Selection) -> Iterable[CheckpointRecord]:
+        return inline_parent_sends(source.records(chosen), source)
+
+    def target_view(chosen: Selection) -> Iterable[CheckpointRecord]:
+        return saver_view(target.records(chosen), target)
+
+    if can_merge(source, target):
+        pairs = _merged(iter(source_view(selection)), iter(target_view(selection)))
+    else:
+        pairs = _by_thread(source, target, selection, source_view, target_view)
     last_thread = None
-    while a is not None or b is not None:
-        if b is None or (a is not None and _key(a) < _key(b)):
+    for a, b in pairs:
+        if b is None:
             assert a is not None
+            current = a
             report.missing += 1
             report.note(a.key.thread_id, f"missing in target: {a.key}")
-            current, a = a, next(left, None)
-        elif a is None or _key(b) < _key(a):
+        elif a is None:
+            current = b
             report.extra += 1
             report.note(b.key.thread_id, f"only in target: {b.key}")
-            current, b = b, next(right, None)
         else:
+            current = a
             if digest(target.stored_form(a)) != digest(b):
                 report.different += 1
                 report.note(a.key.thread_id, f"different: {a.key}")
-            current, a, b = a, next(left, None), next(right, None)
         report.checkpoints += 1
         if current.key.thread_id != last_thread:
             report.threads, last_thread = report.threads + 1, current.key.thread_id
     return report
+
+
+def _key(record: CheckpointRecord) -> tuple[str, str, str]:
+    return (record.key.thread_id, record.key.checkpoint_ns, record.key.checkpoint_id)
+
+
+def _merged(left: Iterator[CheckpointRecord], right: Iterator[CheckpointRecord]) -> Iterator[Pair]:
+    """Merge-join of two streams in code-point key order (flat memory)."""
+    a, b = next(left, None), next(right, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and _key(a) < _key(b)):
+            yield a, None
+            a = next(left, None)
+        elif a is None or _key(b) < _key(a):
+            yield None, b
+            b = next(right, None)
+        else:
+            yield a, b
+            a, b = next(left, None), next(right, None)
+
+
+def _by_thread(
+    source: Store, target: Store, selection: Selection, source_view: View, target_view: View
+) -> Iterator[Pair]:
+    """Pairs found thread by thread (:func:`ckpt.backends.ops.pairing.by_thread`): the store whose
+    order Python cannot follow is streamed, the other looked up per thread; then the threads only
+    the looked-up store holds, searched for only when it holds more checkpoints than were paired."""
+    swap = code_point_order(source) and not code_point_order(target)
+    outer, inner = (target, source) if swap else (source, target)
+    outer_view, inner_view = (target_view, source_view) if swap else (source_view, target_view)
+    found = 0
+    for mine, theirs in by_thread(outer_view(selection), lambda t: inner_view(one_thread(selection, t))):
+        found += theirs is not None
+        yield (theirs, mine) if swap else (mine, theirs)
+    if found >= _count(inner, selection):
+        return
+    for thread_id in threads_only_in(inner, outer, selection):
+        for record in inner_view(one_thread(selection, thread_id)):
+            yield (record, None) if swap else (None, record)
+
+
+def _count(store: Store, selection: Selection) -> int:
+    counted = store.count(selection)
+    return counted if counted is not None else sum(t.checkpoints for t in store.threads(selection, details=False))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckpt.backends.core.base import (
     Capability,
@@ -38,6 +38,9 @@ from ckpt.backends.core.errors import (
 from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.core.locks import file_lock
 from ckpt.backends.core.merge import attach
+
+if TYPE_CHECKING:
+    from ckpt.backends.core.upgrade import LayoutUpgrade
 from ckpt.backends.core.urls import sqlite_path
 from ckpt.backends.sqlite import SCHEMES
 from ckpt.backends.sqlite.connect import IMMUTABLE_NOTE
@@ -328,6 +331,22 @@ class SqliteStore(Store):
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
         report.writes_skipped = len(write_rows) - report.writes_written
         return report
+
+    def layout_upgrade(self) -> LayoutUpgrade:
+        from ckpt.backends.sqlite.upgrade import layout_upgrade
+
+        return layout_upgrade(self._conn, self._task_path, self._upgrading)
+
+    @contextmanager
+    def _upgrading(self) -> Iterator[sqlite3.Connection]:
+        with self._transaction() as conn:
+            yield conn
+        self._task_path = any(row[1] == "task_path" for row in self._conn.execute("PRAGMA table_info(writes)"))
+
+    def replace(self, records: Iterable[CheckpointRecord]) -> int:
+        from ckpt.backends.sqlite.upgrade import replace_checkpoints
+
+        return replace_checkpoints(self._transaction, records)
 
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         converted = saver_versions(record.checkpoint)

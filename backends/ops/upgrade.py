@@ -1,0 +1,162 @@
+"""``ckpt upgrade``: bring a store written by an old saver release to the current saver, in place.
+
+The driver names the layout generation it found and the steps that make it current
+(:meth:`Store.layout_upgrade`); a store it does not recognise is never touched. Records are
+rewritten only where the current saver would read them differently: a v<4 checkpoint whose
+Sends live in its parent's writes gets them inline when the store's saver does not rebuild them
+(:mod:`ckpt.backends.ops.sends`). Every step is idempotent and each batch is one transaction, so
+a run killed at any point is finished by the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ckpt.backends.core.base import CheckpointRecord, Store
+from ckpt.backends.core.errors import DataError, IntegrityError
+from ckpt.backends.core.upgrade import LayoutUpgrade
+from ckpt.backends.ops.prune import Aborted
+from ckpt.backends.ops.sends import with_sends_inline
+
+BATCH = 500
+
+
+@dataclass
+class UpgradeReport:
+    """The plan (``dry_run``) or what a run changed; ``current`` says if the store is current now."""
+
+    kind: str
+    generation: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints_to_rewrite: int = 0
+    checkpoints_rewritten: int = 0
+    dry_run: bool = False
+    backup: str | None = None
+    verified: dict[str, Any] | None = None
+    current: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.steps) or self.checkpoints_to_rewrite > 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "generation": self.generation,
+            "dry_run": self.dry_run,
+            "steps": self.steps,
+            "checkpoints_to_rewrite": self.checkpoints_to_rewrite,
+            "checkpoints_rewritten": self.checkpoints_rewritten,
+            "backup": self.backup,
+            "verified": self.verified,
+            "current": self.current,
+        }
+
+
+def upgrade(
+    store: Store,
+    *,
+    dry_run: bool = False,
+    backup: str | None = None,
+    verify: bool = False,
+    confirm: Callable[[UpgradeReport], bool] | None = None,
+    batch_size: int = BATCH,
+) -> UpgradeReport:
+    """Plan and (unless ``dry_run``) carry out the upgrade of ``store`` (opened for writing).
+
+    ``backup`` exports the store to that JSONL file first (kept when it exists already: a
+    rerun after a kill must not overwrite the true "before" with a half-upgraded store);
+    ``verify`` then compares it with the upgraded store as the current saver will read it.
+    Raises ``DataError`` for a layout the driver does not recognise (nothing changed),
+    ``Aborted`` when ``confirm`` says no, ``IntegrityError`` when the verification differs.
+    """
+    found = store.layout_upgrade()
+    if found is None:
+        raise DataError(f"{store.kind} store: layout not recognised ({_named(store)}); nothing was changed")
+    report = _plan(store, found)
+    report.dry_run = dry_run
+    if dry_run or not report.changes:
+        report.current = not report.changes
+        return report
+    if confirm is not None and not confirm(report):
+        raise Aborted("nothing changed: the upgrade was not confirmed")
+    with store.lock("upgrade"):
+        if backup is not None or verify:
+            report.backup = _backup(store, backup)
+        for step, planned in zip(found.steps, report.steps):
+            planned["done"] = step.apply()
+        report.checkpoints_rewritten = _rewrite(store, batch_size)
+    after = store.layout_upgrade()
+    report.current = after is not None and not after.steps and _count_rewrites(store) == 0
+    if verify and report.backup is not None:
+        report.verified = _verify(report.backup, store)
+    return report
+
+
+def _named(store: Store) -> str:
+    layout = store.layout()
+    return ", ".join(f"{k}={v}" for k, v in layout.items() if isinstance(v, (str, int)))
+
+
+def _plan(store: Store, found: LayoutUpgrade) -> UpgradeReport:
+    report = UpgradeReport(store.kind, found.generation)
+    report.steps = [{"name": s.name, "description": s.description, "count": s.count} for s in found.steps]
+    report.checkpoints_to_rewrite = _count_rewrites(store) if found.rewrite_records else 0
+    return report
+
+
+def _outdated(store: Store) -> Iterator[CheckpointRecord]:
+    """Records whose current saver would miss their Sends, as they must be stored instead."""
+    return (record for record, stored in with_sends_inline(store) if record is not stored)
+
+
+def _count_rewrites(store: Store) -> int:
+    return sum(1 for _ in _outdated(store))
+
+
+def _rewrite(store: Store, batch_size: int) -> int:
+    """Replace the outdated checkpoints, a batch per transaction. They are spooled to a JSONL file
+    first: a store may not take writes while its own read is open (SQLite's read snapshot)."""
+    import tempfile
+
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import batched
+
+    with tempfile.TemporaryDirectory(prefix="ckpt-upgrade-") as tmp:
+        spool = str(Path(tmp) / "rewrite.jsonl")
+        with JsonlStore.open(spool, write=True) as out:
+            for batch in batched(_outdated(store), batch_size):
+                out.write(batch)
+        with JsonlStore.open(spool) as spooled:
+            return sum(store.replace(batch) for batch in batched(spooled.records(), batch_size))
+
+
+def _backup(store: Store, file: str | None) -> str:
+    """Export the store before it changes; an existing backup (from a killed run) is kept."""
+    import tempfile
+
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import copy_records
+
+    if file is None:
+        file = str(Path(tempfile.mkdtemp(prefix="ckpt-upgrade-")) / "before.jsonl.gz")
+    elif Path(file).exists():
+        return file
+    with JsonlStore.open(file, write=True) as target:
+        copy_records(store, target)
+    return file
+
+
+def _verify(backup: str, store: Store) -> dict[str, Any]:
+    """The backup as LangGraph means it against the store as its current saver reads it."""
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.verify import verify
+
+    with JsonlStore.open(backup) as before:
+        result = verify(before, store)
+    if not result.ok:
+        raise IntegrityError(f"upgrade verification failed: {result.examples[:3]} (backup kept at {backup})")
+    return result.as_json()
