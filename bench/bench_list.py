@@ -1,6 +1,13 @@
-"""Time the whole ``ckpt list`` process against a bare GROUP BY on the same SQLite file, in one run.
+"""Time the whole ``ckpt list`` process against a bare GROUP BY on the same store, in one run.
 
     /work/venv/bin/python bench/bench_list.py bench/data/1m.db [--repeat 5] [--old DIR] [--json]
+    /work/venv/bin/python bench/bench_list.py 'redis://127.0.0.1:56589?checkpoint_prefix=checkpoint' [--repeat 5]
+    /work/venv/bin/python bench/bench_list.py 'mongodb://127.0.0.1:57227/DB?directConnection=true' [--repeat 5]
+
+A store URL (issue #24) times the server's own aggregate instead: ``base_py`` is then a Python
+process that runs ``FT.AGGREGATE <index> * GROUPBY 1 @thread_id REDUCE COUNT 0`` (cursor pages of
+10,000, ``TIMEOUT 0``) or MongoDB's ``$group`` by ``thread_id`` with ``$sum: 1`` and prints
+``thread_id|count`` per row; ``sql`` and ``base_sqlite3`` and the MiB read are SQLite-only.
 
 Every variant is a new process whose stdout is a pipe that this script drains (not a TTY, so
 ``ckpt list`` prints JSON Lines by default). Variants:
@@ -37,6 +44,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ckpt.backends import open_store
 
@@ -48,6 +57,28 @@ conn = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
 out = sys.stdout
 for thread_id, count in conn.execute(sys.argv[2]):
     out.write(f"{thread_id}|{count}\\n")
+"""
+
+REDIS_FLOOR = """
+import sys, redis
+r, index = redis.Redis.from_url(sys.argv[1], protocol=2), sys.argv[2]
+page, cursor = r.execute_command("FT.AGGREGATE", index, "*", "TIMEOUT", 0, "GROUPBY", 1, "@thread_id",
+                                 "REDUCE", "COUNT", 0, "AS", "n", "WITHCURSOR", "COUNT", 10000)
+out = sys.stdout
+while True:
+    for row in page[1:]:
+        out.write(f"{row[1].decode()}|{row[3].decode()}\\n")
+    if not cursor:
+        break
+    page, cursor = r.execute_command("FT.CURSOR", "READ", index, cursor)
+"""
+MONGO_FLOOR = """
+import sys, pymongo
+rows = pymongo.MongoClient(sys.argv[1]).get_default_database()[sys.argv[2]].aggregate(
+    [{"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}], allowDiskUse=True)
+out = sys.stdout
+for row in rows:
+    out.write(f"{row['_id']}|{row['n']}\\n")
 """
 
 Result = tuple[float, float, int]  # wall seconds, child CPU seconds, lines (threads) printed
@@ -94,7 +125,7 @@ def bare(path: str) -> int:
 
 
 def library(path: str) -> int:
-    with open_store("sqlite:///" + path) as store:
+    with open_store(path if is_server(path) else "sqlite:///" + path) as store:
         return len(list(store.threads(details=False)))
 
 
@@ -105,7 +136,37 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
+def is_server(store: str) -> bool:
+    return store.split("://", 1)[0] in ("redis", "rediss", "mongodb", "mongodb+srv")
+
+
+def floor_command(url: str) -> list[str]:
+    """The server's own aggregate in a fresh Python process (see the module docstring)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme.startswith("redis"):
+        index = query.pop("checkpoint_prefix", "checkpoint")
+        plain = urlunsplit(parts._replace(query=urlencode({k: v for k, v in query.items() if "prefix" not in k})))
+        return [sys.executable, "-c", REDIS_FLOOR, plain, index]
+    collection = query.pop("checkpoint_collection", "checkpoints")
+    return [sys.executable, "-c", MONGO_FLOOR, urlunsplit(parts._replace(query=urlencode(query))), collection]
+
+
+def server_variants(url: str, old: str | None) -> dict[str, Callable[[], Result]]:
+    env = user_env()
+    found: dict[str, Callable[[], Result]] = {
+        "base_py": lambda: child(floor_command(url), env),
+        "ckpt": lambda: child([CKPT, "list", url], env),
+        "lib": lambda: in_process(lambda: library(url)),
+    }
+    if old:
+        found["ckpt_old"] = lambda: child([CKPT, "list", url], {**env, "PYTHONPATH": old})
+    return found
+
+
 def variants(path: str, old: str | None) -> dict[str, Callable[[], Result]]:
+    if is_server(path):
+        return server_variants(path, old)
     env = user_env()
     url = "sqlite:///" + path
     found: dict[str, Callable[[], Result]] = {
@@ -134,9 +195,10 @@ def main() -> None:
     parser.add_argument("--old", help="directory holding a frozen ckpt/ package to compare against")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
-    path = os.path.abspath(args.path)
+    server = is_server(args.path)
+    path = args.path if server else os.path.abspath(args.path)
     chosen = variants(path, args.old)
-    threads = bare(path)
+    threads = chosen["base_py"]()[2] if server else bare(path)
     for name, run in chosen.items():  # warm-up: page cache, .pyc files; and the same threads everywhere
         lines = run()[2]
         if lines != expected_lines(name, threads):
@@ -152,9 +214,9 @@ def main() -> None:
             cpu[name].append(cpu_seconds)
         loads.append(os.getloadavg()[0])
     med = {k: statistics.median(v) for k, v in wall.items()}
-    result = {
+    result: dict[str, Any] = {
         "path": args.path,
-        "file_mib": round(os.path.getsize(path) / 2**20, 1),
+        "file_mib": None if server else round(os.path.getsize(path) / 2**20, 1),
         "threads": threads,
         "repeat": args.repeat,
         "load_average_1min_per_round": [round(x, 2) for x in loads],
@@ -162,12 +224,14 @@ def main() -> None:
         "median_cpu_s": {k: round(statistics.median(v), 3) for k, v in cpu.items()},
         "runs_wall_s": {k: [round(x, 3) for x in v] for k, v in wall.items()},
         "ratio_to_base_py": {k: round(v / med["base_py"], 2) for k, v in med.items()},
-        "read_mib": {"sql": read_mib(lambda: bare(path)), "lib": read_mib(lambda: library(path))},
     }
+    if not server:
+        result["read_mib"] = {"sql": read_mib(lambda: bare(path)), "lib": read_mib(lambda: library(path))}
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.path}: {result['file_mib']} MiB, {threads:,} threads, {args.repeat} rounds, page cache warm")
+    where = "server" if server else f"{result['file_mib']} MiB, page cache warm"
+    print(f"{args.path}: {where}, {threads:,} threads, {args.repeat} rounds")
     print(f"load average (1 min) per round: {result['load_average_1min_per_round']}")
     print(f"  {'variant':<13} {'wall median':>11} {'CPU median':>11} {'vs base_py':>10}   wall runs")
     for name in order:
@@ -177,7 +241,8 @@ def main() -> None:
             f" {result['ratio_to_base_py'][name]:9.2f}x   {runs}"  # type: ignore[index]
         )
     print("  target: ckpt <= 2.00x base_py (whole processes, stdout a pipe)")
-    print(f"  read from the file, in this process: {result['read_mib']} MiB (the index alone: no blob pages)")
+    if not server:
+        print(f"  read from the file, in this process: {result['read_mib']} MiB (the index alone: no blob pages)")
 
 
 if __name__ == "__main__":

@@ -131,10 +131,10 @@ def _two_stores(
 
 def _views(store: Store, thread: str, ns: str | None, decoder: PayloadDecoder) -> dict[tuple[str, str], CheckpointView]:
     from ckpt.backends import Selection
-    from ckpt.backends.ops.sends import inline_parent_sends
+    from ckpt.backends.ops.sends import LANGGRAPH, saver_view
     from ckpt.formats.state import view_record
 
-    records = inline_parent_sends(store.records(Selection(thread_id=thread, checkpoint_ns=ns)), store)
+    records = saver_view(store.records(Selection(thread_id=thread, checkpoint_ns=ns)), store, LANGGRAPH)
     return {(r.key.checkpoint_ns, r.key.checkpoint_id): view_record(r, decoder) for r in records}
 
 

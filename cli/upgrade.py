@@ -23,6 +23,7 @@ def upgrade(
     verify: Annotated[
         bool, typer.Option("--verify", help="Afterwards compare the store as today's saver reads it with the backup.")
     ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints rewritten per transaction.")] = 500,
     output: OutputOption = None,
 ) -> None:
     """Rewrite a store written by an old saver release into the current saver's layout, in place.
@@ -55,6 +56,7 @@ def upgrade(
             backup=backup,
             verify=verify,
             confirm=None if yes else ask,
+            batch_size=batch_size,
         )
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         write_json({"store": redact(url), **report.as_json()}, fmt)

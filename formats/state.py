@@ -10,6 +10,7 @@ for graphs built with ``StateGraph``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,11 @@ def decode_record(record: CheckpointRecord, decoder: PayloadDecoder) -> dict[str
         raise CorruptRecordError(f"cannot decode {record.key}: {exc}") from exc
 
 
-def view_record(record: CheckpointRecord, decoder: PayloadDecoder) -> CheckpointView:
-    """Decode a record for display; raises ``CorruptRecordError`` naming the row."""
+def view_record(
+    record: CheckpointRecord, decoder: PayloadDecoder, learned: Mapping[str, set[str]] | None = None
+) -> CheckpointView:
+    """Decode a record for display; raises ``CorruptRecordError`` naming the row. ``learned``:
+    channel → nodes it triggers, from other checkpoints of the graph (see :func:`next_nodes`)."""
     decoded = decode_record(record, decoder)
     checkpoint = readable(decoded["checkpoint"])
     if not isinstance(checkpoint, dict):
@@ -91,7 +95,7 @@ def view_record(record: CheckpointRecord, decoder: PayloadDecoder) -> Checkpoint
         metadata=readable(decoded["metadata"]),
         checkpoint=checkpoint,
         values=values if opaque else _state(values, _node_names(checkpoint)),
-        next=[] if opaque else next_nodes(checkpoint),
+        next=[] if opaque else next_nodes(checkpoint, learned),
         pending_writes=writes,
         interrupts=_interrupts(writes),
     )
@@ -124,13 +128,15 @@ def _node_names(checkpoint: dict[str, Any]) -> set[str]:
     return {node for node in seen if isinstance(node, str) and not node.startswith("__")}
 
 
-def next_nodes(checkpoint: dict[str, Any]) -> list[str]:
+def next_nodes(checkpoint: dict[str, Any], learned: Mapping[str, set[str]] | None = None) -> list[str]:
     """Nodes that would run from this checkpoint, one entry per task (see module docstring).
 
     A node is next when one of its trigger channels holds a value newer than the node has
     seen. Its triggers are the channels named for it and those it recorded in
     ``versions_seen`` when it last ran (how LangGraph 0.2's plain edges, triggered by the
-    source node's own channel, are found without the graph). Each pending ``Send`` is a task.
+    source node's own channel, are found without the graph), plus ``learned`` ones: a node that
+    never ran in this thread is known to read a node channel only from another thread where it
+    did (:func:`unexplained_channels`, :func:`seen_triggers`). Each pending ``Send`` is a task.
     """
     values = checkpoint.get("channel_values") or {}
     versions = checkpoint.get("channel_versions") or {}
@@ -143,10 +149,30 @@ def next_nodes(checkpoint: dict[str, Any]) -> list[str]:
         node = _triggered_node(channel)
         if node is not None:
             triggers.setdefault(node, set()).add(channel)
+        for reader in (learned or {}).get(channel, ()):
+            triggers.setdefault(reader, set()).add(channel)
     nodes = [node for node, channels in triggers.items() if _woken(node, channels, values, versions, seen)]
     sends = values.get(_TASKS) or checkpoint.get("pending_sends") or []
     nodes += [send["$send"] for send in sends if isinstance(send, dict) and "$send" in send]
     return sorted(nodes)
+
+
+def unexplained_channels(checkpoint: dict[str, Any]) -> set[str]:
+    """Node channels (LangGraph 0.2: written when a node finished) holding a value that no node of
+    this checkpoint is known to read: their readers are nodes that never ran in this thread."""
+    values = checkpoint.get("channel_values") or {}
+    readers = seen_triggers(checkpoint)
+    return {channel for channel in _node_names(checkpoint) if channel in values and channel not in readers}
+
+
+def seen_triggers(checkpoint: dict[str, Any]) -> dict[str, set[str]]:
+    """Channel → the nodes that recorded it in ``versions_seen`` (so it triggers them)."""
+    found: dict[str, set[str]] = {}
+    for node, node_seen in (checkpoint.get("versions_seen") or {}).items():
+        if isinstance(node_seen, dict) and node != INTERRUPT:
+            for channel in node_seen:
+                found.setdefault(channel, set()).add(node)
+    return found
 
 
 def _woken(

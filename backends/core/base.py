@@ -36,9 +36,12 @@ class Capability(str, Enum):
     BYTE_EXACT = "byte-exact"
     """Payloads are stored verbatim: what is written reads back byte for byte."""
     PARENT_SENDS = "parent-sends"
-    """The store's saver rebuilds a v<4 checkpoint's pending Sends from its parent's
-    ``__pregel_tasks`` writes (``PostgresSaver``; a JSONL file carries the writes for whoever
-    imports it), so they need not be inline (``ckpt.backends.core.sends``)."""
+    """The store's saver finds a v<4 checkpoint's pending Sends in its parent's
+    ``__pregel_tasks`` writes (``PostgresSaver``; a JSONL file carries them for whoever imports
+    it). See ``ckpt.backends.core.sends``."""
+    INLINE_SENDS = "inline-sends"
+    """The store's saver returns a v<4 checkpoint's own ``pending_sends`` (SQLite, MongoDB,
+    Couchbase, JSONL; not Redis, whose saver replaces them, nor PostgreSQL, whose JSONB drops them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +142,10 @@ class Selection:
     """One exact thread (no glob interpretation)."""
     thread_from: str | None = None
     thread_to: str | None = None
-    """A half-open range of thread ids, ``thread_from <= thread_id < thread_to`` in code-point
-    (= UTF-8 byte) order; how ``migrate --jobs`` hands each worker its share of the threads."""
+    """A half-open range of thread ids, ``thread_from <= thread_id < thread_to`` in the order of
+    the store it is applied to: code points (= UTF-8 bytes), except PostgreSQL, which compares
+    in its columns' collation (the order of its index); how ``migrate --jobs`` hands each worker
+    its share of the threads, the bounds coming from that store (``transfer.thread_ranges``)."""
 
     def matches_thread(self, thread_id: str) -> bool:
         if self.thread_id is not None and thread_id != self.thread_id:

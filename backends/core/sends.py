@@ -2,15 +2,19 @@
 
 Before v4 a checkpoint named the Sends its next step runs in ``pending_sends``. From
 langgraph-checkpoint 2.0 the loop left that list empty and kept the Sends only as the parent
-checkpoint's writes on ``__pregel_tasks``; readers rebuild them on load. LangGraph itself
-(``Pregel._migrate_checkpoint``) only looks at the inline list, so a saver that does not rebuild
-them from the parent (SQLite, MongoDB, Redis's ``get_tuple``) silently loses the fan-out: the
-thread shows ``next=()`` and resumes without its workers.
+checkpoint's writes on ``__pregel_tasks``, for readers to rebuild on load. LangGraph itself
+(``Pregel._migrate_checkpoint``) then moves an inline list to ``channel_values["__pregel_tasks"]``
+with version ``max(channel_versions)``. The savers differ in what they hand it:
 
-The rebuild here is the one ``PostgresSaver`` performs (its ``SELECT_PENDING_SENDS_SQL``): the
-parent's ``__pregel_tasks`` writes ordered by ``(task_path, task_id, idx)``, put inline. LangGraph
-then moves the inline list to ``channel_values["__pregel_tasks"]`` for every saver alike, so an
-inline list is read the same everywhere. Values are carried as msgpack, never revived.
+- ``PostgresSaver`` rebuilds the list from the parent's writes (and drops an inline one);
+- ``SqliteSaver``, ``MongoDBSaver``, ``CouchbaseSaver`` return the inline list only;
+- ``RedisSaver`` neither (its parent lookup in ``get_tuple`` never matches a key, spec §5.5).
+
+So the Sends LangGraph means are the inline list, else the parent's ``__pregel_tasks`` writes
+ordered by ``(task_path, task_id, idx)``. Where a target's saver would not find them, ckpt
+stores them as LangGraph's own migration leaves them in memory: in the ``__pregel_tasks``
+channel, which every saver reads (``materialized``). ``v``, ids and the rest stay as they are.
+Values are carried as msgpack, never revived.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ TASKS = "__pregel_tasks"
 CURRENT_FORMAT = 4
 
 # ``{"v": <fixint>, …}``: how every saver's serializer begins a checkpoint map, so the format
-# is known from three bytes without decoding the channel values behind it.
+# is known from four bytes without decoding the channel values behind it.
 _V_KEY = b"\xa1v"
 
 
@@ -56,27 +60,40 @@ def task_sends(writes: Sequence[PendingWrite]) -> list[PendingWrite]:
     return sorted(sends, key=lambda w: (w.task_path, w.task_id, w.idx))
 
 
-def lacks_inline_sends(record: CheckpointRecord) -> bool:
-    """A v<4 checkpoint with a parent and an empty ``pending_sends``: its Sends live in the parent."""
+def legacy_sends(record: CheckpointRecord) -> tuple[list[Any], bool] | None:
+    """``(inline pending_sends, whether the Sends are in the tasks channel already)`` of a v<4
+    checkpoint with a parent, or ``None`` for any other (nothing to find for those)."""
     if record.parent_checkpoint_id is None or not is_legacy(record):
-        return False
+        return None
     fields = unpack(record.checkpoint.data)
-    return isinstance(fields, dict) and not fields.get("pending_sends")
+    if not isinstance(fields, dict):
+        return None
+    inline = fields.get("pending_sends") or []
+    values = fields.get("channel_values")
+    return (inline if isinstance(inline, list) else []), isinstance(values, dict) and bool(values.get(TASKS))
 
 
-def with_inline_sends(record: CheckpointRecord, parent_sends: Sequence[PendingWrite]) -> CheckpointRecord:
-    """``record`` with the parent's Sends put inline, or ``record`` itself when there is nothing to do.
-
-    A Send whose payload is not msgpack (pickle, encrypted) cannot be embedded without reviving
-    it; the record is then returned unchanged and the caller reports it.
-    """
-    if not parent_sends or not lacks_inline_sends(record):
-        return record
+def send_values(writes: Sequence[PendingWrite]) -> list[Any]:
+    """The Sends of ``__pregel_tasks`` writes as msgpack values (raises ``ValueError`` for a
+    payload that is not msgpack: pickled or encrypted Sends cannot be embedded unread)."""
     values: list[Any] = []
-    for write in parent_sends:
+    for write in writes:
         if write.value.type != "msgpack":
             raise ValueError(f"a Send of type {write.value.type!r} cannot be embedded without decoding it")
         values.append(unpack(write.value.data))
+    return values
+
+
+def materialized(record: CheckpointRecord, sends: list[Any]) -> CheckpointRecord:
+    """``record`` as ``Pregel._migrate_checkpoint`` leaves it: ``sends`` in the tasks channel at
+    version ``max(channel_versions)``, ``pending_sends`` empty. ``v`` is kept."""
     fields = unpack(record.checkpoint.data)
-    fields["pending_sends"] = values
+    versions = fields.get("channel_versions") or {}
+    if not sends or not versions:
+        return record
+    fields.setdefault("channel_values", {})[TASKS] = sends
+    versions[TASKS] = max(versions.values())
+    fields["channel_versions"] = versions
+    if "pending_sends" in fields:
+        fields["pending_sends"] = []
     return replace(record, checkpoint=Payload("msgpack", pack(fields)))

@@ -26,10 +26,18 @@ class UpgradeStep:
 class LayoutUpgrade:
     """The layout generation a driver found and what makes it current.
 
-    ``steps`` is empty for a store that is current already. ``rewrite_records`` says whether
-    the store's checkpoints must carry v<4 Sends inline (its saver does not rebuild them).
+    ``steps`` run before the records are rewritten, ``after`` once they all are (dropping what
+    the old layout kept beside them). ``rewrite_all``: every checkpoint is stored again in the
+    current form (the old documents cannot be read by today's saver); otherwise only those
+    whose v<4 Sends must be put inline are. A store that is current has no steps and no
+    ``rewrite_all``.
     """
 
     generation: str
     steps: tuple[UpgradeStep, ...] = ()
-    rewrite_records: bool = True
+    after: tuple[UpgradeStep, ...] = ()
+    rewrite_all: bool = False
+
+    @property
+    def current(self) -> bool:
+        return not (self.steps or self.after or self.rewrite_all)

@@ -55,7 +55,7 @@ class CouchbaseStore(Store):
 
     kind = "couchbase"
     schemes = SCHEMES
-    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.INLINE_SENDS})
 
     def __init__(self, cluster: Any, bucket: str, scope: str, collection: str, writes: str, url: str = "") -> None:
         self._cluster = cluster

@@ -71,7 +71,9 @@ class JsonlStore(Store):
     """A ``.jsonl`` or ``.jsonl.gz`` file (``-`` = stdin/stdout) in the ckpt export format."""
 
     kind = "jsonl"
-    capabilities = frozenset({Capability.WRITE, Capability.BYTE_EXACT, Capability.PARENT_SENDS})
+    capabilities = frozenset(
+        {Capability.WRITE, Capability.BYTE_EXACT, Capability.PARENT_SENDS, Capability.INLINE_SENDS}
+    )
 
     def __init__(self, path: str, *, writable: bool) -> None:
         self.path = path

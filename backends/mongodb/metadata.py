@@ -1,7 +1,7 @@
 """MongoDBSaver metadata: a dict whose leaves are ``[type, BinData]`` pairs (spec §6).
 
 Every leaf is ``serde.dumps_typed(value)``: ``["msgpack", <packed>]`` or ``["null", b""]``;
-MongoDBSaver <= 0.2 stored ``serde.dumps(value)`` (JSON bytes, no type). ckpt's common form
+MongoDBSaver 0.1-0.2.0 stored ``serde.dumps(value)`` (JSON bytes, no type). ckpt's common form
 is the metadata as UTF-8 JSON, so leaves are unpacked here (plain values only; an ext value in
 metadata is carried in its tagged form, never revived).
 """
@@ -34,7 +34,7 @@ def _leaves_to_plain(value: Any) -> Any:
         if type_tag == "json":
             return orjson.loads(data)
         raise ValueError(f"metadata leaf of type {type_tag!r}")
-    if isinstance(value, bytes):  # <= 0.2: serde.dumps(value), JSON without a type
+    if isinstance(value, bytes):  # 0.1-0.2.0: serde.dumps(value), JSON without a type
         return orjson.loads(value)
     raise ValueError(f"metadata leaf {value!r} is not a [type, bytes] pair")
 

@@ -1,7 +1,7 @@
 """MongoDB driver: the layout of langgraph-checkpoint-mongodb 0.5.x (spec §6).
 
 ``checkpoints`` documents hold the whole checkpoint as BinData and the metadata as a dict whose
-leaves are ``[type, BinData]`` pairs (0.2.x: plain JSON bytes, read too); ``checkpoint_writes``
+leaves are ``[type, BinData]`` pairs (0.1-0.2.0: plain JSON bytes, read too); ``checkpoint_writes``
 documents one write each. Reads follow the savers' unique indexes (thread, ns, checkpoint id
 descending) with cursor batches, reversing each (thread, ns) group so records come out in
 ascending key order. Writes are ``insert_many(ordered=False)`` when the saver's unique indexes
@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pymongo
@@ -50,6 +50,7 @@ from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
 from ckpt.backends.core.versions import to_int_versions
 from ckpt.backends.mongodb import SCHEMES
+from ckpt.backends.mongodb.listing import thread_summaries
 from ckpt.backends.mongodb.lock import document_lock
 from ckpt.backends.mongodb.metadata import metadata_from_mongo, metadata_to_mongo
 
@@ -74,12 +75,16 @@ def _unavailable(url: str, exc: Exception) -> BackendUnavailableError:
     )
 
 
+if TYPE_CHECKING:
+    from ckpt.backends.core.upgrade import LayoutUpgrade
+
+
 class MongoStore(Store):
     """A MongoDB database written by MongoDBSaver."""
 
     kind = "mongodb"
     schemes = SCHEMES
-    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL, Capability.INLINE_SENDS})
 
     def __init__(
         self, client: pymongo.MongoClient[Any], url: str, options: dict[str, str], *, writable: bool, setup: bool = True
@@ -133,11 +138,11 @@ class MongoStore(Store):
         sample = self._checkpoints.find_one({}, {"metadata": 1})
         legacy = sample is not None and _legacy_metadata(sample.get("metadata"))
         return {
-            "drift": ["metadata leaves are untyped JSON (<= 0.2); MongoDBSaver 0.3+ cannot load them"]
+            "drift": ["metadata leaves are untyped JSON (0.1-0.2.0); MongoDBSaver 0.2.1+ cannot load them"]
             if legacy
             else [],
             "saver": "langgraph-checkpoint-mongodb",
-            "version": "<=0.2 (JSON metadata leaves)" if legacy else ">=0.3 (typed metadata leaves)",
+            "version": "0.1-0.2.0 (JSON metadata leaves)" if legacy else ">=0.2.1 (typed metadata leaves)",
             "database": self._checkpoints.database.name,
             "collections": [self._checkpoints.name, self._writes.name],
         }
@@ -217,22 +222,13 @@ class MongoStore(Store):
         )
 
     def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
-        """Counts and first/last ids by one ``$group`` on the saver's index, no document read whole
-        (issue #24: reading every document made ``ckpt list`` ~60x the server's own aggregate).
-        Namespaces and bytes (``details``) and time bounds still take the general path."""
-        if details or selection.since is not None or selection.until is not None:
+        """Without ``details``: counts and first/last ids by one ``$group`` on the saver's key fields,
+        no payload read (``mongodb_listing``; issue #24: reading every document made ``ckpt list``
+        ~60x the server's own aggregate). Namespaces and bytes (``details``) take the general path."""
+        if details:
             yield from super().threads(selection, details=details)
             return
-        pipeline = [
-            {"$match": self._filter(selection)},
-            {"$group": {"_id": "$thread_id", "n": {"$sum": 1}, "first": {"$min": "$checkpoint_id"},
-                        "last": {"$max": "$checkpoint_id"}}},
-            {"$sort": {"_id": 1}},
-        ]  # fmt: skip
-        for row in self._checkpoints.aggregate(pipeline, allowDiskUse=True):
-            thread_id = row["_id"]
-            if isinstance(thread_id, str) and selection.matches_thread(thread_id):
-                yield ThreadSummary(thread_id, None, int(row["n"]), row["first"], row["last"], None)
+        yield from thread_summaries(self._checkpoints, self._filter(selection), selection)
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection.thread_glob is None:
@@ -271,6 +267,32 @@ class MongoStore(Store):
         report.checkpoints_skipped = len(checkpoints) - report.checkpoints_written
         report.writes_skipped = len(writes) - report.writes_written
         return report
+
+    # -- upgrading (backends/mongodb/upgrade.py) -----------------------------------
+
+    def layout_upgrade(self) -> LayoutUpgrade:
+        from ckpt.backends.mongodb.upgrade import layout_upgrade
+
+        return layout_upgrade(self)
+
+    def replace(self, records: Iterable[CheckpointRecord]) -> int:
+        from ckpt.backends.mongodb.upgrade import replace_checkpoints
+
+        return replace_checkpoints(self, records)
+
+    def metadata_documents(self) -> Iterator[dict[str, Any]]:
+        """Every checkpoint document's metadata alone (what tells the layout generation)."""
+        return iter(self._checkpoints.find({}, {"metadata": 1, "_id": 0}).batch_size(_BATCH))
+
+    @property
+    def checkpoints(self) -> Any:
+        return self._checkpoints
+
+    def key_filter(self, key: CheckpointKey) -> dict[str, str]:
+        return _key_filter(key)
+
+    def checkpoint_document(self, record: CheckpointRecord, now: datetime) -> dict[str, Any]:
+        return self._document(record, now)
 
     def _insert(self, collection: Any, documents: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
         """Insert all, unordered; a duplicate key is a record already there (records never change)."""

@@ -55,14 +55,21 @@ def show(
 ) -> CheckpointView:
     """One checkpoint (the latest when ``checkpoint_id`` is ``None``; a unique id prefix will do) as
     its saver shows it: values, next nodes, pending writes and interrupts. A v<4 checkpoint's
-    Sends are found in its parent's writes when they are not inline, as LangGraph reads them."""
+    Sends are found in its parent's writes when they are not inline, as LangGraph reads them,
+    and a LangGraph 0.2 node that never ran in the thread is found from other threads."""
     from ckpt.backends.core.base import find_record
-    from ckpt.backends.ops.sends import parent_sends_of
+    from ckpt.backends.ops.sends import one_record
+    from ckpt.backends.ops.triggers import learn_triggers
     from ckpt.formats.payloads import PayloadDecoder
-    from ckpt.formats.state import view_record
+    from ckpt.formats.state import unexplained_channels, view_record
 
-    record = find_record(store, thread_id, checkpoint_ns, checkpoint_id)
-    return view_record(parent_sends_of(store, record), decoder or PayloadDecoder())
+    decoder = decoder or PayloadDecoder()
+    record = one_record(store, find_record(store, thread_id, checkpoint_ns, checkpoint_id))
+    view = view_record(record, decoder)
+    missing = unexplained_channels(view.checkpoint) if "$opaque" not in view.checkpoint else set()
+    if missing:  # LangGraph 0.2: a node that never ran in this thread (ckpt.backends.ops.triggers)
+        view = view_record(record, decoder, learn_triggers(store, record.key, missing, decoder))
+    return view
 
 
 def size(store: Store, selection: Selection = Selection(), *, top: int = 20) -> SizeReport:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ckpt.backends.core.base import Capability, Store
 from ckpt.backends.core.errors import CkptError
-from ckpt.backends.ops.sends import with_sends_inline
+from ckpt.backends.ops.sends import repaired
 from ckpt.formats.payloads import PayloadDecoder
 from ckpt.formats.state import decode_record
 
@@ -41,9 +41,10 @@ def diagnose(store: Store, idle_before: str, decoder: PayloadDecoder | None = No
     report.findings += [f"schema drift: {d}" for d in layout.get("drift", [])]
     found = store.layout_upgrade()
     report.generation = found.generation if found is not None else None
-    if found is not None and found.steps:
-        steps = "; ".join(step.description for step in found.steps)
-        report.findings.append(f"layout {found.generation}: `ckpt upgrade` brings it current ({steps})")
+    if found is not None and not found.current:
+        steps = [step.description for step in (*found.steps, *found.after)]
+        steps += ["store every checkpoint again in the current form"] if found.rewrite_all else []
+        report.findings.append(f"layout {found.generation}: `ckpt upgrade` brings it current ({'; '.join(steps)})")
     _orphans(store, idle_before, report)
     _decode_everything(store, decoder or PayloadDecoder(), report)
     if Capability.TTL in store.capabilities:
@@ -67,9 +68,9 @@ def _orphans(store: Store, idle_before: str, report: Diagnosis) -> None:
 
 
 def _decode_everything(store: Store, decoder: PayloadDecoder, report: Diagnosis) -> None:
-    for record, stored in with_sends_inline(store):
+    for record, changed in repaired(store):
         report.checkpoints += 1
-        report.sends_to_inline += record is not stored
+        report.sends_to_inline += changed
         try:
             decode_record(record, decoder)
         except CkptError as exc:
@@ -80,6 +81,6 @@ def _decode_everything(store: Store, decoder: PayloadDecoder, report: Diagnosis)
         report.findings.append(f"… and {report.undecodable - MAX_LISTED} more undecodable checkpoint(s)")
     if report.sends_to_inline:
         report.findings.append(
-            f"{report.sends_to_inline} checkpoint(s) of format v<4 keep their Sends only in the parent's writes, "
-            "which this store's saver does not read: the fan-out is lost on resume (`ckpt upgrade` puts them inline)"
+            f"{report.sends_to_inline} checkpoint(s) of format v<4 keep their pending Sends where this store's "
+            "saver does not look: the fan-out is lost on resume (`ckpt upgrade` stores them where it does)"
         )

@@ -14,8 +14,9 @@ missing from a checkpoint when
   value; a trigger consumed to nothing is not recorded), so a value was stored; or
 * ``state channel without value``: a channel that holds a value at other versions of the
   namespace and is not one of LangGraph's triggers (``branch:…``, ``__start__``, ``__pregel_…``,
-  ``start:…``) lost its value (state channels never go back to empty). A weaker sign: reported
-  as ``likely``.
+  ``start:…``, ``join:…``, and in LangGraph 0.2 the channel named after each node, emptied when
+  read) lost its value (state channels never go back to empty). A weaker sign: reported as
+  ``likely``.
 
 Memory holds one namespace of one thread at a time; checkpoints are decoded, nothing is executed.
 """
@@ -30,7 +31,7 @@ from typing import Any
 from ckpt.backends.core.base import CheckpointRecord, Selection, Store
 from ckpt.formats.payloads import PayloadDecoder
 
-_TRIGGERS = ("branch:", "__", "start:")
+_TRIGGERS = ("branch:", "__", "start:", "join:")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class _Seen:
     versions: dict[str, str]
     valued: frozenset[str]
     updated: frozenset[str]
+    nodes: frozenset[str]
 
 
 def scan(store: Store, selection: Selection = Selection(), decoder: PayloadDecoder | None = None) -> IntegrityReport:
@@ -108,18 +110,21 @@ def _decoded(records: Iterator[CheckpointRecord], decoder: PayloadDecoder, repor
         versions = checkpoint.get("channel_versions")
         values = checkpoint.get("channel_values")
         updated = checkpoint.get("updated_channels")
+        seen = checkpoint.get("versions_seen")
         yield _Seen(
             record.key.checkpoint_id,
             {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
             frozenset(str(k) for k in values) if isinstance(values, dict) else frozenset(),
             frozenset(str(c) for c in updated) if isinstance(updated, list) else frozenset(),
+            frozenset(str(n) for n in seen) if isinstance(seen, dict) else frozenset(),
         )
 
 
 def _namespace_damage(thread_id: str, ns: str, seen: list[_Seen]) -> list[Damage]:
     has_value = {(ch, s.versions[ch]) for s in seen for ch in s.valued if ch in s.versions}
     written = {(ch, s.versions[ch]) for s in seen for ch in s.updated if ch in s.versions}
-    valued_channels = {ch for ch, _ in has_value}
+    nodes = {node for s in seen for node in s.nodes}
+    valued_channels = {ch for ch, _ in has_value} - nodes  # LangGraph 0.2's node channels empty when read
     found = []
     for s in seen:
         for channel, version in s.versions.items():

@@ -7,12 +7,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from ckpt.backends.core.base import CheckpointRecord, Selection, Store, WriteReport
+from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selection, Store, WriteReport
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact, scheme_of
+from ckpt.backends.ops.pairing import OutOfOrder, by_thread, can_merge, checked, one_thread
+from ckpt.backends.ops.sends import for_target
 
 if TYPE_CHECKING:  # multiprocessing is imported only when --jobs asks for it
     from concurrent.futures import Future
@@ -100,7 +102,8 @@ def copy_records(
         source.validate()
     target.begin_copy(source.kind, source.layout(), redact(source_url))
     report = CopyReport()
-    for batch in batched(source.records(selection), batch_size):
+    records = for_target(source.records(selection), source, target)
+    for batch in batched(records, batch_size):
         size = sum(record.size for record in batch)
         report.add(_write_batch(target, batch, report, skip_bad))
         report.checkpoints_read += len(batch)
@@ -148,22 +151,49 @@ class CopyPlan:
 
 def plan_copy(source: Store, target_url: str, open_store: Opener, selection: Selection = Selection()) -> CopyPlan:
     """Count what ``selection`` holds and how much of it the target already has (headers only)."""
-    plan = CopyPlan()
-    last_thread = None
     target = _open_if_exists(target_url, open_store)
     try:
-        present = target.headers(selection) if target is not None else iter(())
-        for header, found in attach(source.headers(selection), present, lambda h: h.key_tuple, lambda h: h.key_tuple):
-            plan.checkpoints += 1
-            plan.writes += header.writes_count
-            plan.bytes += header.size
-            plan.already_present += 1 if found else 0
-            if header.key.thread_id != last_thread:
-                plan.threads, last_thread = plan.threads + 1, header.key.thread_id
+        if target is not None and can_merge(source, target):
+            joined = attach(
+                checked(source.headers(selection)), checked(target.headers(selection)), _key_tuple, _key_tuple
+            )
+            try:
+                return _tally_plan((header, bool(found)) for header, found in joined)
+            except OutOfOrder:
+                pass  # a file in another order: looked up thread by thread instead
+        return _tally_plan(_present_by_thread(source, target, selection))
     finally:
         if target is not None:
             target.close()
+
+
+def _tally_plan(headers: Iterable[tuple[CheckpointHeader, bool]]) -> CopyPlan:
+    plan = CopyPlan()
+    last_thread = None
+    for header, found in headers:
+        plan.checkpoints += 1
+        plan.writes += header.writes_count
+        plan.bytes += header.size
+        plan.already_present += 1 if found else 0
+        if header.key.thread_id != last_thread:
+            plan.threads, last_thread = plan.threads + 1, header.key.thread_id
     return plan
+
+
+def _present_by_thread(
+    source: Store, target: Store | None, selection: Selection
+) -> Iterator[tuple[CheckpointHeader, bool]]:
+    """Each source header and whether the target has its key, each source thread looked up in the
+    target (:mod:`ckpt.backends.ops.pairing`): no key comparison, so any two orders."""
+    if target is None:
+        yield from ((header, False) for header in source.headers(selection))
+        return
+    pairs = by_thread(source.headers(selection), lambda t: target.headers(one_thread(selection, t)))
+    yield from ((mine, theirs is not None) for mine, theirs in pairs if mine is not None)
+
+
+def _key_tuple(header: CheckpointHeader) -> tuple[str, str, str]:
+    return header.key_tuple
 
 
 def _open_if_exists(url: str, open_store: Opener) -> Store | None:
@@ -295,12 +325,23 @@ def _copy_in_parallel(
     return total
 
 
+@runtime_checkable
+class _SampledBounds(Protocol):
+    def thread_bounds(self, selection: Selection, parts: int) -> list[str]: ...
+
+
 def thread_ranges(source: Store, selection: Selection, parts: int) -> Iterator[tuple[str | None, str | None]]:
     """Up to ``parts`` half-open thread-id ranges holding about equal numbers of checkpoints.
 
     The first range is open below and the last open above, so together they cover every
-    thread id whatever the source lists; the counts only balance the work.
+    thread id whatever the source lists; the counts only balance the work. Bounds compare in
+    the source's own order: a store that samples them from its index (PostgreSQL, in its
+    collation) gives them without a list of every thread; others are walked thread by thread.
     """
+    if isinstance(source, _SampledBounds):
+        bounds = source.thread_bounds(selection, parts)
+        yield from zip([None, *bounds], [*bounds, None])
+        return
     expected = source.count(selection)
     summaries = source.threads(selection, details=False)
     if expected is None:
@@ -310,7 +351,7 @@ def thread_ranges(source: Store, selection: Selection, parts: int) -> Iterator[t
     low: str | None = None
     done = 0
     for summary in summaries:
-        if done >= share and (low is None or summary.thread_id > low):
+        if done >= share and summary.thread_id != low:  # threads come once each, in the store's order
             yield low, summary.thread_id
             low, done = summary.thread_id, 0
         done += summary.checkpoints

@@ -19,7 +19,7 @@ from ckpt.backends.core.base import CheckpointRecord, Store
 from ckpt.backends.core.errors import DataError, IntegrityError
 from ckpt.backends.core.upgrade import LayoutUpgrade
 from ckpt.backends.ops.prune import Aborted
-from ckpt.backends.ops.sends import with_sends_inline
+from ckpt.backends.ops.sends import repaired
 
 BATCH = 500
 
@@ -79,7 +79,7 @@ def upgrade(
     report = _plan(store, found)
     report.dry_run = dry_run
     if dry_run or not report.changes:
-        report.current = not report.changes
+        report.current = found.current and not report.changes
         return report
     if confirm is not None and not confirm(report):
         raise Aborted("nothing changed: the upgrade was not confirmed")
@@ -88,9 +88,11 @@ def upgrade(
             report.backup = _backup(store, backup)
         for step, planned in zip(found.steps, report.steps):
             planned["done"] = step.apply()
-        report.checkpoints_rewritten = _rewrite(store, batch_size)
+        report.checkpoints_rewritten = _rewrite(store, found.rewrite_all, batch_size)
+        for step, planned in zip(found.after, report.steps[len(found.steps) :]):
+            planned["done"] = step.apply()
     after = store.layout_upgrade()
-    report.current = after is not None and not after.steps and _count_rewrites(store) == 0
+    report.current = after is not None and after.current and _count_rewrites(store, False) == 0
     if verify and report.backup is not None:
         report.verified = _verify(report.backup, store)
     return report
@@ -103,21 +105,23 @@ def _named(store: Store) -> str:
 
 def _plan(store: Store, found: LayoutUpgrade) -> UpgradeReport:
     report = UpgradeReport(store.kind, found.generation)
-    report.steps = [{"name": s.name, "description": s.description, "count": s.count} for s in found.steps]
-    report.checkpoints_to_rewrite = _count_rewrites(store) if found.rewrite_records else 0
+    steps = (*found.steps, *found.after)
+    report.steps = [{"name": s.name, "description": s.description, "count": s.count} for s in steps]
+    report.checkpoints_to_rewrite = _count_rewrites(store, found.rewrite_all)
     return report
 
 
-def _outdated(store: Store) -> Iterator[CheckpointRecord]:
-    """Records whose current saver would miss their Sends, as they must be stored instead."""
-    return (record for record, stored in with_sends_inline(store) if record is not stored)
+def _outdated(store: Store, rewrite_all: bool) -> Iterator[CheckpointRecord]:
+    """Records as they must be stored: every one (``rewrite_all``), else those whose current
+    saver would miss their Sends."""
+    return (record for record, changed in repaired(store) if rewrite_all or changed)
 
 
-def _count_rewrites(store: Store) -> int:
-    return sum(1 for _ in _outdated(store))
+def _count_rewrites(store: Store, rewrite_all: bool) -> int:
+    return sum(1 for _ in _outdated(store, rewrite_all))
 
 
-def _rewrite(store: Store, batch_size: int) -> int:
+def _rewrite(store: Store, rewrite_all: bool, batch_size: int) -> int:
     """Replace the outdated checkpoints, a batch per transaction. They are spooled to a JSONL file
     first: a store may not take writes while its own read is open (SQLite's read snapshot)."""
     import tempfile
@@ -128,7 +132,7 @@ def _rewrite(store: Store, batch_size: int) -> int:
     with tempfile.TemporaryDirectory(prefix="ckpt-upgrade-") as tmp:
         spool = str(Path(tmp) / "rewrite.jsonl")
         with JsonlStore.open(spool, write=True) as out:
-            for batch in batched(_outdated(store), batch_size):
+            for batch in batched(_outdated(store, rewrite_all), batch_size):
                 out.write(batch)
         with JsonlStore.open(spool) as spooled:
             return sum(store.replace(batch) for batch in batched(spooled.records(), batch_size))

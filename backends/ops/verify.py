@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt.backends.core.base import Capability, CheckpointRecord, Selection, Store
-from ckpt.backends.ops.pairing import by_thread, can_merge, code_point_order, one_thread, threads_only_in
-from ckpt.backends.ops.sends import inline_parent_sends, saver_view
+from ckpt.backends.ops.pairing import (
+    OutOfOrder,
+    by_thread,
+    can_merge,
+    checked,
+    code_point_order,
+    one_thread,
+    threads_only_in,
+)
+from ckpt.backends.ops.sends import LANGGRAPH, finds, saver_view
 from ckpt.formats.semantic import byte_digest, semantic_digest
 
 MAX_EXAMPLES = 20
@@ -67,15 +75,21 @@ def verify(source: Store, target: Store, selection: Selection = Selection()) -> 
     # The source as LangGraph means it (v<4 Sends found in the parent wherever they are kept);
     # the target as its own saver will show it: a Send it cannot see counts as a difference.
     def source_view(chosen: Selection) -> Iterable[CheckpointRecord]:
-        return inline_parent_sends(source.records(chosen), source)
+        return saver_view(source.records(chosen), source, LANGGRAPH)
 
     def target_view(chosen: Selection) -> Iterable[CheckpointRecord]:
-        return saver_view(target.records(chosen), target)
+        return saver_view(target.records(chosen), target, finds(target))
 
     if can_merge(source, target):
-        pairs = _merged(iter(source_view(selection)), iter(target_view(selection)))
-    else:
-        pairs = _by_thread(source, target, selection, source_view, target_view)
+        try:
+            merged = _merged(checked(source_view(selection)), checked(target_view(selection)))
+            return _tally(VerifyReport(mode=report.mode), merged, target, digest)
+        except OutOfOrder:
+            pass  # a file in another order: counted again, thread by thread
+    return _tally(report, _by_thread(source, target, selection, source_view, target_view), target, digest)
+
+
+def _tally(report: VerifyReport, pairs: Iterable[Pair], target: Store, digest: Callable[[Any], Any]) -> VerifyReport:
     last_thread = None
     for a, b in pairs:
         if b is None:
@@ -102,8 +116,9 @@ def _key(record: CheckpointRecord) -> tuple[str, str, str]:
     return (record.key.thread_id, record.key.checkpoint_ns, record.key.checkpoint_id)
 
 
-def _merged(left: Iterator[CheckpointRecord], right: Iterator[CheckpointRecord]) -> Iterator[Pair]:
+def _merged(left: Iterable[CheckpointRecord], right: Iterable[CheckpointRecord]) -> Iterator[Pair]:
     """Merge-join of two streams in code-point key order (flat memory)."""
+    left, right = iter(left), iter(right)
     a, b = next(left, None), next(right, None)
     while a is not None or b is not None:
         if b is None or (a is not None and _key(a) < _key(b)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,7 +20,9 @@ from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.postgres.globs import glob_like_superset
 from ckpt.backends.postgres.layout import assemble, split
 
-_C = ' COLLATE "C"'  # one byte order for every store
+_C = ' COLLATE "C"'
+"""Only for filters on checkpoint ids (``--since``/``--until``), which Python re-checks: a
+filter orders nothing, so it costs no index; byte order keeps it a superset of the Python test."""
 
 
 def where(selection: Selection) -> tuple[str, list[Any]]:
@@ -30,11 +33,13 @@ def where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_glob is not None:
         clauses.append("thread_id LIKE %s")  # a superset; the exact glob is applied in Python
         params.append(glob_like_superset(selection.thread_glob))
+    # A thread range is compared in the column's collation, the order of the primary-key index
+    # (so it is an index range), and of the bounds ``thread_bounds`` takes from that index.
     if selection.thread_from is not None:
-        clauses.append(f"thread_id{_C} >= %s")
+        clauses.append("thread_id >= %s")
         params.append(selection.thread_from)
     if selection.thread_to is not None:
-        clauses.append(f"thread_id{_C} < %s")
+        clauses.append("thread_id < %s")
         params.append(selection.thread_to)
     if selection.checkpoint_ns is not None:
         clauses.append("checkpoint_ns = %s")
@@ -46,6 +51,12 @@ def where(selection: Selection) -> tuple[str, list[Any]]:
         clauses.append(f"checkpoint_id{_C} < %s")
         params.append(lowest_id_at(selection.until))
     return " AND ".join(clauses), params
+
+
+def residual(selection: Selection) -> Selection:
+    """What Python still checks of ``selection`` after :func:`where`: not the thread range, which
+    SQL applied in the collation's order (Python's ``<`` is code-point order, not the same)."""
+    return replace(selection, thread_from=None, thread_to=None)
 
 
 def version_text(version: Any) -> str:
@@ -63,24 +74,19 @@ def metadata_text(text: str) -> str:
 
 
 def record_from_row(
-    row: tuple[Any, ...], blobs: dict[tuple[str, str, str, str], tuple[str, bytes]], writes: list[tuple[Any, ...]]
+    row: tuple[Any, ...], blobs: dict[str, tuple[str, bytes]], writes: list[tuple[Any, ...]]
 ) -> CheckpointRecord:
+    """One checkpoint row, with ``blobs`` (its channels' blob rows, by channel) and write rows."""
     key = CheckpointKey(row[0], row[1], row[2])
-    fields = orjson.loads(row[4])
-    versions = fields.get("channel_versions") or {}
-    mine = {
-        c: blobs[(row[0], row[1], c, version_text(v))]
-        for c, v in versions.items()
-        if (row[0], row[1], c, version_text(v)) in blobs
-    }
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=row[3],
-        checkpoint=Payload("msgpack", assemble(row[4], mine, key)),
+        checkpoint=Payload("msgpack", assemble(row[4], blobs, key)),
         metadata=Payload("json", metadata_text(row[5]).encode("utf-8")),
         writes=tuple(
-            PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", bytes(w[8] or b""))) for w in writes
-        ),
+            PendingWrite(w[3], w[4] or "", w[5], w[6], Payload(w[7] or "", b"" if w[8] is None else w[8]))
+            for w in writes
+        ),  # read in binary: idx is an int and blob bytes already
     )
 
 

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
@@ -38,15 +37,15 @@ from ckpt.backends.core.errors import (
     NotAStoreError,
     StoreNotFoundError,
 )
-from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
 from ckpt.backends.postgres import SCHEMES
 from ckpt.backends.postgres import guard as pg_guard
+from ckpt.backends.postgres import ranges as pg_ranges
+from ckpt.backends.postgres import reads as pg_reads
 from ckpt.backends.postgres import schema as pg_schema
 from ckpt.backends.postgres.connect import Handle as _Handle
 from ckpt.backends.postgres.connect import connect as _connect
-from ckpt.backends.postgres.rows import header_from_row as _header
-from ckpt.backends.postgres.rows import record_from_row as _record
+from ckpt.backends.postgres.rows import residual as _residual
 from ckpt.backends.postgres.rows import rows_for as _rows_for
 from ckpt.backends.postgres.rows import version_text as _version_text
 from ckpt.backends.postgres.rows import where as _where
@@ -54,17 +53,11 @@ from ckpt.backends.postgres.writes import stage_and_insert
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import Policy, ServerPrune
+    from ckpt.backends.core.upgrade import LayoutUpgrade
 
-_PAGE = 500
-_C = ' COLLATE "C"'  # one byte order for every store: merge-joins and exports agree
-_KEY = f"thread_id{_C}, checkpoint_ns{_C}, checkpoint_id{_C}"
 _SETUP_WAIT = 300.0
 """Seconds a first write open waits for another run creating the same schema's tables."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-_SELECT_CHECKPOINTS = (
-    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text "
-    "FROM checkpoints"
-)
 _KEYS = "unnest(%s::text[], %s::text[], %s::text[]) AS k(t, n, i)"
 _KEYS4 = "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(t, n, c, v)"
 
@@ -74,7 +67,7 @@ class PostgresStore(Store):
 
     kind = "postgres"
     schemes = SCHEMES
-    capabilities = frozenset({Capability.WRITE, Capability.DELETE})
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.PARENT_SENDS})
 
     def __init__(self, handle: _Handle, url: str, schema: str, *, writable: bool, setup: bool = True) -> None:
         self._handle = handle  # keeps the psycopg connection alive
@@ -83,6 +76,7 @@ class PostgresStore(Store):
         self.schema = schema
         self.writable = writable
         self._setup = setup
+        self._code_point_order: bool | None = None
         self._layout = self._detect()
 
     @classmethod
@@ -203,6 +197,15 @@ class PostgresStore(Store):
     def layout(self) -> dict[str, Any]:
         return {**self._layout, "schema": self.schema}
 
+    def layout_upgrade(self) -> LayoutUpgrade | None:
+        from ckpt.backends.postgres.upgrade import layout_upgrade
+
+        def migrate() -> None:
+            self._migrate({})
+            self._layout = self._detect()
+
+        return layout_upgrade(self._migration(), migrate)
+
     def close(self) -> None:
         self._handle.close()
 
@@ -215,104 +218,44 @@ class PostgresStore(Store):
             return
         with self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if self._conn.info.server_version >= 130000:
+                # Else a keyset page may come from the thread_id index plus an incremental sort,
+                # which re-reads a long thread for every page of it; the primary key seeks.
+                self._conn.execute("SET LOCAL enable_incremental_sort = off")
             yield self._conn.cursor()
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        """In the primary-key index's order (the columns' collation): see :mod:`.reads`."""
         with self._snapshot() as cur:
-            for page in self._pages(cur, selection):
-                blobs = self._blobs_for(cur, page)
-                writes = self._writes_for(cur, page, selection)
-                for row, group in attach(page, writes, lambda r: r[:3], lambda r: r[:3]):
-                    record = _record(row, blobs, group)
-                    if selection.matches(record.key):
-                        yield record
-
-    def _pages(self, cur: psycopg.Cursor[Any], selection: Selection) -> Iterator[list[tuple[Any, ...]]]:
-        where, params = _where(selection)
-        last: tuple[Any, ...] | None = None
-        while True:
-            after = f" AND ({_KEY}) > (%s, %s, %s)" if last else ""
-            cur.execute(
-                f"{_SELECT_CHECKPOINTS} WHERE {where}{after} ORDER BY {_KEY} LIMIT {_PAGE}",
-                [*params, *(last or ())],
-            )
-            page = cur.fetchall()
-            if not page:
-                return
-            yield page
-            last = page[-1][:3]
-
-    def _blobs_for(
-        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]]
-    ) -> dict[tuple[str, str, str, str], tuple[str, bytes]]:
-        keys: set[tuple[str, str, str, str]] = set()
-        for row in page:
-            versions = orjson.loads(row[4]).get("channel_versions") or {}
-            keys.update((row[0], row[1], channel, _version_text(v)) for channel, v in versions.items())
-        if not keys:
-            return {}
-        columns = list(zip(*sorted(keys)))
-        cur.execute(
-            "SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM checkpoint_blobs b "
-            f"JOIN {_KEYS4} "
-            "ON b.thread_id = k.t AND b.checkpoint_ns = k.n AND b.channel = k.c AND b.version = k.v",
-            [list(c) for c in columns],
-        )
-        return {(t, n, c, v): (typ, bytes(blob or b"")) for t, n, c, v, typ, blob in cur.fetchall()}
-
-    def _writes_for(
-        self, cur: psycopg.Cursor[Any], page: list[tuple[Any, ...]], selection: Selection
-    ) -> list[tuple[Any, ...]]:
-        where, params = _where(selection)
-        task_path = "task_path" if self._layout["task_path"] else "''"
-        cur.execute(
-            f"SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, blob "
-            f"FROM checkpoint_writes WHERE {where} AND ({_KEY}) >= (%s, %s, %s) AND ({_KEY}) <= (%s, %s, %s) "
-            f"ORDER BY {_KEY}, task_id{_C}, idx",
-            [*params, *page[0][:3], *page[-1][:3]],
-        )
-        return cur.fetchall()
+            yield from pg_reads.records(cur, selection, bool(self._layout["task_path"]))
 
     def headers(self, selection: Selection = Selection()) -> Iterator[CheckpointHeader]:
-        where, params = _where(selection)
         with self._snapshot() as cur:
-            cur.execute(
-                f"SELECT thread_id, checkpoint_ns, checkpoint_id, count(*), sum(octet_length(blob)) "
-                f"FROM checkpoint_writes WHERE {where} GROUP BY 1, 2, 3 ORDER BY {_KEY}",
-                params,
-            )
-            sizes = cur.fetchall()
-            rows = self._header_rows(selection)
-            for row, group in attach(rows, sizes, lambda r: r[:3], lambda r: r[:3]):
-                header = _header(row, group[0] if group else None)
-                if selection.matches(header.key):
-                    yield header
-
-    def _header_rows(self, selection: Selection) -> Iterator[tuple[Any, ...]]:
-        where, params = _where(selection)
-        with self._conn.cursor(name="ckpt_headers") as named:  # server-side cursor: no full fetch
-            named.itersize = 2000
-            named.execute(
-                "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata::text, "
-                f"pg_column_size(checkpoint) + pg_column_size(metadata) FROM checkpoints WHERE {where} ORDER BY {_KEY}",
-                params,
-            )
-            yield from named
+            yield from pg_reads.headers(cur, selection)
 
     def get(self, key: CheckpointKey) -> CheckpointRecord | None:
         selection = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
         where, params = _where(selection)
         with self._snapshot() as cur:
             cur.execute(
-                f"{_SELECT_CHECKPOINTS} WHERE {where} AND checkpoint_id = %s",
-                [*params, key.checkpoint_id],
+                f"{pg_reads.SELECT_CHECKPOINTS} WHERE {where} AND checkpoint_id = %s", [*params, key.checkpoint_id]
             )
             page = cur.fetchall()
             if not page:
                 return None
-            blobs = self._blobs_for(cur, page)
-            writes = self._writes_for(cur, page, selection)
-            return _record(page[0], blobs, writes)
+            return next(pg_reads.page_records(pg_reads.fetch_page(cur, page, bool(self._layout["task_path"]))))
+
+    @property
+    def code_point_order(self) -> bool:
+        """Whether reads come in code-point order (a ``C`` collation), so that a merge-join with
+        another store's stream may compare keys in Python (:mod:`ckpt.backends.ops.pairing`)."""
+        if self._code_point_order is None:
+            self._code_point_order = pg_reads.code_point_order(self._conn)
+        return self._code_point_order
+
+    def thread_bounds(self, selection: Selection, parts: int) -> list[str]:
+        """Bounds of ``parts`` thread ranges for ``migrate --jobs``, from a sample (:mod:`.ranges`)."""
+        return pg_ranges.thread_bounds(self._conn, selection, parts)
 
     def latest(self, thread_id: str, checkpoint_ns: str = "") -> CheckpointHeader | None:
         row = self._conn.execute(
@@ -326,30 +269,16 @@ class PostgresStore(Store):
         return next((h for h in self.headers(selection) if h.key.checkpoint_id == row[0]), None)
 
     def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
+        """In the index's order; without ``details`` from the primary key alone (``ckpt list``)."""
         if selection.since is not None or selection.until is not None:
             yield from super().threads(selection)
             return
-        where, params = _where(selection)
+        check = _residual(selection)
         with self._snapshot() as cur:
-            cur.execute(
-                f"SELECT thread_id{_C}, sum(n) FROM ("
-                f" SELECT thread_id, sum(pg_column_size(blob)) AS n FROM checkpoint_blobs WHERE {where} GROUP BY 1"
-                f" UNION ALL SELECT thread_id, sum(octet_length(blob)) FROM checkpoint_writes WHERE {where} GROUP BY 1"
-                f") s GROUP BY 1 ORDER BY 1",
-                [*params, *params],
-            )
-            extra = cur.fetchall()
-            cur.execute(
-                f"SELECT thread_id{_C}, count(DISTINCT checkpoint_ns), count(*), min(checkpoint_id{_C}), "
-                f"max(checkpoint_id{_C}), sum(pg_column_size(checkpoint) + pg_column_size(metadata)) "
-                f"FROM checkpoints WHERE {where} GROUP BY 1 ORDER BY 1",
-                params,
-            )
-            rows = cur.fetchall()
-        for row, group in attach(rows, extra, lambda r: r[0], lambda r: r[0]):
-            if selection.matches_thread(row[0]):
-                more = int(group[0][1] or 0) if group else 0
-                yield ThreadSummary(row[0], row[1], row[2], row[3], row[4], int(row[5] or 0) + more)
+            for row in pg_reads.thread_rows(cur, selection, details):
+                if check.matches_thread(row[0]):
+                    size = None if row[5] is None else int(row[5])
+                    yield ThreadSummary(row[0], row[1], int(row[2]), row[3], row[4], size)
 
     def count(self, selection: Selection = Selection()) -> int | None:
         where, params = _where(selection)

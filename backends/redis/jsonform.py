@@ -275,6 +275,9 @@ def from_redis(value: Any) -> Any:
     return {k: from_redis(v) for k, v in value.items()}
 
 
+_LC_SEND = ["langgraph", "types", "Send"]
+
+
 def _ident(ident: Any) -> bool:
     return isinstance(ident, list) and len(ident) >= 2 and all(isinstance(p, str) for p in ident)
 
@@ -290,6 +293,9 @@ def _constructor(value: dict[str, Any]) -> Any:
         legacy = (value.get("kwargs") or {}).get("__set_items__")
         return _ext(0, ["builtins", "set", from_redis(legacy if legacy is not None else items)])
     module, name = ".".join(ident[:-1]), ident[-1]
+    if ident == _LC_SEND and isinstance(kwargs, dict) and "node" in kwargs:
+        # RedisSaver < 0.2 wrote Sends as lc:2 envelopes; JsonPlus packs a Send as [node, arg]
+        return _ext(1, ["langgraph.types", "Send", [kwargs["node"], kwargs.get("arg")]])
     if "args" in value and not value.get("kwargs"):
         return _ext(1, [module, name, from_redis(value["args"])])
     return _ext(2, [module, name, kwargs])

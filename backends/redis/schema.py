@@ -62,6 +62,21 @@ def ensure_indexes(client: Any, prefix: str, write_prefix: str, existing: set[st
         client.execute_command("FT.CREATE", name, "ON", "JSON", "PREFIX", 1, f"{name}:", "SCHEMA", *schema)
 
 
+STAGING = "ckpt_upgrade:"
+"""Where ``ckpt upgrade`` stages rewritten checkpoint documents (no search index covers it)."""
+
+ZERO_ID = "00000000-0000-0000-0000-000000000000"
+"""RedisSaver's stand-in for an empty checkpoint id in keys and documents."""
+
+
+def misfiled_ids(filed_as: Any, parent: Any, checkpoint: Any) -> str | None:
+    """The checkpoint's own id when a document with these fields is misfiled, else ``None``."""
+    own = checkpoint.get("id") if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(own, str) or not own or own == filed_as:
+        return None
+    return own if filed_as in (parent, ZERO_ID) else None
+
+
 ZSET_PREFIX = "write_keys_zset"
 """RedisSaver's write registry: hard-coded, NOT under the store's prefix (``key_registry.py``), so
 the registries of every prefix on a server share one key space and, for equal thread, namespace

@@ -72,7 +72,7 @@ class SqliteStore(Store):
 
     kind = "sqlite"
     schemes = SCHEMES
-    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT})
+    capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.BYTE_EXACT, Capability.INLINE_SENDS})
 
     def __init__(
         self, conn: sqlite3.Connection, path: str, *, writable: bool, create: bool = True, created: bool = False
