@@ -73,6 +73,12 @@ def legacy_sends(record: CheckpointRecord) -> tuple[list[Any], bool] | None:
     return (inline if isinstance(inline, list) else []), isinstance(values, dict) and bool(values.get(TASKS))
 
 
+def has_materialized_sends(record: CheckpointRecord) -> bool:
+    """A v<4 checkpoint with its Sends in the tasks channel: only ``materialized`` makes one."""
+    found = legacy_sends(record)
+    return found is not None and found[1]
+
+
 def send_values(writes: Sequence[PendingWrite]) -> list[Any]:
     """The Sends of ``__pregel_tasks`` writes as msgpack values (raises ``ValueError`` for a
     payload that is not msgpack: pickled or encrypted Sends cannot be embedded unread)."""
