@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ckpt.backends.core.base import CheckpointRecord, Store
-from ckpt.backends.core.errors import DataError, IntegrityError
+from ckpt.backends.core.errors import DataError, IntegrityError, UsageError
 from ckpt.backends.core.upgrade import LayoutUpgrade
 from ckpt.backends.ops.prune import Aborted
 from ckpt.backends.ops.sends import repaired
@@ -73,6 +73,11 @@ def upgrade(
     Raises ``DataError`` for a layout the driver does not recognise (nothing changed),
     ``Aborted`` when ``confirm`` says no, ``IntegrityError`` when the verification differs.
     """
+    if type(store).layout_upgrade is Store.layout_upgrade:
+        raise UsageError(
+            f"{store.kind} stores have no in-place upgrade (their saver reads every layout ckpt knows as it "
+            "is; ckpt migrate gives a target what its saver needs); nothing was changed"
+        )
     found = store.layout_upgrade()
     if found is None:
         raise DataError(f"{store.kind} store: layout not recognised ({_named(store)}); nothing was changed")
