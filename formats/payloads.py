@@ -70,6 +70,28 @@ class PayloadDecoder:
             return opaque(type_tag, data, "pickle is never unpickled: loading it can run arbitrary code")
         return opaque(type_tag, data, f"unknown serialization type {type_tag!r}")
 
+    def check(self, payload: Payload) -> None:
+        """Raise ``PayloadError`` when ``decode(payload)`` would, without building the tagged JSON.
+
+        Opaque payloads (pickle, unknown tags, encrypted without a key) are never looked into,
+        as in ``decode``. ``doctor`` only needs the verdict, and this is C work per payload.
+        """
+        type_tag, data = payload.type, payload.data
+        if "+" in type_tag:
+            inner, _, cipher = type_tag.partition("+")
+            if cipher == "aes" and self.aes_key is not None:
+                self.check(Payload(inner, decrypt_aes(self.aes_key, data)))
+            return
+        try:
+            if type_tag == "msgpack":
+                tagged.check(data)
+            elif type_tag == "json" and data:
+                orjson.loads(data)
+        except orjson.JSONDecodeError as exc:  # a ValueError too: caught first
+            raise PayloadError(f"malformed JSON: {exc}") from exc
+        except ValueError as exc:
+            raise PayloadError(str(exc)) from exc
+
     def _decrypted(self, type_tag: str, data: bytes) -> Any:
         inner, _, cipher = type_tag.partition("+")
         if cipher != "aes":

@@ -65,6 +65,25 @@ def decode_exact(data: bytes) -> Any:
     return {"$raw": b64(data), "view": value}
 
 
+def check(data: bytes) -> None:
+    """Raise ``ValueError`` exactly when ``decode(data)`` would, without building its result.
+
+    ``decode`` fails only when the bytes, or the payload of an ext value at any depth, are not
+    msgpack: one C unpack whose ext hook unpacks each payload in turn finds the same failures
+    (``doctor`` runs this on every payload; ``decode_exact`` costs 10-20x more).
+    """
+    try:
+        ormsgpack.unpackb(data, ext_hook=_check_ext, option=ormsgpack.OPT_NON_STR_KEYS)
+    except (ValueError, TypeError) as exc:  # MsgpackDecodeError is a ValueError; so is a failed ext hook
+        raise ValueError(f"malformed msgpack: {exc}") from exc
+
+
+def _check_ext(code: int, payload: bytes) -> int:
+    # Nothing is imported or called: the payload is only unpacked, as ``to_tagged`` does.
+    ormsgpack.unpackb(payload, ext_hook=_check_ext, option=ormsgpack.OPT_NON_STR_KEYS)
+    return code
+
+
 def to_tagged(obj: Any) -> Any:
     """A decoded msgpack object (with ``RawExt`` leaves) → tagged JSON."""
     if isinstance(obj, RawExt):

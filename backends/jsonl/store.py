@@ -8,8 +8,6 @@ optional readable view (``--decode``) is supplied by the caller as ``decorate``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gzip
 import os
 import sys
@@ -23,10 +21,7 @@ import orjson
 
 from ckpt.backends.core.base import (
     Capability,
-    CheckpointKey,
     CheckpointRecord,
-    Payload,
-    PendingWrite,
     Selection,
     Store,
     WriteReport,
@@ -42,6 +37,7 @@ from ckpt.backends.core.errors import (
 from ckpt.backends.core.files import PartialFile
 from ckpt.backends.core.locks import file_lock
 from ckpt.backends.core.urls import redact
+from ckpt.backends.jsonl.lines import check_line, parse_line, record_from, record_to
 
 FORMAT = "ckpt/jsonl"
 VERSION = 1
@@ -51,6 +47,11 @@ MAX_LINE_ENV = "CKPT_JSONL_MAX_LINE"
 """Environment variable: the longest line (bytes, newline included) read or written; default below."""
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 """64 MiB: a line costs about three times its length to parse and decode (JSON, base64, bytes)."""
+
+
+GZIP_LEVEL = 6
+"""zlib's default and what ``gzip``/``pigz`` use: level 9 (``GzipFile``'s default) took about 1.7x as
+long on exports of real checkpoints for an output a few percent smaller (docs/format.md)."""
 
 
 def max_line_bytes() -> int:
@@ -91,11 +92,11 @@ class JsonlStore(Store):
 
     @classmethod
     def open_existing(cls, url: str) -> JsonlStore:
-        """An export file is never pruned or compacted in place: refused before it is opened for writing."""
+        """An export file is never pruned, compacted or upgraded in place: refused before it is opened for writing."""
         from ckpt.backends.core.errors import UsageError
 
         raise UsageError(
-            f"{url} is an export file: prune and compact work on stores (export again with --thread/--since)"
+            f"{url} is an export file: prune, compact and upgrade work on stores (export again with --thread/--since)"
         )
 
     @classmethod
@@ -129,7 +130,7 @@ class JsonlStore(Store):
 
     def _read_header(self) -> dict[str, Any]:
         for lineno, line in self._lines():
-            header = _parse_line(self.path, lineno, line)
+            header = parse_line(self.path, lineno, line)
             if header.get("format") != FORMAT:
                 raise FormatError(f'{self.path}:{lineno}: not a ckpt export (first line has no "format": "{FORMAT}")')
             if header.get("version") != VERSION:
@@ -143,13 +144,20 @@ class JsonlStore(Store):
         for lineno, line in lines:
             if not line.strip():
                 continue
-            record = _record_from(self.path, lineno, _parse_line(self.path, lineno, line))
+            record = record_from(self.path, lineno, parse_line(self.path, lineno, line))
             if selection.matches(record.key):
                 yield record
 
     def validate(self) -> int:
         """Read the whole file once; raises ``FormatError`` naming the first bad line."""
-        return sum(1 for _ in self.records())
+        count = 0
+        lines = self._lines()
+        next(lines, None)  # the header, checked at open
+        for lineno, line in lines:
+            if line.strip():
+                check_line(self.path, lineno, line)
+                count += 1
+        return count
 
     # -- writing -----------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class JsonlStore(Store):
         self._lock, self._file = lock, file
         assert file.handle is not None
         if self.path.endswith(".gz"):
-            return gzip.GzipFile(fileobj=file.handle, mode="wb", mtime=0)  # type: ignore[return-value]
+            return gzip.GzipFile(fileobj=file.handle, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)  # type: ignore[return-value]
         return file.handle
 
     def _emit(self, line: bytes) -> None:
@@ -211,7 +219,7 @@ class JsonlStore(Store):
         report = WriteReport()
         limit = max_line_bytes()
         for record in records:
-            line = _record_to(record)
+            line = record_to(record)
             if self.decorate is not None:
                 line["decoded"] = self._decorated(record)
             data = orjson.dumps(line) + b"\n"
@@ -315,112 +323,3 @@ def _bounded_lines(path: str, handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
                 f"{path}:{lineno}: line longer than {limit} bytes (the limit; raise it with {MAX_LINE_ENV}=BYTES)"
             )
         yield lineno, line
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _payload_json(payload: Payload) -> dict[str, Any]:
-    return {"type": payload.type, "data": _b64(payload.data)}
-
-
-def _record_to(record: CheckpointRecord) -> dict[str, Any]:
-    key = record.key
-    return {
-        "thread_id": key.thread_id,
-        "checkpoint_ns": key.checkpoint_ns,
-        "checkpoint_id": key.checkpoint_id,
-        "parent_checkpoint_id": record.parent_checkpoint_id,
-        "checkpoint": _payload_json(record.checkpoint),
-        "metadata": _payload_json(record.metadata),
-        "writes": [
-            {
-                "task_id": w.task_id,
-                "task_path": w.task_path,
-                "idx": w.idx,
-                "channel": w.channel,
-                "value": _payload_json(w.value),
-            }
-            for w in record.writes
-        ],
-        **({"extra": dict(record.extra)} if record.extra else {}),
-    }
-
-
-def _parse_line(path: str, lineno: int, line: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        truncated = " (truncated?)" if not line.endswith(b"\n") else ""
-        raise FormatError(f"{path}:{lineno}: invalid JSON{truncated}: {exc}") from exc
-    if not isinstance(value, dict):
-        raise FormatError(f"{path}:{lineno}: expected a JSON object")
-    return value
-
-
-class _LineReader:
-    """Typed field access that names the file, line and field on every error."""
-
-    def __init__(self, path: str, lineno: int, obj: dict[str, Any]) -> None:
-        self.where = f"{path}:{lineno}"
-        self.obj = obj
-
-    def fail(self, message: str) -> FormatError:
-        return FormatError(f"{self.where}: {message}")
-
-    def field(self, obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-        if name not in obj:
-            raise self.fail(f"missing field {name!r}")
-        value = obj[name]
-        if value is None and optional:
-            return None
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-            raise self.fail(f"field {name!r} has the wrong type ({type(value).__name__})")
-        return value
-
-    def payload(self, obj: dict[str, Any], name: str) -> Payload:
-        value = self.field(obj, name, dict)
-        type_tag = self.field(value, "type", str)
-        try:
-            data = base64.b64decode(self.field(value, "data", str), validate=True)
-        except binascii.Error as exc:
-            raise self.fail(f"field {name!r} has invalid base64 data ({exc})") from exc
-        return Payload(type_tag, data)
-
-
-def _record_from(path: str, lineno: int, obj: dict[str, Any]) -> CheckpointRecord:
-    r = _LineReader(path, lineno, obj)
-    writes = []
-    for item in r.field(obj, "writes", list):
-        if not isinstance(item, dict):
-            raise r.fail("each entry of 'writes' must be an object")
-        writes.append(
-            PendingWrite(
-                task_id=r.field(item, "task_id", str),
-                task_path=r.field(item, "task_path", str),
-                idx=r.field(item, "idx", int),
-                channel=r.field(item, "channel", str),
-                value=r.payload(item, "value"),
-            )
-        )
-    key = CheckpointKey(
-        r.field(obj, "thread_id", str), r.field(obj, "checkpoint_ns", str), r.field(obj, "checkpoint_id", str)
-    )
-    metadata = r.payload(obj, "metadata")
-    if metadata.type == "json":
-        try:
-            orjson.loads(metadata.data or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise r.fail(f"metadata is not valid JSON ({exc})") from exc
-    extra = obj.get("extra") or {}
-    if not isinstance(extra, dict):
-        raise r.fail("field 'extra' must be an object")
-    return CheckpointRecord(
-        key=key,
-        parent_checkpoint_id=r.field(obj, "parent_checkpoint_id", str, optional=True),
-        checkpoint=r.payload(obj, "checkpoint"),
-        metadata=metadata,
-        writes=tuple(writes),
-        extra=tuple(sorted(extra.items())),
-    )

@@ -7,13 +7,14 @@ whatever the source (a SQLite store written by langgraph-checkpoint-sqlite 2.0 n
 repair to be resumed by today's saver). ``verify`` compares the source as LangGraph means it
 with the target as its own saver reads it, both in that materialized form.
 
-Records stream in key order, so a parent comes before its children; only the Sends of the latest
-checkpoints of one thread and namespace are held (constant memory), and a parent outside the
-stream (a ``--since`` selection) is read by key.
+A parent comes just before its children in a stream (one thread and namespace at a time); only
+the Sends of the latest checkpoints are held (constant memory), and a parent not among them (a
+``--since`` selection) is read by key.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ def _legacy(
     for record in records:
         key = record.key
         if (key.thread_id, key.checkpoint_ns) != scope:
-            scope, window = (key.thread_id, key.checkpoint_ns), _SendsWindow(key.checkpoint_id)
+            scope, window = (key.thread_id, key.checkpoint_ns), _SendsWindow()
         found = legacy_sends(record)
         if found is None or found[1]:
             yield record, [], _NO_PARENT
@@ -115,35 +116,26 @@ class _ParentSends:
 
 
 class _SendsWindow:
-    """The Sends of the latest checkpoints of one thread and namespace, read in id order.
+    """The Sends of the latest checkpoints of one thread and namespace (``[]`` for one without).
 
-    Ids only grow along the stream, so a parent at or after the first id that is not held had
-    no Sends; one before it (outside the selection) or pushed out of the window is read by key.
+    A parent is almost always among the last few checkpoints streamed; one that is not (outside
+    the selection, or a store whose collation orders ids otherwise) is read by key. No order of
+    ids is assumed, and memory is bounded by ``SIZE``.
     """
 
-    SIZE = 64
+    SIZE = 256
 
-    def __init__(self, first_id: str = "") -> None:
-        self.first_id = first_id
-        self.dropped_up_to = ""
-        self.sends: dict[str, list[PendingWrite]] = {}
+    def __init__(self) -> None:
+        self.recent: OrderedDict[str, list[PendingWrite]] = OrderedDict()
 
     def add(self, checkpoint_id: str, sends: list[PendingWrite]) -> None:
-        if not sends:
-            return
-        self.sends[checkpoint_id] = sends
-        if len(self.sends) > self.SIZE:
-            oldest = next(iter(self.sends))
-            del self.sends[oldest]
-            self.dropped_up_to = max(self.dropped_up_to, oldest)
+        self.recent[checkpoint_id] = sends
+        if len(self.recent) > self.SIZE:
+            self.recent.popitem(last=False)
 
     def sends_of(self, parent_id: str) -> list[PendingWrite] | None:
-        """The parent's Sends, ``[]`` when it had none, ``None`` when it must be read."""
-        if parent_id in self.sends:
-            return self.sends[parent_id]
-        if parent_id < self.first_id or parent_id <= self.dropped_up_to:
-            return None
-        return []
+        """The parent's Sends, or ``None`` when it must be read."""
+        return self.recent.get(parent_id)
 
 
 _NO_PARENT = _ParentSends(None, _SendsWindow(), CheckpointKey("", "", ""), None)

@@ -14,10 +14,14 @@ from datetime import datetime, timezone
 from itertools import groupby
 from typing import Any
 
+import ormsgpack
+
 from ckpt.backends.core.base import CheckpointRecord, Selection, Store
 from ckpt.backends.core.ids import checkpoint_time
 from ckpt.backends.core.msgpack_raw import unpack
 from ckpt.backends.core.msgpack_spans import MsgpackSpanError, map_entries
+
+_OPTIONS = ormsgpack.OPT_NON_STR_KEYS
 
 GROWTH_STEPS = 5
 """A thread whose root checkpoint grew at every one of at least this many steps is flagged."""
@@ -27,7 +31,33 @@ def channel_sizes(record: CheckpointRecord) -> dict[str, int]:
     """Bytes of each channel value inside the checkpoint (empty for opaque payloads)."""
     if record.checkpoint.type != "msgpack":
         return {}
-    data = record.checkpoint.data
+    fast = _packed_sizes(record.checkpoint.data)
+    return fast if fast is not None else walked_channel_sizes(record.checkpoint.data)
+
+
+def _packed_sizes(data: bytes) -> dict[str, int] | None:
+    """``walked_channel_sizes`` in C (one unpack, two packs), or ``None`` where it could differ.
+
+    ormsgpack's encoding is compositional (a map is its header, then each key and value packed
+    in order), so when the whole checkpoint packs back to exactly ``data``, each channel value
+    packs to the very span the walker measures. Ext payloads stay packed (``ormsgpack.Ext``):
+    nothing is imported. Non-canonical bytes (float32, non-minimal ints, duplicate keys) and
+    anything odd go to the walker.
+    """
+    try:
+        fields = ormsgpack.unpackb(data, ext_hook=ormsgpack.Ext, option=_OPTIONS)
+        if not isinstance(fields, dict) or ormsgpack.packb(fields, option=_OPTIONS) != data:
+            return None
+        values = fields.get("channel_values")
+        if not isinstance(values, dict):
+            return None
+        return {str(k): len(ormsgpack.packb(v, option=_OPTIONS)) for k, v in values.items()}
+    except Exception:  # noqa: BLE001 - any doubt (malformed, unpackable key): the walker decides
+        return None
+
+
+def walked_channel_sizes(data: bytes) -> dict[str, int]:
+    """The reference: byte spans of ``channel_values`` read from the msgpack framing."""
     try:
         for raw_key, start, _end in map_entries(data):
             if raw_key == b"\xaechannel_values":
@@ -100,20 +130,45 @@ def measure(
 
 def _thread_size(thread_id: str, records: list[CheckpointRecord], report: SizeReport) -> ThreadSize:
     size = ThreadSize(thread_id, checkpoints=len(records), namespaces=len({r.key.checkpoint_ns for r in records}))
+    channels, largest, per_day, namespaces = (
+        report.channels,
+        report.largest_channel_value,
+        report.per_day,
+        report.namespaces,
+    )
     for record in records:
-        size.bytes += record.size
+        nbytes = record.size  # a sum over the writes: computed once per record
+        size.bytes += nbytes
         size.largest_checkpoint = max(size.largest_checkpoint, len(record.checkpoint.data))
-        report.store_bytes += record.size
-        report.checkpoints += 1
-        ns_kind = "(root)" if record.key.checkpoint_ns == "" else record.key.checkpoint_ns.split(":", 1)[0]
-        report.namespaces[ns_kind] = report.namespaces.get(ns_kind, 0) + record.size
-        for channel, nbytes in channel_sizes(record).items():
-            report.channels[channel] = report.channels.get(channel, 0) + nbytes
-            report.largest_channel_value[channel] = max(report.largest_channel_value.get(channel, 0), nbytes)
-        at = checkpoint_time(record.key.checkpoint_id)
-        if at is not None:
-            day = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d")
-            report.per_day[day] = report.per_day.get(day, 0) + record.size
+        ns = record.key.checkpoint_ns
+        ns_kind = "(root)" if ns == "" else ns.split(":", 1)[0]
+        namespaces[ns_kind] = namespaces.get(ns_kind, 0) + nbytes
+        for channel, value_bytes in channel_sizes(record).items():
+            channels[channel] = channels.get(channel, 0) + value_bytes
+            if value_bytes > largest.get(channel, -1):
+                largest[channel] = value_bytes
+        day = _day(record.key.checkpoint_id)
+        if day is not None:
+            per_day[day] = per_day.get(day, 0) + nbytes
+    report.store_bytes += size.bytes
+    report.checkpoints += len(records)
     root = [len(r.checkpoint.data) for r in records if r.key.checkpoint_ns == ""]
     size.growing = len(root) > GROWTH_STEPS and all(b > a for a, b in zip(root, root[1:]))
     return size
+
+
+_DAYS: dict[int, str] = {}
+
+
+def _day(checkpoint_id: str) -> str | None:
+    """``YYYY-MM-DD`` (UTC) of a uuid6 id; one ``strftime`` per distinct day, not per checkpoint."""
+    at = checkpoint_time(checkpoint_id)
+    if at is None:
+        return None
+    number, into_day = divmod(at, 86400)
+    if not 0.001 < into_day < 86399.999:  # fromtimestamp rounds to the microsecond: no cache near midnight
+        return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d")
+    day = _DAYS.get(int(number))
+    if day is None:
+        day = _DAYS[int(number)] = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d")
+    return day

@@ -89,14 +89,28 @@ def layout_upgrade(
 
 
 def _file_staged(client: Any, prefix: str) -> int:
-    """``RENAME`` each staged document over its own key (keeps its TTL); idempotent by construction:
-    a filed document is no longer staged."""
+    """Copy each staged document over its own key (with its TTL), then delete the staged one. A
+    staged document goes only after its copy is filed, so a rerun after a kill files what is left.
+    Not ``RENAME``: renaming a JSON key into an indexed prefix corrupted valkey-server's heap here
+    (RediSearch 2.x with valkey 9: ``malloc_consolidate(): unaligned fastbin chunk``)."""
     filed = 0
     for keys in scan_keys(client, f"{STAGING}{prefix}:*"):
-        pipe = client.pipeline(transaction=False)
+        read = client.pipeline(transaction=False)
         for key in keys:
-            pipe.rename(key, _text(key)[len(STAGING) :])
-        pipe.execute()
+            read.execute_command("JSON.GET", key)
+            read.pttl(key)
+        replies = read.execute()
+        write = client.pipeline(transaction=True)
+        for key, document, ttl in zip(keys, replies[::2], replies[1::2]):
+            if document is None:
+                continue  # filed and deleted by a run that was killed after its copy
+            own = _text(key)[len(STAGING) :]
+            text = document if isinstance(document, (str, bytes)) else json.dumps(document)
+            write.execute_command("JSON.SET", own, "$", text)
+            if isinstance(ttl, int) and ttl > 0:
+                write.pexpire(own, ttl)
+            write.delete(key)
+        write.execute()
         filed += len(keys)
     return filed
 
