@@ -24,6 +24,7 @@ from ckpt.backends.core.base import (
     WriteReport,
 )
 from ckpt.backends.core.errors import BackendUnavailableError, UnknownSchemeError
+from ckpt.backends.core.memory import MemoryStore
 from ckpt.backends.core.urls import redact, scheme_of
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "Store",
     "ThreadSummary",
     "WriteReport",
+    "open_memory",
+    "memory_class",
     "open_store",
     "store_class",
     "known_schemes",
@@ -112,3 +115,35 @@ def open_store(url: str, *, write: bool = False, create: bool = True) -> Store:
     if write and not create:
         return cls.open_existing(url)
     return cls.open(url, write=write)
+
+
+# Memory (``BaseStore``) layouts, by driver package: ``<package>.memory.<class>`` (issue #21).
+_MEMORY_DRIVERS: dict[str, str] = {
+    "sqlite": "SqliteMemory",
+    "postgres": "PostgresMemory",
+    "redis": "RedisMemory",
+    "mongodb": "MongoMemory",
+}
+
+
+def memory_class(url: str) -> type[MemoryStore]:
+    """The memory driver class for ``url`` (a store URL or a memory ``.jsonl[.gz]`` file)."""
+    from ckpt.backends.core.errors import UsageError
+
+    scheme = scheme_of(url)
+    if scheme == "jsonl":
+        package, class_name = "jsonl", "JsonlMemory"
+    else:
+        store_class(url)  # an unknown scheme or a missing driver library: the same errors as for checkpoints
+        package = _packages().get(scheme) or _packages().get(scheme.split("+", 1)[0]) or ""
+        if package not in _MEMORY_DRIVERS:
+            raise UsageError(f"{scheme}:// stores have no long-term memory layout ckpt knows (BaseStore)")
+        class_name = _MEMORY_DRIVERS[package]
+    cls: type[MemoryStore] = getattr(importlib.import_module(f"{__name__}.{package}.memory"), class_name)
+    return cls
+
+
+def open_memory(url: str, *, write: bool = False) -> MemoryStore:
+    """Open the memory store at ``url``: read-only unless ``write`` (which sets it up as the
+    official store's ``setup()`` does)."""
+    return memory_class(url).open(url, write=write)

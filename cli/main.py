@@ -28,6 +28,7 @@ HELP = """Operate LangGraph checkpoint stores: read them, move them between stor
   read      list, show, diff, replay
   move      export, import, migrate
   maintain  prune, compact, size, check, doctor, upgrade
+  memory    long-term memory stores: memory list, show, export, import, migrate, prune, size
 
 Run 'ckpt COMMAND --help' for a command's options and examples; docs/cli.md has them all."""
 
@@ -261,6 +262,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "doctor"),
     "upgrade": ("upgrade", "upgrade"),
 }
+# Command groups: name -> module in ckpt.cli whose ``app`` is a Typer of subcommands.
+GROUPS: dict[str, str] = {"memory": "memory"}
 
 
 def _command(name: str) -> Callable[..., Any]:
@@ -281,8 +284,17 @@ def build_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,
     )
     built.callback()(_root)
-    for name in COMMANDS if only is None else (only,):
+    from importlib import import_module
+
+    for name in COMMANDS if only is None else (only,) if only in COMMANDS else ():
         built.command(name, cls=CkptCommand)(_resolved(_command(name)))
+    for name in GROUPS if only is None else (only,) if only in GROUPS else ():
+        group: typer.Typer = import_module(f"ckpt.cli.{GROUPS[name]}").app
+        for info in group.registered_commands:
+            info.cls = CkptCommand
+            if info.callback is not None:
+                info.callback = _resolved(info.callback)
+        built.add_typer(group, name=name)
     return built
 
 
@@ -310,7 +322,7 @@ def requested_command(args: list[str]) -> str | None:
         elif arg.startswith("-"):
             return None
         else:
-            return arg if arg in COMMANDS else None
+            return arg if arg in COMMANDS or arg in GROUPS else None
     return None
 
 

@@ -19,9 +19,16 @@ SCHEMA = json.loads((ROOT / "formats" / "schemas" / "jsonl-v1.schema.json").read
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", COMMANDS)
+SUBCOMMANDS = [
+    f"{name} {sub}"
+    for name, group in typer.main.get_command(app).commands.items()  # type: ignore[attr-defined]
+    for sub in getattr(group, "commands", {})
+]
+
+
+@pytest.mark.parametrize("name", COMMANDS + SUBCOMMANDS)
 def test_every_command_has_help_with_an_example(cli: Cli, name: str) -> None:
-    result = cli(name, "--help")
+    result = cli(*name.split(), "--help")
     assert result.exit_code == 0
     assert "Example:" in result.stdout and "ckpt " + name in result.stdout
 

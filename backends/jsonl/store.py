@@ -167,18 +167,34 @@ class JsonlStore(Store):
 
     def _output(self) -> IO[bytes]:
         if self._out is None:
+            self.start(
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "created_at": datetime.now(timezone.utc).isoformat(),
+                    "source": self._source or None,
+                    "decoded": self.decorate is not None,
+                }
+            )
+        assert self._out is not None
+        return self._out
+
+    def start(self, header: dict[str, Any]) -> None:
+        """Open the output (a partial file under a lock) with ``header`` as its first line; the
+        file machinery is shared with the other JSON Lines forms (``ckpt memory`` exports)."""
+        if self._out is None:
             if not self.writable:
                 raise UsageError(f"{self.path} was opened for reading")
             self._out = self._open_output()
-            header = {
-                "format": FORMAT,
-                "version": VERSION,
-                "created_at": datetime.now(timezone.utc).isoformat(),
-                "source": self._source or None,
-                "decoded": self.decorate is not None,
-            }
             self._emit(orjson.dumps(header) + b"\n")
-        return self._out
+
+    def emit(self, line: bytes) -> None:
+        """Append one line (``start`` first)."""
+        self._emit(line)
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """``(line number, line)`` of the file, header included, each bounded by ``max_line_bytes``."""
+        return self._lines()
 
     def _open_output(self) -> IO[bytes]:
         """``<file>.partial``, under ``<file>.lock``: a second writer of the same file is refused

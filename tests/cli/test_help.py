@@ -14,30 +14,52 @@ import pytest
 import typer
 
 from ckpt.backends.core.errors import ExitCode
-from ckpt.cli.main import COMMANDS, EXIT_CODES_HELP, _command, app
+from ckpt.cli.main import COMMANDS, EXIT_CODES_HELP, GROUPS, _command, app
 from tests.conftest import Cli, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _subcommands() -> list[str]:
+    from importlib import import_module
+
+    return [
+        f"{group} {info.name}"
+        for group, module in GROUPS.items()
+        for info in import_module(f"ckpt.cli.{module}").app.registered_commands
+    ]
+
+
+SUBCOMMANDS = _subcommands()
+
+
+def _callback(name: str) -> object:
+    if " " not in name:
+        return _command(name)
+    from importlib import import_module
+
+    group, sub = name.split()
+    return next(i.callback for i in import_module(f"ckpt.cli.{GROUPS[group]}").app.registered_commands if i.name == sub)
+
+
 def _examples(name: str) -> list[str]:
-    doc = inspect.getdoc(_command(name)) or ""
+    doc = inspect.getdoc(_callback(name)) or ""
     block = doc[doc.index("Example:") :].split("\n\n")[0]
     return [line.strip() for line in block.splitlines()[1:]]
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+@pytest.mark.parametrize("name", sorted(COMMANDS) + SUBCOMMANDS)
 def test_every_example_is_kept_on_its_own_line(cli: Cli, name: str) -> None:
-    lines = [line.strip() for line in cli(name, "--help").stdout.splitlines()]
+    lines = [line.strip() for line in cli(*name.split(), "--help").stdout.splitlines()]
     examples = _examples(name)
     assert examples and all(example.startswith(f"ckpt {name} ") or "ckpt " in example for example in examples)
     at = lines.index("Example:")
     assert lines[at + 1 : at + 1 + len(examples)] == examples
 
 
-@pytest.mark.parametrize("name", ["", *sorted(COMMANDS)])
+@pytest.mark.parametrize("name", ["", *sorted(COMMANDS), *SUBCOMMANDS])
 def test_placeholders_are_named(cli: Cli, name: str) -> None:
-    text = cli(*([name] if name else []), "--help").stdout
+    text = cli(*name.split(), "--help").stdout
     assert not re.search(r"<(str|int|float|path|text|int range|integer|float range)>", text), text
     usage = text.splitlines()[0]
     arguments = usage.split("[OPTIONS]", 1)[1]  # `URL THREAD`, not typer's `{url} {thread}`
@@ -51,7 +73,7 @@ def test_the_top_level_help_names_every_command_once_and_every_exit_code(cli: Cl
     assert text.count("Exit codes:") == 1
     listed = {int(code) for code in re.findall(r"\b(\d+) [a-z]", EXIT_CODES_HELP)}
     assert listed == {int(code) for code in ExitCode}
-    assert sorted(typer.main.get_command(app).commands) == sorted(COMMANDS)  # type: ignore[attr-defined]
+    assert sorted(typer.main.get_command(app).commands) == sorted([*COMMANDS, *GROUPS])  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
