@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -11,6 +13,7 @@ from ckpt.cli.options import StoreArgument, ThreadOption, resolve_store
 from ckpt.cli.output import human_bytes, write_json
 
 if TYPE_CHECKING:
+    from ckpt.backends.core.memory import MemoryStore
     from ckpt.backends.ops.budgets import CheckReport
 
 
@@ -41,7 +44,9 @@ def check(
     when any is found. Read-only, like every check.
 
     Budgets: max_checkpoint_bytes, max_thread_bytes, max_channel_bytes,
-    max_checkpoints_per_thread, max_store_bytes (sizes as bytes or "256KiB", "20MB").
+    max_checkpoints_per_thread, max_store_bytes; for the long-term memory in the same
+    database: max_memory_bytes, max_memory_items, max_namespace_bytes, max_namespace_items
+    (sizes as bytes or "256KiB", "20MB").
 
     Example:
       ckpt check sqlite:///agent.db
@@ -53,7 +58,7 @@ def check(
     from ckpt.backends.core.errors import CkptError, UsageError
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.budgets import check as check_budgets
-    from ckpt.backends.ops.budgets import load_budgets
+    from ckpt.backends.ops.budgets import load_budgets, wants_memory
     from ckpt.cli.console import finish_reads
 
     url = resolve_store(url)
@@ -64,8 +69,8 @@ def check(
         return
     budgets, source = load_budgets(config)
     previous = _baseline(baseline) if baseline else None
-    with open_store(url) as store:
-        report = check_budgets(store, budgets, source, previous)
+    with open_store(url) as store, memory_beside(url) if wants_memory(budgets) else nullcontext() as memory:
+        report = check_budgets(store, budgets, source, previous, memory)
         finish_reads(store)
     if output == "json":
         write_json({"store": redact(url), **report.as_json()})
@@ -75,6 +80,22 @@ def check(
         _table(url, report)
     if not report.ok:  # exit 1: a breach is a finding, like a failed test
         raise CkptError(f"{len(report.breaches)} budget(s) exceeded, first: {_describe(report.breaches[0].as_json())}")
+
+
+@contextmanager
+def memory_beside(url: str) -> Iterator[MemoryStore | None]:
+    """The long-term memory store in the same place as the checkpoints, or ``None`` where there is
+    none (no memory: 0 bytes, within every budget) or the store kind has no memory layout."""
+    from ckpt.backends import open_memory
+    from ckpt.backends.core.errors import NotAStoreError, UsageError
+
+    try:
+        memory = open_memory(url)
+    except (NotAStoreError, UsageError):
+        yield None
+        return
+    with memory:
+        yield memory
 
 
 def _baseline(path: Path) -> dict[str, int]:

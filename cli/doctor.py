@@ -35,6 +35,7 @@ def doctor(
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.doctor import diagnose
     from ckpt.backends.ops.retention import parse_duration
+    from ckpt.cli.check import memory_beside
     from ckpt.cli.console import stdout
     from ckpt.formats.payloads import PayloadDecoder, aes_key_from
 
@@ -43,8 +44,8 @@ def doctor(
     seconds = parse_duration(min_idle, "--min-idle") if min_idle != "0" else 0.0
     idle_before = lowest_id_at(datetime.now(timezone.utc).timestamp() - seconds)
     try:
-        with open_store(url) as store:
-            report = diagnose(store, idle_before, PayloadDecoder(aes_key_from(aes_key)))
+        with open_store(url) as store, memory_beside(url) as memory:
+            report = diagnose(store, idle_before, PayloadDecoder(aes_key_from(aes_key)), memory)
     except NotAStoreError as exc:
         if fmt in (OutputFormat.json, OutputFormat.jsonl):
             write_json({"healthy": False, "store": redact(url), "findings": [str(exc)]}, fmt)
@@ -58,6 +59,10 @@ def doctor(
             Text(f"{redact(url)}: {layout.get('saver')} {layout.get('version')}, {report.checkpoints} checkpoints")
         )
         console.print(Text(f"  supports: {', '.join(report.capabilities) or 'reading only'}"))
+        if report.memory is not None:
+            held = report.memory
+            vectors = f", vectors of {held['index']['dims']} dims" if held["index"] else ""
+            console.print(Text(f"  memory: {held['items']} items in {held['namespaces']} namespaces{vectors}"))
         for finding in report.findings:
             console.print(Text(f"  finding: {finding}", style="yellow"))
         if report.healthy:

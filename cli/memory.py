@@ -123,8 +123,10 @@ def _copy(src: str, dst: str, prefix: str | None, verify: bool, batch_size: int,
 
 
 def _report_copy(report: MemoryCopyReport, output: OutputFormat | None) -> None:
-    from ckpt.cli.console import info
+    from ckpt.cli.console import info, warn
 
+    for loss in report.losses:  # on stderr in every output format: a cron log keeps it
+        warn(f"not kept by the target: {loss}")
     if resolve(output) in (OutputFormat.json, OutputFormat.jsonl):
         write_json(report.as_json())
         return

@@ -177,6 +177,9 @@ class MemoryStore(ABC):
     """A connection to one memory store (``BaseStore`` layout), opened from a URL."""
 
     kind: ClassVar[str]
+    holds_vectors: ClassVar[bool] = True
+    """Whether the layout can hold an item's vectors (a copy of vectors into one that cannot stops
+    before anything is written)."""
 
     @classmethod
     @abstractmethod
@@ -219,6 +222,16 @@ class MemoryStore(ABC):
         from ckpt.backends.core.errors import UsageError
 
         raise UsageError(f"{self.kind} memory stores cannot be locked for {name}")
+
+    def stored_form(self, item: MemoryItem) -> MemoryItem:
+        """What this store keeps of ``item`` when it writes it (a lossy layout drops what it cannot
+        hold: MongoDBStore keeps no per-item TTL): what ``verify`` expects to read back."""
+        return item
+
+    def findings(self) -> list[str]:
+        """What ``ckpt doctor`` should say about this memory store's layout (an old migration,
+        orphan vectors, expired items still stored); read-only. Drivers add their own."""
+        return []
 
     def index(self) -> VectorIndex | None:
         """The vector index the store holds vectors for, or ``None``."""

@@ -79,6 +79,24 @@ if TYPE_CHECKING:
     from ckpt.backends.core.upgrade import LayoutUpgrade
 
 
+def connect_client(url: str, ours: set[str]) -> tuple[pymongo.MongoClient[Any], dict[str, str]]:
+    """A pinged client (5 s timeouts; ``BackendUnavailableError`` otherwise) and ckpt's own query
+    options, which are taken out of the URL pymongo sees."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    options = {k: v for k, v in query if k in ours}
+    plain = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+    client: pymongo.MongoClient[Any] | None = None
+    try:
+        client = pymongo.MongoClient(plain, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+        client.admin.command("ping")
+    except (PyMongoError, KeyError, TypeError, ValueError) as exc:
+        if client is not None:
+            client.close()
+        raise _unavailable(url, exc) from None
+    return client, options
+
+
 class MongoStore(Store):
     """A MongoDB database written by MongoDBSaver."""
 
@@ -110,19 +128,7 @@ class MongoStore(Store):
 
     @classmethod
     def open(cls, url: str, *, write: bool = False, setup: bool = True) -> MongoStore:
-        parts = urlsplit(url)
-        ours = {"checkpoint_collection", "writes_collection", "ttl"}
-        query = parse_qsl(parts.query)
-        options = {k: v for k, v in query if k in ours}
-        plain = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
-        client: pymongo.MongoClient[Any] | None = None
-        try:
-            client = pymongo.MongoClient(plain, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
-            client.admin.command("ping")
-        except (PyMongoError, KeyError, TypeError, ValueError) as exc:
-            if client is not None:
-                client.close()
-            raise _unavailable(url, exc) from None
+        client, options = connect_client(url, {"checkpoint_collection", "writes_collection", "ttl"})
         try:
             return cls(client, url, options, writable=write, setup=setup)
         except BaseException:

@@ -30,6 +30,7 @@ from ckpt.backends.core.errors import UsageError
 from ckpt.backends.core.urls import is_jsonl_path
 
 if TYPE_CHECKING:
+    from ckpt.backends.core.memory import MemoryStore
     from ckpt.backends.ops.budgets import CheckReport
     from ckpt.backends.ops.sizes import SizeReport
     from ckpt.backends.ops.transfer import CopyPlan, CopyReport
@@ -85,9 +86,11 @@ def check(
     *,
     config: str | None = None,
     baseline: dict[str, int] | None = None,
+    memory: MemoryStore | None = None,
 ) -> CheckReport:
     """Size budgets (``ckpt check``): ``budgets`` as a dict, or read from ``config`` (a TOML file;
-    default ``./ckpt.toml`` then ``./pyproject.toml``). ``report.ok`` is False on a breach."""
+    default ``./ckpt.toml`` then ``./pyproject.toml``). ``report.ok`` is False on a breach. The
+    memory budgets (``max_memory_bytes`` …) are checked against ``memory`` (``ckpt.open_memory``)."""
     from pathlib import Path
 
     from ckpt.backends.ops.budgets import check as check_budgets
@@ -96,7 +99,7 @@ def check(
     source = "the caller"
     if budgets is None:
         budgets, source = load_budgets(Path(config) if config else None)
-    return check_budgets(store, budgets, source, baseline)
+    return check_budgets(store, budgets, source, baseline, memory)
 
 
 @dataclass

@@ -7,6 +7,11 @@ max_thread_bytes = "20MiB"          # a thread: checkpoints, metadata and pendin
 max_channel_bytes = "128KiB"        # one channel's value inside one checkpoint
 max_checkpoints_per_thread = 500
 max_store_bytes = "2GiB"
+# long-term memory (a BaseStore in the same database; ckpt memory):
+max_memory_bytes = "500MiB"         # every item's value
+max_memory_items = 1000000
+max_namespace_bytes = "10MiB"       # one namespace, e.g. users/42/memories
+max_namespace_items = 10000
 ```
 """
 
@@ -19,15 +24,18 @@ from typing import Any
 
 from ckpt.backends.core.base import CheckpointRecord, Selection, Store
 from ckpt.backends.core.errors import UsageError
+from ckpt.backends.core.memory import MemoryStore, namespace_path
 from ckpt.backends.core.toml import load_toml
 from ckpt.backends.ops.sizes import ThreadSize, channel_sizes, measure
 
+MEMORY_KEYS = ("max_memory_bytes", "max_memory_items", "max_namespace_bytes", "max_namespace_items")
 KEYS = (
     "max_checkpoint_bytes",
     "max_thread_bytes",
     "max_channel_bytes",
     "max_checkpoints_per_thread",
     "max_store_bytes",
+    *MEMORY_KEYS,
 )
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -101,6 +109,8 @@ class CheckReport:
     checkpoints: int = 0
     tolerated: int = 0
     """Breaches that the baseline already had at the same size or larger."""
+    memory_bytes: int | None = None
+    memory_items: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -116,13 +126,27 @@ class CheckReport:
             "checkpoints": self.checkpoints,
             "breaches": [b.as_json() for b in self.breaches],
             "tolerated_by_baseline": self.tolerated,
+            **(
+                {"memory_bytes": self.memory_bytes, "memory_items": self.memory_items}
+                if self.memory_bytes is not None
+                else {}
+            ),
             "measurements": {b.key: b.actual for b in self.breaches},
         }
 
 
-def check(store: Store, budgets: dict[str, int], source: str, baseline: dict[str, int] | None = None) -> CheckReport:
-    """Measure the store once and list every budget it exceeds (the largest offender per thread)."""
+def check(
+    store: Store,
+    budgets: dict[str, int],
+    source: str,
+    baseline: dict[str, int] | None = None,
+    memory: MemoryStore | None = None,
+) -> CheckReport:
+    """Measure the store once and list every budget it exceeds (the largest offender per thread);
+    the memory budgets are checked against ``memory`` (its namespaces' aggregates) when given."""
     report = CheckReport(budgets, source)
+    if memory is not None:
+        _memory_breaches(report, budgets, memory)
 
     def on_thread(size: ThreadSize, records: list[CheckpointRecord]) -> None:
         _thread_breaches(report, budgets, size, records)
@@ -168,3 +192,23 @@ def _thread_breaches(
             if nbytes > budgets["max_channel_bytes"]:
                 where = {**thread, "channel": channel, "checkpoint_id": checkpoint_id}
                 report.breaches.append(Breach("max_channel_bytes", budgets["max_channel_bytes"], nbytes, where))
+
+
+def _memory_breaches(report: CheckReport, budgets: dict[str, int], memory: MemoryStore) -> None:
+    total_bytes = total_items = 0
+    for summary in memory.namespaces():  # one aggregate row per namespace: no value is read
+        total_bytes += summary.bytes
+        total_items += summary.items
+        where = {"namespace": namespace_path(summary.namespace)}
+        for key, actual in (("max_namespace_bytes", summary.bytes), ("max_namespace_items", summary.items)):
+            if key in budgets and actual > budgets[key]:
+                report.breaches.append(Breach(key, budgets[key], actual, where))
+    report.memory_bytes, report.memory_items = total_bytes, total_items
+    for key, actual in (("max_memory_bytes", total_bytes), ("max_memory_items", total_items)):
+        if key in budgets and actual > budgets[key]:
+            report.breaches.append(Breach(key, budgets[key], actual, {}))
+
+
+def wants_memory(budgets: dict[str, int]) -> bool:
+    """Whether any memory budget is set (then ``check`` opens the memory store too)."""
+    return any(key in budgets for key in MEMORY_KEYS)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ckpt.backends.core.base import Capability, CheckpointRecord, Store
 from ckpt.backends.core.errors import CkptError
+from ckpt.backends.core.memory import MemoryStore
 from ckpt.backends.ops.sends import repaired
 from ckpt.formats.payloads import PayloadDecoder, PayloadError
 from ckpt.formats.state import decode_record
@@ -25,6 +26,8 @@ class Diagnosis:
     generation: str | None = None
     """The layout generation the driver recognised (``None``: not one ``ckpt upgrade`` knows)."""
     sends_to_inline: int = 0
+    memory: dict[str, Any] | None = None
+    """The long-term memory store in the same place, when there is one (``ckpt memory``)."""
 
     @property
     def healthy(self) -> bool:
@@ -34,8 +37,11 @@ class Diagnosis:
         return {"healthy": self.healthy, **self.__dict__}
 
 
-def diagnose(store: Store, idle_before: str, decoder: PayloadDecoder | None = None) -> Diagnosis:
-    """Layout and drift, orphans, undecodable rows and keys without a TTL, in one read-only pass."""
+def diagnose(
+    store: Store, idle_before: str, decoder: PayloadDecoder | None = None, memory: MemoryStore | None = None
+) -> Diagnosis:
+    """Layout and drift, orphans, undecodable rows and keys without a TTL, in one read-only pass;
+    with ``memory``, that store's layout, size, vector index and findings too."""
     layout = store.layout()
     report = Diagnosis(store.kind, layout, sorted(c.value for c in store.capabilities))
     report.findings += [f"schema drift: {d}" for d in layout.get("drift", [])]
@@ -52,7 +58,24 @@ def diagnose(store: Store, idle_before: str, decoder: PayloadDecoder | None = No
         if missing:
             report.findings.append(f"{missing} checkpoint(s) have no TTL")
     report.findings += store.read_problems()
+    if memory is not None:
+        _memory(memory, report)
     return report
+
+
+def _memory(memory: MemoryStore, report: Diagnosis) -> None:
+    namespaces = items = 0
+    for summary in memory.namespaces():
+        namespaces += 1
+        items += summary.items
+    index = memory.index()
+    report.memory = {
+        "layout": memory.layout(),
+        "namespaces": namespaces,
+        "items": items,
+        "index": None if index is None else index.as_json(),
+    }
+    report.findings += [f"memory: {finding}" for finding in memory.findings()]
 
 
 def _orphans(store: Store, idle_before: str, report: Diagnosis) -> None:

@@ -30,6 +30,8 @@ from ckpt.backends.core.memory import (
 )
 
 BATCH = 500
+MAX_NAMESPACES = 1000
+"""A prune report counts items per namespace for this many namespaces, the rest together."""
 Progress = Callable[[int], None]
 
 
@@ -95,6 +97,8 @@ class MemoryCopyReport:
     namespaces: int = 0
     verified: int | None = None
     differences: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+    """What the target's layout could not keep (each said once), e.g. per-item TTLs."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +107,7 @@ class MemoryCopyReport:
             "namespaces": self.namespaces,
             "verified": self.verified,
             "differences": self.differences,
+            "losses": self.losses,
         }
 
 
@@ -110,6 +115,11 @@ def check_vectors(source: MemoryStore, target: MemoryStore) -> VectorIndex | Non
     """The source's vector index, after making sure the target can hold its vectors as stored:
     a target with another index configuration stops the copy before anything is written."""
     index = source.index()
+    if index is not None and not target.holds_vectors:
+        raise DataError(
+            f"the source holds vectors ({index.dims} dims) and ckpt cannot write vectors into {target.kind} memory "
+            "stores; nothing was written"
+        )
     theirs = target.index()
     if index is not None and theirs is not None:
         differences = index.differences(theirs)
@@ -142,6 +152,7 @@ def copy(
         written: MemoryWriteReport = target.write(batch)
         report.items += written.items
         report.vectors += written.vectors
+        report.losses += [p for p in written.problems if p not in report.losses]
         for item in batch:
             if item.namespace != seen:
                 seen = item.namespace
@@ -210,7 +221,7 @@ def verify(
         for item in batch:
             compared += 1
             other = theirs.get(item.address)
-            problem = "missing in the target" if other is None else same_item(item, other)
+            problem = "missing in the target" if other is None else same_item(target.stored_form(item), other)
             if problem and len(differences) < 20:
                 differences.append(f"{item.where()}: {problem}")
     return compared, differences
@@ -323,6 +334,8 @@ def _plan(store: MemoryStore, policy: MemoryPolicy, now: datetime, report: Memor
         report.bytes_freed += item.size
         report.by_reason[reason] = report.by_reason.get(reason, 0) + 1
         path = namespace_path(item.namespace)
+        if path not in report.namespaces and len(report.namespaces) >= MAX_NAMESPACES:
+            path = "(other namespaces)"  # a bounded report, however many namespaces the store has
         report.namespaces[path] = report.namespaces.get(path, 0) + 1
     return report
 
@@ -334,3 +347,10 @@ def _delete_proven(store: MemoryStore, addresses: list[Address]) -> int:
         first = next(iter(left.values()))
         raise IntegrityError(f"{len(left)} item(s) still there after the delete, e.g. {first.where()}")
     return deleted
+
+
+# The names ``import ckpt`` gives these (``ckpt.migrate_memory`` …): beside the checkpoint verbs.
+memory_namespaces = namespaces
+migrate_memory = migrate
+verify_memory = verify
+prune_memory = prune

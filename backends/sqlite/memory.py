@@ -256,6 +256,31 @@ class SqliteMemory(MemoryStore):
         with file_lock(f"{self.path}.ckpt-memory-{name}.lock", f"another ckpt memory {name} is running on {self.path}"):
             yield
 
+    def findings(self) -> list[str]:
+        found = []
+        migration = self.layout()["migration"]
+        if migration is None or migration < len(MIGRATIONS) - 1:
+            found.append(
+                f"memory layout at migration {migration}: SqliteStore.setup() (or any ckpt memory write) adds the rest"
+            )
+        if "store_vectors" in self._tables:
+            orphans = self._conn.execute(
+                "SELECT count(*) FROM store_vectors v WHERE NOT EXISTS "
+                "(SELECT 1 FROM store s WHERE s.prefix = v.prefix AND s.key = v.key)"
+            ).fetchone()[0]
+            if orphans:
+                found.append(f"{orphans} orphan vector(s): SqliteStore.delete leaves an item's vectors behind")
+        if self._has_ttl():
+            expired = self._conn.execute(
+                "SELECT count(*) FROM store WHERE expires_at IS NOT NULL AND expires_at < CURRENT_TIMESTAMP"
+            ).fetchone()[0]
+            if expired:
+                found.append(
+                    f"{expired} expired memory item(s) still stored, and SqliteStore returns them "
+                    "(langgraph#8902): `ckpt memory prune --expired` removes them"
+                )
+        return found
+
     # -- writing -----------------------------------------------------------------
 
     @contextmanager

@@ -72,10 +72,24 @@ def test_migrate_then_the_target_store_shows_what_the_source_did(
             assert result.exit_code == 0, result.stderr
             report = orjson.loads(result.stdout)
             assert report["items"] == report["verified"] == len(scenario.ITEMS)
-        _fault(dst, "read-back")
         with dst.official(dst_url) as store:
             after = scenario.view(store)
-    assert after == before
+        readable = _readable_by(dst, tmp_path)
+    for address, shown in before["items"].items():
+        if shown is None and "read-back" in src.faults:
+            continue  # the source's own store could not show it
+        # where the target's store cannot read back even what it wrote itself, it reads ckpt's copy no better
+        assert after["items"][address] == (shown if readable[address] else None), address
+    assert after["namespaces"] == before["namespaces"]
+
+
+def _readable_by(kind: MemoryKind, tmp_path: Path) -> dict[Any, bool]:
+    """Which scenario items ``kind``'s official store reads back after writing them itself."""
+    if "read-back" not in kind.faults:
+        return {(ns, key): True for ns, key, _v, _t in scenario.ITEMS}
+    with kind.place(tmp_path) as url, kind.official(url) as store:
+        scenario.write(store)
+        return {address: shown is not None for address, shown in scenario.view(store)["items"].items()}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -193,3 +207,113 @@ def test_unknown_layouts_are_refused(tmp_path: Path, cli: Cli, official_db: Path
     assert not (tmp_path / "x.db").exists()
     result = cli("memory", "list", f"sqlite:///{tmp_path / 'missing.db'}")
     assert result.exit_code == ExitCode.NOT_FOUND
+
+
+def test_every_exported_line_validates_against_the_schema(tmp_path: Path, cli: Cli) -> None:
+    import jsonschema
+
+    root = Path(__file__).resolve().parents[2]
+    schema = orjson.loads((root / "formats" / "schemas" / "memory-jsonl-v1.schema.json").read_bytes())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    url = f"sqlite:///{tmp_path / 'vec.db'}"
+    assert cli("memory", "import", _export_file(tmp_path / "in.jsonl", _export_line()), url).exit_code == 0
+    kind = _kind("sqlite")
+    with kind.official(url) as store:
+        scenario.write(store)
+    out = tmp_path / "out.jsonl"
+    assert cli("memory", "export", url, str(out)).exit_code == 0
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(lines) == len(scenario.ITEMS) + 2 and lines[0]["index"]["dims"] == 4
+    for number, line in enumerate(lines, start=1):
+        errors = list(validator.iter_errors(line))
+        assert not errors, f"line {number}: {errors[0].message}"
+
+
+def test_check_holds_memory_to_its_budgets(tmp_path: Path, cli: Cli, db_copy: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt.toml").write_text('[budget]\nmax_namespace_items = 1\nmax_memory_bytes = "1MiB"\n')
+    url = f"sqlite:///{db_copy}"
+    within = cli("check", url, "-o", "json")  # checkpoints only: no memory, within every memory budget
+    assert within.exit_code == 0, within.stderr
+    with _kind("sqlite").official(url) as store:  # memories beside the checkpoints, as apps keep them
+        scenario.write(store)
+    result = cli("check", url, "-o", "json")
+    assert result.exit_code == ExitCode.ERROR
+    report = orjson.loads(result.stdout)
+    assert report["memory_items"] == len(scenario.ITEMS)
+    breaches = {(b["budget"], b.get("namespace")) for b in report["breaches"]}
+    assert breaches == {("max_namespace_items", "users/42/prefs"), ("max_namespace_items", "docs")}
+
+
+def test_the_library_api_runs_without_the_cli(tmp_path: Path) -> None:
+    import ckpt
+
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "a.jsonl")
+    with _kind("sqlite").official(source) as store:
+        scenario.write(store)
+    report = ckpt.migrate_memory(source, target, verify_after=True)
+    assert report.items == report.verified == len(scenario.ITEMS) and not report.differences
+    with ckpt.open_memory(target) as memory:
+        paths = [s.namespace for s in ckpt.memory_namespaces(memory, depth=1)]
+    assert paths == [("a_b%c",), ("docs",), ("users",), ("ünï",)]
+    with ckpt.open_memory(source, write=True) as memory:
+        plan = ckpt.prune_memory(memory, ckpt.MemoryPolicy(namespaces=(("docs",),)), dry_run=True)
+    assert (plan.deleted, plan.by_reason) == (2, {"namespace": 2})
+
+
+def test_doctor_reports_the_memory_beside_the_checkpoints(cli: Cli, db_copy: Path) -> None:
+    url = f"sqlite:///{db_copy}"
+    with _kind("sqlite").official(url) as store:
+        scenario.write(store)
+        store.put(("tmp",), "gone", {"text": "soon"}, ttl=0.01)
+    time.sleep(1.5)
+    result = cli("doctor", url, "-o", "json")
+    report = orjson.loads(result.stdout)
+    assert report["memory"]["items"] == len(scenario.ITEMS) + 1
+    assert report["memory"]["layout"]["migration"] == 4
+    assert [f for f in report["findings"] if f.startswith("memory:")] == [
+        "memory: 1 expired memory item(s) still stored, and SqliteStore returns them (langgraph#8902): "
+        "`ckpt memory prune --expired` removes them"
+    ]
+    assert result.exit_code == ExitCode.ERROR
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL between two delete batches (nothing after it runs)."""
+
+
+def test_prune_killed_between_batches_is_finished_by_the_next_run(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckpt.backends.ops import memory as ops
+    from ckpt.backends.sqlite.memory import SqliteMemory
+
+    kind = _kind("sqlite")
+    short = [(("tmp", str(i % 3)), f"short-{i}", {"text": f"gone {i}"}, 0.01) for i in range(25)]
+    with kind.place(tmp_path) as url:
+        with kind.official(url) as store:
+            scenario.write(store)
+            scenario.write(store, short)
+        time.sleep(1.5)
+        monkeypatch.setattr(ops, "BATCH", 10)
+        real_delete, calls = SqliteMemory.delete, []
+
+        def delete_then_die(self: SqliteMemory, addresses: Any) -> int:
+            if calls:
+                raise _Killed
+            calls.append(1)
+            return real_delete(self, addresses)
+
+        monkeypatch.setattr(SqliteMemory, "delete", delete_then_die)
+        with pytest.raises(_Killed):
+            cli("memory", "prune", url, "--expired", "--yes")
+        monkeypatch.setattr(SqliteMemory, "delete", real_delete)
+        with kind.official(url) as store:
+            assert sum(v is None for v in scenario.view(store, short)["items"].values()) == 10  # one batch went
+        result = cli("memory", "prune", url, "--expired", "--yes", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        assert orjson.loads(result.stdout)["deleted"] == 15
+        with kind.official(url) as store:
+            assert all(v is None for v in scenario.view(store, short)["items"].values())
+            assert all(v is not None for v in scenario.view(store)["items"].values())
