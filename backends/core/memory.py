@@ -180,6 +180,9 @@ class MemoryStore(ABC):
     holds_vectors: ClassVar[bool] = True
     """Whether the layout can hold an item's vectors (a copy of vectors into one that cannot stops
     before anything is written)."""
+    vectors_per_item: ClassVar[int | None] = None
+    """How many vectors the layout keeps per item (``None``: one per indexed field); a copy of an
+    item with more stops before anything is written."""
 
     @classmethod
     @abstractmethod

@@ -29,7 +29,7 @@ from ckpt.backends.core.memory import (
     namespace_path,
 )
 
-BATCH = 500
+BATCH = 2000
 MAX_NAMESPACES = 1000
 """A prune report counts items per namespace for this many namespaces, the rest together."""
 Progress = Callable[[int], None]
@@ -111,7 +111,9 @@ class MemoryCopyReport:
         }
 
 
-def check_vectors(source: MemoryStore, target: MemoryStore) -> VectorIndex | None:
+def check_vectors(
+    source: MemoryStore, target: MemoryStore, selection: MemorySelection = MemorySelection()
+) -> VectorIndex | None:
     """The source's vector index, after making sure the target can hold its vectors as stored:
     a target with another index configuration stops the copy before anything is written."""
     index = source.index()
@@ -121,6 +123,8 @@ def check_vectors(source: MemoryStore, target: MemoryStore) -> VectorIndex | Non
             "stores; nothing was written"
         )
     theirs = target.index()
+    if index is not None and target.vectors_per_item is not None:
+        _check_vector_counts(source, target, selection)
     if index is not None and theirs is not None:
         differences = index.differences(theirs)
         if differences:
@@ -130,6 +134,18 @@ def check_vectors(source: MemoryStore, target: MemoryStore) -> VectorIndex | Non
                 + "): vectors cannot be carried as stored (re-embedding is not ckpt's job); nothing was written"
             )
     return index
+
+
+def _check_vector_counts(source: MemoryStore, target: MemoryStore, selection: MemorySelection) -> None:
+    """A first pass over the source (only when it holds vectors and the target keeps fewer per item
+    than an item may have): an item the target cannot hold stops the copy before its first batch."""
+    limit = target.vectors_per_item
+    for item in source.items(selection):
+        if limit is not None and len(item.vectors) > limit:
+            raise DataError(
+                f"{item.where()} has {len(item.vectors)} vectors and {target.kind} memory stores keep {limit} per "
+                "item (their store writes every field's vector under one key); nothing was written"
+            )
 
 
 def copy(
@@ -142,7 +158,7 @@ def copy(
     progress: Progress | None = None,
 ) -> MemoryCopyReport:
     """Copy items (upserts, so a rerun after a kill finishes the job) in batches of ``batch_size``."""
-    index = check_vectors(source, target)
+    index = check_vectors(source, target, selection)
     begin = getattr(target, "begin_copy", None)
     if begin is not None:
         begin(source.kind, source.layout(), source_url, index)

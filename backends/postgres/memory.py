@@ -110,7 +110,9 @@ PAGE = 1000
 _SETUP_WAIT = 300.0
 _INT = 2**31
 _OPS = {"cosine_ops": "cosine", "l2_ops": "l2", "ip_ops": "inner_product"}
-_DIMS = re.compile(r"^(?:vector|halfvec)\((\d+)\)$")
+_DIMS = re.compile(r'^(?:(?:"[^"]+"|\w+)\.)?(?:vector|halfvec)\((\d+)\)$')
+"""``format_type`` of the embedding column: schema-qualified when pgvector's schema is not on ckpt's
+``search_path`` (ckpt's is the store's schema alone; the extension is usually in ``public``)."""
 
 
 def _prefix(namespace: tuple[str, ...]) -> str:
@@ -120,6 +122,30 @@ def _prefix(namespace: tuple[str, ...]) -> str:
 def _like(prefix: str) -> str:
     """``prefix.%`` with LIKE's metacharacters escaped (labels such as ``a_b%c`` are legal)."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + SEPARATOR + "%"
+
+
+_BATCH = "ckpt_memory_batch"
+_BATCH_TABLE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} (prefix text, key text, value text, created_at timestamptz, "
+    "updated_at timestamptz, expires_at timestamptz, ttl_minutes float8) ON COMMIT DELETE ROWS"
+)
+"""Where a batch is copied before its upsert (this session's, emptied at each commit)."""
+
+
+def _copy_rows(cur: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+    with cur.copy(
+        f"COPY {table} (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_vectors(cur: psycopg.Cursor[Any], vectors: list[tuple[str, str, Vector, MemoryItem]]) -> None:
+    cur.executemany(
+        "INSERT INTO store_vectors (prefix, key, field_name, embedding, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        [(p, k, v.field, vector_text(v.embedding), i.created_at, i.updated_at) for p, k, v, i in vectors],
+    )
 
 
 ROUNDED_TTL = (
@@ -153,6 +179,9 @@ class PostgresMemory(MemoryStore):
         self._handle, self._conn, self.url, self.schema, self.writable = handle, handle.conn, url, schema, writable
         self._tables: set[str] = set()
         self._ttl = False
+        self._fresh: bool | None = None
+        """The store table was empty at the first write: batches are COPYed straight in (no upsert)
+        until a row is already there (a rerun, or an address repeated in a file)."""
 
     @classmethod
     def open(cls, url: str, *, write: bool = False) -> PostgresMemory:
@@ -240,7 +269,24 @@ class PostgresMemory(MemoryStore):
                 f"PostgresStore's store_vectors table needs; {consequence} (install pgvector, or copy to another "
                 "store kind)"
             )
-        self._migrate("vector_migrations", VECTOR_MIGRATIONS, {"vector_type": "vector", "dims": int(dims)})
+        try:
+            self._migrate(
+                "vector_migrations", VECTOR_MIGRATIONS, {"vector_type": self._vector_type(), "dims": int(dims)}
+            )
+        except psycopg.Error as exc:
+            raise _translated(exc, self.url, consequence) from exc
+
+    def _vector_type(self) -> str:
+        """pgvector's ``vector`` type, qualified by the schema the extension is (or migration 0 puts it)
+        in: ckpt's ``search_path`` is the store's schema alone, so an extension created in ``public``
+        (by the app's ``setup()`` under its own search_path, or by a DBA) has a type ckpt's unqualified
+        ``vector(dims)`` would not find. The table is the same as the official store's."""
+        found = _scalar(
+            self._conn,
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = %s",
+            "vector",
+        )
+        return sql.SQL("{}.vector").format(sql.Identifier(found or self.schema)).as_string(self._conn)
 
     def begin_copy(
         self, source_kind: str, source_layout: dict[str, Any], source_url: str, index: VectorIndex | None
@@ -409,7 +455,7 @@ class PostgresMemory(MemoryStore):
         written (``put`` keeps ``created_at`` on overwrite and stamps ``CURRENT_TIMESTAMP``: a copy
         keeps the source's). Vectors replace the item's old ones (``put`` leaves rows of fields the
         new value lacks; a copy must hold exactly the source's)."""
-        batch = list(items)
+        batch = list({i.address: i for i in items}.values())  # one row per address (a file may repeat one)
         report = MemoryWriteReport(items=len(batch))
         rows = []
         for item in batch:
@@ -418,19 +464,34 @@ class PostgresMemory(MemoryStore):
                 report.problems.append(ROUNDED_TTL)
             rows.append(
                 (_prefix(item.namespace), item.key, item.value.decode(), item.created_at, item.updated_at)
-                + (item.expires_at, item.ttl_minutes)  # the float: the INT column's own cast rounds it
+                + (item.expires_at, ttl)  # rounded as the INT column's own cast rounds a float
             )
         vectors = [(_prefix(i.namespace), i.key, v, i) for i in batch for v in i.vectors]
         if vectors and "store_vectors" not in self._tables:
             self._setup_vectors(len(vectors[0][2].embedding), "nothing of this batch was written")
         try:  # a write open ran every migration: the TTL columns are there
+            if self._fresh is None:
+                self._fresh = self._conn.execute("SELECT NOT EXISTS (SELECT 1 FROM store)").fetchone()[0]  # type: ignore[index]
+            if self._fresh:
+                try:
+                    with self._conn.transaction(), self._conn.cursor() as cur:
+                        _copy_rows(cur, "store", rows)
+                        _insert_vectors(cur, vectors)
+                    report.vectors = len(vectors)
+                    return report
+                except psycopg.errors.UniqueViolation:
+                    self._fresh = False  # an address written before (a repeat in a file): upserts from now on
             with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.executemany(
+                # COPY into a session table, then one upsert: a statement per row (executemany)
+                # or arrays as parameters (escaped value by value) cost most of a migrate's time.
+                cur.execute(_BATCH_TABLE)
+                _copy_rows(cur, _BATCH, rows)
+                cur.execute(
                     "INSERT INTO store (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes) "
-                    "VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s::float8) ON CONFLICT (prefix, key) DO UPDATE SET "
+                    f"SELECT prefix, key, value::jsonb, created_at, updated_at, expires_at, ttl_minutes FROM {_BATCH} "
+                    "ON CONFLICT (prefix, key) DO UPDATE SET "
                     "value = EXCLUDED.value, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, "
-                    "expires_at = EXCLUDED.expires_at, ttl_minutes = EXCLUDED.ttl_minutes",
-                    rows,
+                    "expires_at = EXCLUDED.expires_at, ttl_minutes = EXCLUDED.ttl_minutes"
                 )
                 if "store_vectors" in self._tables:
                     cur.execute(
@@ -438,11 +499,7 @@ class PostgresMemory(MemoryStore):
                         "WHERE v.prefix = k.p AND v.key = k.k",
                         [[r[0] for r in rows], [r[1] for r in rows]],
                     )
-                cur.executemany(
-                    "INSERT INTO store_vectors (prefix, key, field_name, embedding, created_at, updated_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(p, k, v.field, vector_text(v.embedding), i.created_at, i.updated_at) for p, k, v, i in vectors],
-                )
+                _insert_vectors(cur, vectors)
         except psycopg.Error as exc:
             first = f" (batch from {batch[0].where()})" if batch else ""
             raise _translated(exc, self.url, f"nothing of this batch was written{first}") from exc

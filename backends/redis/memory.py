@@ -111,6 +111,7 @@ def _text(value: Any) -> str:
 
 class RedisMemory(MemoryStore):
     kind = "redis"
+    vectors_per_item = 1  # RedisStore writes every field's vector under one key: the last one wins
 
     def stored_form(self, item: MemoryItem) -> MemoryItem:
         """RedisStore keeps a TTL only as the key's expiry (``PEXPIREAT``: to the millisecond):
@@ -124,13 +125,13 @@ class RedisMemory(MemoryStore):
         self._r: Any = client
         self.url, self.sp, self.vp, self.writable = url, store_prefix, vector_prefix, write
         self._index_wanted: VectorIndex | None = None
-        self._storage: tuple[str | None] | None = None
+        self._storage: tuple[str | None, bool] | None = None
 
     def _vectors(self) -> str | None:
         """``JSON``/``HASH``: how the vector index stores vectors (``None``: no vector index); cached."""
         if self._storage is None:
-            found = self.vp in self._indexes()
-            self._storage = (str(self._info(self.vp).get("key_type", "JSON")) if found else None,)
+            info = self._info(self.vp) if self.vp in self._indexes() else None
+            self._storage = (None, False) if info is None else (str(info.get("key_type", "JSON")), _float32(info))
         return self._storage[0]
 
     @classmethod
@@ -309,7 +310,7 @@ class RedisMemory(MemoryStore):
                 updated_at=from_micros(doc.get("updated_at") or 0),
                 expires_at=EPOCH + timedelta(milliseconds=expiry) if expiry > 0 else None,
                 ttl_minutes=None,
-                vectors=_vector(found[i]) if storage else (),
+                vectors=_vector(found[i], self._storage is not None and self._storage[1]) if storage else (),
             )
 
     def namespaces(self, selection: MemorySelection = MemorySelection()) -> Iterator[NamespaceSummary]:
@@ -506,8 +507,23 @@ class RedisMemory(MemoryStore):
         return len(found)
 
 
-def _vector(raw: Any) -> tuple[Vector, ...]:
-    """A vector document (JSON text or a HASH with a float32 blob) → the item's one vector."""
+def _float32(info: dict[str, Any]) -> bool:
+    """Whether the vector index reads embeddings as FLOAT32 (RedisStore's ``datatype``, unless the
+    app's ``ann_index_config`` changed it)."""
+    for attribute in info.get("attributes") or []:
+        attrs = {_text(k): v for k, v in zip(attribute[::2], attribute[1::2])}
+        if _text(attrs.get("type")) == "VECTOR":
+            return _text(attrs.get("data_type", "FLOAT32")).upper() == "FLOAT32"
+    return False
+
+
+def _vector(raw: Any, float32: bool = False) -> tuple[Vector, ...]:
+    """A vector document (JSON text or a HASH with a float32 blob) → the item's one vector.
+
+    RedisStore's JSON documents hold the embedder's doubles, and RedisJSON prints them back with up to
+    a digit less than it parsed; what the store searches is their FLOAT32 cast in the index. So under
+    a FLOAT32 index the vector is read as those float32 values (as SQLite's BLOBs and pgvector hold
+    them): a copy carries what the search compares, bit for bit, whatever store it lands in."""
     if not raw:
         return ()
     if isinstance(raw, dict):
@@ -515,7 +531,10 @@ def _vector(raw: Any) -> tuple[Vector, ...]:
         embedding = struct.unpack(f"<{len(blob) // 4}f", blob[: len(blob) // 4 * 4])
         return (Vector(_text(raw.get(b"field_name", b"$")), tuple(embedding)),)
     doc = orjson.loads(raw)
-    return (Vector(str(doc.get("field_name", "$")), tuple(float(x) for x in doc.get("embedding") or ())),)
+    values = tuple(float(x) for x in doc.get("embedding") or ())
+    if float32:
+        values = struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values))
+    return (Vector(str(doc.get("field_name", "$")), values),)
 
 
 T = TypeVar("T")

@@ -18,6 +18,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from ckpt.backends.core.errors import DataError, NotAStoreError, StoreNotFoundError
@@ -91,12 +92,13 @@ def _prefix(namespace: tuple[str, ...]) -> str:
 
 
 def parse_time(text: Any) -> datetime | None:
-    """A stored timestamp (any of the forms above) → aware UTC datetime."""
+    """A stored timestamp (any of the forms above) → aware UTC datetime; ``ValueError`` otherwise."""
     if text is None:
         return None
-    if isinstance(text, bytes):
-        text = text.decode()
-    return utc(datetime.fromisoformat(str(text)))
+    if text.__class__ is not str:
+        text = text.decode() if isinstance(text, bytes) else str(text)
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def store_time(at: datetime) -> str:
@@ -217,9 +219,17 @@ class SqliteMemory(MemoryStore):
     def namespaces(self, selection: MemorySelection = MemorySelection()) -> Iterator[NamespaceSummary]:
         where, params = self._where(selection)
         ttl = "count(expires_at)" if self._has_ttl() else "0"
+        # bytes as ``item.size`` counts them: the value, and the vectors of the namespace's items (not
+        # orphans: SqliteStore.delete leaves those, and they are no item's)
+        vectors = (
+            " + coalesce((SELECT sum(length(v.embedding)) FROM store_vectors v WHERE v.prefix = store.prefix "
+            "AND EXISTS (SELECT 1 FROM store s WHERE s.prefix = v.prefix AND s.key = v.key)), 0)"
+            if "store_vectors" in self._tables
+            else ""
+        )
         sql = (
-            f"SELECT prefix, count(*), sum(length(CAST(value AS BLOB))), min(updated_at), max(updated_at), {ttl} "
-            f"FROM store WHERE {where} GROUP BY prefix ORDER BY prefix"
+            f"SELECT prefix, count(*), sum(length(CAST(value AS BLOB))){vectors}, min(updated_at), max(updated_at), "
+            f"{ttl} FROM store WHERE {where} GROUP BY prefix ORDER BY prefix"
         )
         for prefix, count, nbytes, oldest, newest, expiring in self._read(sql, params):
             yield NamespaceSummary(
@@ -334,19 +344,34 @@ class SqliteMemory(MemoryStore):
         return deleted
 
 
+_EPOCH = datetime.fromtimestamp(0, timezone.utc)
+
+
 def _item(row: tuple[Any, ...], vectors: tuple[Vector, ...]) -> MemoryItem:
     prefix, key, value, created, updated, expires, ttl = row
     data = value if isinstance(value, bytes) else str(value).encode()
+    try:
+        created_at = parse_time(created) or _EPOCH
+        updated_at = created_at if updated == created else parse_time(updated) or _EPOCH  # put sets both alike
+        expires_at = parse_time(expires)
+    except ValueError as exc:
+        raise DataError(f"store row (prefix {prefix!r}, key {key!r}): a time that is not ISO 8601 ({exc})") from exc
     return MemoryItem(
-        namespace=tuple(prefix.split(SEPARATOR)),
+        namespace=_namespace(prefix),
         key=key,
         value=data,
-        created_at=parse_time(created) or datetime.fromtimestamp(0, timezone.utc),
-        updated_at=parse_time(updated) or datetime.fromtimestamp(0, timezone.utc),
-        expires_at=parse_time(expires),
+        created_at=created_at,
+        updated_at=updated_at,
+        expires_at=expires_at,
         ttl_minutes=ttl,
         vectors=vectors,
     )
+
+
+@lru_cache(maxsize=4096)
+def _namespace(prefix: str) -> tuple[str, ...]:
+    """Items come grouped by namespace: one split per namespace, not per item (bounded)."""
+    return tuple(prefix.split(SEPARATOR))
 
 
 def _row(item: MemoryItem) -> tuple[Any, ...]:

@@ -5,6 +5,8 @@ lossless; prune removes exactly what it says; bad input writes nothing."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +319,42 @@ def test_prune_killed_between_batches_is_finished_by_the_next_run(
         with kind.official(url) as store:
             assert all(v is None for v in scenario.view(store, short)["items"].values())
             assert all(v is not None for v in scenario.view(store)["items"].values())
+
+
+def _refreshing_store(name: str, url: str) -> Any:
+    """The official store with ``refresh_on_read`` on (SqliteStore needs it said; PostgresStore's default)."""
+    import sqlite3
+    from contextlib import nullcontext
+
+    if name == "sqlite":
+        from langgraph.store.sqlite import SqliteStore
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False, isolation_level=None)
+        return nullcontext(SqliteStore(conn, ttl={"refresh_on_read": True}))  # closed with the test's tmp files
+    from langgraph.store.postgres import PostgresStore
+
+    from tests.memory.kind_postgres import _libpq
+
+    return PostgresStore.from_conn_string(_libpq[url], ttl={"refresh_on_read": True})
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgres"])
+def test_prune_expired_follows_a_refresh_on_read(name: str, tmp_path: Path, cli: Cli) -> None:
+    """An item the app read (and so refreshed) is not expired when its first TTL has run out."""
+    kind = _kind(name)
+    with kind.place(tmp_path) as url:
+        with kind.official(url) as store:
+            store.put(("s",), "read", {"text": "kept alive"}, ttl=1.0)
+            store.put(("s",), "unread", {"text": "left alone"}, ttl=1.0)
+        with open_memory(url, write=True) as memory:  # both expire 2 s from now (as if put 58 s ago)
+            soon = scenario.utc(datetime.now(timezone.utc)) + timedelta(seconds=2)
+            memory.write([replace(i, expires_at=soon) for i in memory.items()])
+        with _refreshing_store(name, url) as store:
+            store.get(("s",), "read")  # refresh_on_read: expires_at = now + ttl_minutes (a minute)
+        time.sleep(3)
+        result = cli("memory", "prune", url, "--expired", "--yes", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        assert orjson.loads(result.stdout)["deleted"] == 1
+        with kind.official(url) as store:
+            assert store.get(("s",), "unread") is None
+            assert store.get(("s",), "read") is not None

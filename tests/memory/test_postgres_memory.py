@@ -208,3 +208,14 @@ def test_the_lock_is_exclusive_across_connections(place: tuple[str, str]) -> Non
                 pass
         with second.lock("prune"):
             pass
+
+
+def test_a_fresh_store_is_copied_straight_in_until_an_address_repeats(place: tuple[str, str]) -> None:
+    url, libpq = place
+    with open_memory(url, write=True) as memory:
+        memory.write([_item(("a",), "1", v=1), _item(("a",), "2", v=2)])  # empty table: COPY, no upsert
+        memory.write([_item(("a",), "2", v=20), _item(("b",), "3", v=3)])  # "2" again: falls back to upsert
+        memory.write([_item(("a",), "1", v=10)])
+    with _official(libpq) as store:
+        assert [(i.key, i.value) for i in store.search(("a",))] == [("1", {"v": 10}), ("2", {"v": 20})]
+        assert store.get(("b",), "3").value == {"v": 3}  # type: ignore[union-attr]
