@@ -19,16 +19,13 @@ nested namespaces and its ``put`` deletes other namespaces' items (§3, bugs 1-2
 from __future__ import annotations
 
 import math
-import os
-import re
 import struct
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
@@ -37,76 +34,35 @@ import redis
 from ckpt.backends.core.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError
 from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
 from ckpt.backends.core.memory import (
-    SEPARATOR,
     Address,
     MemoryItem,
     MemorySelection,
     MemoryStore,
     MemoryWriteReport,
     NamespaceSummary,
-    Vector,
     VectorIndex,
-    utc,
 )
 from ckpt.backends.core.urls import redact
+from ckpt.backends.redis.memory_layout import (
+    DISTANCES,
+    EPOCH,
+    PAGE,
+    SIZES_SCRIPT,
+    STORE_FIELDS,
+    TAGS_PER_QUERY,
+    escape,
+    expiry_ms,
+    float32_index,
+    from_micros,
+    micros,
+    new_ulid,
+    pages,
+    text_of,
+    unescape,
+    vector_of,
+)
 from ckpt.backends.redis.schema import missing_modules, tag_query
 from ckpt.backends.redis.store import _DELETE_IF_HELD, _RENEW_IF_HELD
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-PAGE = 200
-"""Rows per cursor read, and documents per JSON.MGET (values can be large: 200 per round trip)."""
-TAGS_PER_QUERY = 100
-"""Keys per ``@key:{a|b|…}`` lookup."""
-_ESCAPE = re.compile(r"([,.<>{}\[\]\\\"':;!@#$%^&*()\-+=~/ ?])")
-"""redisvl ``TokenEscaper.DEFAULT_ESCAPED_CHARS``: what RedisStore escapes in a namespace."""
-_UNESCAPE = re.compile(r"\\(.)", re.S)
-_DISTANCES = {"COSINE": "cosine", "IP": "inner_product", "L2": "l2"}
-_STORE_FIELDS = ("prefix", "key", "created_at", "updated_at", "ttl_minutes", "expires_at")
-_SIZES = """
-local out = {}
-for i = 1, #KEYS, 2 do
-  local v = redis.call('JSON.GET', KEYS[i], '$.value')
-  out[#out + 1] = v and (#v - 2) or -1
-  out[#out + 1] = redis.call('PTTL', KEYS[i]) > 0 and 1 or 0
-  out[#out + 1] = redis.call('EXISTS', KEYS[i + 1])
-end
-return out
-"""
-"""Per item: value length (the JSON text, RedisJSON's ``[…]`` stripped), has an expiry, has a vector."""
-
-
-def escape(namespace: tuple[str, ...]) -> str:
-    """RedisStore's ``_namespace_to_text``: ``("users", "42")`` → ``users\\.42``."""
-    return _ESCAPE.sub(r"\\\1", SEPARATOR.join(namespace))
-
-
-def unescape(prefix: str) -> tuple[str, ...]:
-    """RedisStore's ``_decode_ns``: every backslash dropped, the next character kept, split on ``.``."""
-    return tuple(_UNESCAPE.sub(r"\1", prefix).split(SEPARATOR))
-
-
-def micros(at: datetime) -> int:
-    return (utc(at) - EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: Any) -> datetime:
-    return EPOCH + timedelta(microseconds=int(value))
-
-
-def new_ulid() -> str:
-    """A ULID as python-ulid makes it (48-bit ms time, 80 random bits, Crockford base32)."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    n = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    return "".join(alphabet[(n >> (5 * i)) & 31] for i in reversed(range(26)))
-
-
-def _expiry_ms(at: datetime) -> int:
-    """The ``PEXPIREAT`` of an expiry: milliseconds since the epoch, rounded."""
-    return round((utc(at) - EPOCH) / timedelta(milliseconds=1))
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
 class RedisMemory(MemoryStore):
@@ -118,7 +74,7 @@ class RedisMemory(MemoryStore):
         ``expires_at`` is carried, ``ttl_minutes`` is not; times are integer microseconds."""
         expires = item.expires_at
         if expires is not None:
-            expires = EPOCH + timedelta(milliseconds=_expiry_ms(expires))
+            expires = EPOCH + timedelta(milliseconds=expiry_ms(expires))
         return replace(item, ttl_minutes=None, expires_at=expires)
 
     def __init__(self, client: redis.Redis, url: str, store_prefix: str, vector_prefix: str, write: bool) -> None:
@@ -131,7 +87,7 @@ class RedisMemory(MemoryStore):
         """``JSON``/``HASH``: how the vector index stores vectors (``None``: no vector index); cached."""
         if self._storage is None:
             info = self._info(self.vp) if self.vp in self._indexes() else None
-            self._storage = (None, False) if info is None else (str(info.get("key_type", "JSON")), _float32(info))
+            self._storage = (None, False) if info is None else (str(info.get("key_type", "JSON")), float32_index(info))
         return self._storage[0]
 
     @classmethod
@@ -178,13 +134,15 @@ class RedisMemory(MemoryStore):
     # -- indexes -------------------------------------------------------------------
 
     def _indexes(self) -> set[str]:
-        return {_text(i) for i in self._r.execute_command("FT._LIST")}
+        return {text_of(i) for i in self._r.execute_command("FT._LIST")}
 
     def _info(self, index: str) -> dict[str, Any]:
         raw = self._r.execute_command("FT.INFO", index)
-        info = {_text(k): v for k, v in zip(raw[::2], raw[1::2])}
+        info = {text_of(k): v for k, v in zip(raw[::2], raw[1::2])}
         definition = info.get("index_definition") or []
-        info.update({_text(k): _text(v) for k, v in zip(definition[::2], definition[1::2]) if not isinstance(v, list)})
+        info.update(
+            {text_of(k): text_of(v) for k, v in zip(definition[::2], definition[1::2]) if not isinstance(v, list)}
+        )
         return info
 
     def _schema(self, index: str, vectors: VectorIndex | None) -> list[Any]:
@@ -192,10 +150,10 @@ class RedisMemory(MemoryStore):
         args: list[Any] = ["ON", "JSON", "PREFIX", 1, f"{index}:", "SCORE", 1.0, "SCHEMA"]
         args += ["$.prefix", "AS", "prefix", "TEXT", "WEIGHT", 1, "$.key", "AS", "key", "TAG", "SEPARATOR", ","]
         if vectors is not None:
-            metric = {v: k for k, v in _DISTANCES.items()}.get(vectors.distance or "cosine", "COSINE")
+            metric = {v: k for k, v in DISTANCES.items()}.get(vectors.distance or "cosine", "COSINE")
             args += ["$.field_name", "AS", "field_name", "TAG", "SEPARATOR", ",", "$.embedding", "AS", "embedding"]
             args += ["VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", vectors.dims, "DISTANCE_METRIC", metric]
-        for name in _STORE_FIELDS[2:]:
+        for name in STORE_FIELDS[2:]:
             args += [f"$.{name}", "AS", name, "NUMERIC"]
         return args
 
@@ -206,7 +164,7 @@ class RedisMemory(MemoryStore):
     def _wait_indexed(self, index: str, timeout: float = 600.0) -> None:
         """An index created over existing documents fills in the background: reads wait for it."""
         deadline = time.monotonic() + timeout
-        while _text(self._info(index).get("indexing", 0)) != "0" and time.monotonic() < deadline:
+        while text_of(self._info(index).get("indexing", 0)) != "0" and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def index(self) -> VectorIndex | None:
@@ -214,13 +172,13 @@ class RedisMemory(MemoryStore):
             return None
         info = self._info(self.vp)
         for attribute in info.get("attributes") or []:
-            attrs = {_text(k): v for k, v in zip(attribute[::2], attribute[1::2])}
-            if _text(attrs.get("type")) == "VECTOR":
-                metric = _DISTANCES.get(_text(attrs.get("distance_metric")).upper())
+            attrs = {text_of(k): v for k, v in zip(attribute[::2], attribute[1::2])}
+            if text_of(attrs.get("type")) == "VECTOR":
+                metric = DISTANCES.get(text_of(attrs.get("distance_metric")).upper())
                 load = ["@field_name"] if info.get("key_type") == "HASH" else ["$.field_name", "AS", "field_name"]
                 query = ["FT.AGGREGATE", self.vp, "*", "TIMEOUT", 0, "LOAD", len(load), *load]
                 rows = self._r.execute_command(*query, "GROUPBY", 1, "@field_name", "DIALECT", 2)[1:]
-                fields = sorted(_text(r[1]) for r in rows if len(r) > 1 and r[1] is not None)
+                fields = sorted(text_of(r[1]) for r in rows if len(r) > 1 and r[1] is not None)
                 return VectorIndex(int(attrs.get("dim", 0)), metric, tuple(fields))
         return None
 
@@ -252,7 +210,7 @@ class RedisMemory(MemoryStore):
                     if sort and (prefix, key) < last:
                         raise DataError(f"RediSearch returned {prefix!r} {key!r} out of order: cannot page this store")
                     seen, last = seen + 1, (prefix, key)
-                    yield prefix, _text(key), _text(row[b"__key"]), row.get(b"u") or b"0"
+                    yield prefix, text_of(key), text_of(row[b"__key"]), row.get(b"u") or b"0"
                 if not cursor:
                     break
                 reply = self._r.execute_command("FT.CURSOR", "READ", self.sp, cursor)
@@ -272,12 +230,12 @@ class RedisMemory(MemoryStore):
                 continue
             if head and not prefix.startswith(head):
                 return
-            namespace = unescape(_text(prefix))
+            namespace = unescape(text_of(prefix))
             if selection.matches(namespace):
                 yield namespace, key, redis_key, updated
 
     def items(self, selection: MemorySelection = MemorySelection()) -> Iterator[MemoryItem]:
-        for page in _pages(self._selected(selection), PAGE):
+        for page in pages(self._selected(selection), PAGE):
             yield from self._fetch([redis_key for _ns, _key, redis_key, _u in page])
 
     def _vector_key(self, redis_key: str) -> str:
@@ -310,7 +268,7 @@ class RedisMemory(MemoryStore):
                 updated_at=from_micros(doc.get("updated_at") or 0),
                 expires_at=EPOCH + timedelta(milliseconds=expiry) if expiry > 0 else None,
                 ttl_minutes=None,
-                vectors=_vector(found[i], self._storage is not None and self._storage[1]) if storage else (),
+                vectors=vector_of(found[i], self._storage is not None and self._storage[1]) if storage else (),
             )
 
     def namespaces(self, selection: MemorySelection = MemorySelection()) -> Iterator[NamespaceSummary]:
@@ -320,9 +278,9 @@ class RedisMemory(MemoryStore):
         index = self.index()
         dims = index.dims if index is not None else 0
         current: NamespaceSummary | None = None
-        for page in _pages(self._selected(selection), PAGE):
+        for page in pages(self._selected(selection), PAGE):
             keys = [k for _ns, _k, key, _u in page for k in (key, self._vector_key(key))]
-            flat = [int(x) for x in self._r.eval(_SIZES, len(keys), *keys)]
+            flat = [int(x) for x in self._r.eval(SIZES_SCRIPT, len(keys), *keys)]
             for i, (namespace, _key, _rk, updated) in enumerate(page):
                 size, expiring, vector = flat[3 * i : 3 * i + 3]
                 if size < 0:
@@ -353,13 +311,13 @@ class RedisMemory(MemoryStore):
                 scan = True
             else:
                 tags[part] = None
-        queries = ["|".join(tag_query("key", t)[6:-1] for t in chunk) for chunk in _pages(tags, TAGS_PER_QUERY)]
+        queries = ["|".join(tag_query("key", t)[6:-1] for t in chunk) for chunk in pages(tags, TAGS_PER_QUERY)]
         rows = [row for q in queries for row in self._rows("@key:{" + q + "}", sort=False)]
         if scan:
             rows += list(self._rows(sort=False))
         found: dict[Address, list[str]] = {}
         for prefix, key, redis_key, _u in rows:
-            address = (unescape(_text(prefix)), key)
+            address = (unescape(text_of(prefix)), key)
             if address in wanted and redis_key not in found.get(address, []):
                 found.setdefault(address, []).append(redis_key)
         return found
@@ -367,7 +325,7 @@ class RedisMemory(MemoryStore):
     def get_many(self, addresses: Iterable[Address]) -> dict[Address, MemoryItem]:
         keys = [k for ks in self._find(addresses).values() for k in ks]
         out: dict[Address, MemoryItem] = {}
-        for chunk in _pages(keys, PAGE):
+        for chunk in pages(keys, PAGE):
             for item in self._fetch(chunk):  # of duplicates (a racing put), the newest
                 if item.address not in out or out[item.address].updated_at <= item.updated_at:
                     out[item.address] = item
@@ -404,7 +362,7 @@ class RedisMemory(MemoryStore):
             page, cursor = reply
             for row in page[1:]:
                 fields = dict(zip(row[::2], row[1::2]))
-                prefix = _text(fields.get(b"p") or b"")
+                prefix = text_of(fields.get(b"p") or b"")
                 unreadable += int(fields.get(b"n") or 0) if "\\" in prefix else 0
                 folded.setdefault(prefix.lower(), set()).add(prefix)
             reply = self._r.execute_command("FT.CURSOR", "READ", self.sp, cursor) if cursor else None
@@ -483,7 +441,7 @@ class RedisMemory(MemoryStore):
                     doc = {**fields, "embedding": list(vector.embedding), **seconds}
                     pipe.execute_command("JSON.SET", vector_key, "$", orjson.dumps(doc))
             if item.expires_at is not None:
-                at = _expiry_ms(item.expires_at)
+                at = expiry_ms(item.expires_at)
                 pipe.pexpireat(key, at)
                 if item.vectors:
                     pipe.pexpireat(vector_key, at)
@@ -505,42 +463,3 @@ class RedisMemory(MemoryStore):
             pipe.delete(key, self._vector_key(key))
         pipe.execute()
         return len(found)
-
-
-def _float32(info: dict[str, Any]) -> bool:
-    """Whether the vector index reads embeddings as FLOAT32 (RedisStore's ``datatype``, unless the
-    app's ``ann_index_config`` changed it)."""
-    for attribute in info.get("attributes") or []:
-        attrs = {_text(k): v for k, v in zip(attribute[::2], attribute[1::2])}
-        if _text(attrs.get("type")) == "VECTOR":
-            return _text(attrs.get("data_type", "FLOAT32")).upper() == "FLOAT32"
-    return False
-
-
-def _vector(raw: Any, float32: bool = False) -> tuple[Vector, ...]:
-    """A vector document (JSON text or a HASH with a float32 blob) → the item's one vector.
-
-    RedisStore's JSON documents hold the embedder's doubles, and RedisJSON prints them back with up to
-    a digit less than it parsed; what the store searches is their FLOAT32 cast in the index. So under
-    a FLOAT32 index the vector is read as those float32 values (as SQLite's BLOBs and pgvector hold
-    them): a copy carries what the search compares, bit for bit, whatever store it lands in."""
-    if not raw:
-        return ()
-    if isinstance(raw, dict):
-        blob = raw.get(b"embedding") or b""
-        embedding = struct.unpack(f"<{len(blob) // 4}f", blob[: len(blob) // 4 * 4])
-        return (Vector(_text(raw.get(b"field_name", b"$")), tuple(embedding)),)
-    doc = orjson.loads(raw)
-    values = tuple(float(x) for x in doc.get("embedding") or ())
-    if float32:
-        values = struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values))
-    return (Vector(str(doc.get("field_name", "$")), values),)
-
-
-T = TypeVar("T")
-
-
-def _pages(rows: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(rows)
-    while page := list(islice(iterator, size)):
-        yield page

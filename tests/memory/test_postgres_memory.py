@@ -17,7 +17,7 @@ from ckpt.backends import open_memory
 from ckpt.backends.core.errors import ExitCode, LockedError, NotAStoreError, StoreNotFoundError
 from ckpt.backends.core.memory import MemoryItem, MemorySelection, MemoryStore
 from ckpt.backends.ops.memory import same_item
-from ckpt.backends.postgres.memory import MIGRATIONS, ROUNDED_TTL
+from ckpt.backends.postgres.memory_layout import MIGRATIONS, ROUNDED_TTL
 from tests.conftest import Cli
 from tests.servers import postgres_schema
 

@@ -16,7 +16,7 @@ import redis
 from ckpt.backends import open_memory
 from ckpt.backends.core.errors import DataError, LockedError, NotAStoreError
 from ckpt.backends.core.memory import MemoryItem, MemorySelection, Vector
-from ckpt.backends.redis.memory import escape, unescape
+from ckpt.backends.redis.memory_layout import escape, unescape
 from tests.memory import scenario
 from tests.memory.kind_redis import official, place, split
 
