@@ -100,14 +100,22 @@ def show(
     from ckpt.backends.ops.memory import item_json
     from ckpt.backends.ops.memory import show as show_items
 
-    with open_memory(resolve_store(url)) as store:
-        rows = [item_json(i) for i in show_items(store, _namespace(namespace), key)]
     fmt = resolve(output)
-    if fmt is OutputFormat.json:
-        write_json(rows[0] if key is not None else rows)
-        return
     columns = ("key", "value", "updated_at", "expires_at")
-    emit_rows(rows, fmt, columns if fmt is OutputFormat.table else (*columns, "namespace", "created_at"))
+    with open_memory(resolve_store(url)) as store:
+        rows = (item_json(i) for i in show_items(store, _namespace(namespace), key))
+        if fmt is OutputFormat.json and key is not None:
+            write_json(next(rows))
+            return
+        if fmt in (OutputFormat.table, OutputFormat.csv):  # the value as JSON text, not Python's repr
+            rows = ({**row, "value": _json_text(row["value"])} for row in rows)
+        emit_rows(rows, fmt, columns if fmt is OutputFormat.table else (*columns, "namespace", "created_at"))
+
+
+def _json_text(value: object) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
 
 
 def _copy(src: str, dst: str, prefix: str | None, verify: bool, batch_size: int, output: OutputFormat | None) -> None:

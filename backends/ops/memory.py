@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import orjson
@@ -59,16 +59,21 @@ def _merge(total: NamespaceSummary, part: NamespaceSummary) -> None:
         total.newest_update = part.newest_update
 
 
-def show(store: MemoryStore, namespace: tuple[str, ...], key: str | None = None) -> list[MemoryItem]:
-    """The items of one namespace (exactly it), or the one item ``key``; ``DataError`` never: an
-    unknown namespace or key is ``NotFoundError``."""
+def show(store: MemoryStore, namespace: tuple[str, ...], key: str | None = None) -> Iterator[MemoryItem]:
+    """The items of one namespace (exactly it, streamed), or the one item ``key``; an unknown
+    namespace or key is ``NotFoundError`` (raised before the first item)."""
     from ckpt.backends.core.errors import NotFoundError
 
-    found = [i for i in store.items(MemorySelection(namespace, exact=True)) if key is None or i.key == key]
-    if not found:
+    if key is not None:
+        found = store.get_many([(namespace, key)]).get((namespace, key))
+        items: Iterator[MemoryItem] = iter([found] if found is not None else [])
+    else:
+        items = store.items(MemorySelection(namespace, exact=True))
+    first = next(items, None)
+    if first is None:
         what = f"key {key!r} in namespace" if key is not None else "namespace"
         raise NotFoundError(f"no {what} {namespace_path(namespace)!r} in this memory store")
-    return found
+    return chain([first], items)
 
 
 def item_json(item: MemoryItem) -> dict[str, Any]:

@@ -358,3 +358,26 @@ def test_prune_expired_follows_a_refresh_on_read(name: str, tmp_path: Path, cli:
         with kind.official(url) as store:
             assert store.get(("s",), "unread") is None
             assert store.get(("s",), "read") is not None
+
+
+def test_show_prints_values_as_json_in_every_format(tmp_path: Path, cli: Cli) -> None:
+    import csv
+    import io
+
+    kind = _kind("sqlite")
+    with kind.place(tmp_path) as url:
+        with kind.official(url) as store:
+            scenario.write(store)
+        one = orjson.loads(cli("memory", "show", url, "users/42/prefs", "deep", "-o", "json").stdout)
+        assert (one["key"], one["value"], one["namespace"]) == (
+            "deep",
+            {"text": "nested three", "n": 3.5},
+            "users/42/prefs",
+        )
+        rows = list(csv.DictReader(io.StringIO(cli("memory", "show", url, "users/42/prefs", "-o", "csv").stdout)))
+        assert [(r["key"], orjson.loads(r["value"])["n"]) for r in rows] == [("deep", 3.5), ("ttl", 4)]
+        lines = cli("memory", "show", url, "ünï/名前", "-o", "jsonl").stdout.splitlines()
+        assert [orjson.loads(line)["key"] for line in lines] == ["ключ 🔑"]
+        missing = cli("memory", "show", url, "users/43")
+        assert missing.exit_code == ExitCode.NOT_FOUND and "no namespace 'users/43'" in missing.stderr
+        assert cli("memory", "show", url, "users/42", "nope").exit_code == ExitCode.NOT_FOUND
