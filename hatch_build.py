@@ -1,4 +1,4 @@
-"""Hatchling build hook: editable installs expose cli/, backends/, formats/ as ``ckpt.*``.
+"""Hatchling build hook: editable installs expose cli/, backends/, formats/, savers/ as ``ckpt.*``.
 
 Hatchling's editable wheels copy ``force-include`` entries (edits would not show)
 and reject ``sources`` rewrites that add a prefix. For editable builds only, we
@@ -15,7 +15,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-PACKAGES = ("cli", "backends", "formats")
+PACKAGES = ("cli", "backends", "formats", "savers")
 PUBLIC_INIT = "backends/public.py"
 """Installed as ``ckpt/__init__.py`` (the wheel: pyproject.toml's force-include)."""
 

@@ -1,7 +1,7 @@
 """``ckpt doctor``, ``size``, ``export`` and ``import`` against plain-Python floors (issue #24).
 
     flock /tmp/ckpt-bench.lock .venv/bin/python bench/bench_doctor_size.py bench/data/100k.db \
-        [--runs 5] [--only doctor,size,export,import] [--work-dir /tmp] [--json]
+        [--runs 5] [--only doctor,size,export,import] [--work-dir /tmp] [--json] [--ckpt-before CMD]
 
 Every variant is a fresh process (``ckpt …`` or ``python -c FLOOR``); the variants take turns,
 ``--runs`` rounds, and the table reports medians of wall time and of the child's peak RSS
@@ -16,6 +16,9 @@ Every variant is a fresh process (``ckpt …`` or ``python -c FLOOR``); the vari
 * ``import``: one pass over the ``.jsonl`` (``orjson.loads``, base64) into a new SQLite file with
   the saver's schema, 2,000 checkpoints a transaction (ckpt reads the file twice: it checks the
   whole file before writing anything).
+
+``--ckpt-before CMD`` adds each ckpt command run by CMD (a wrapper around a frozen copy of older
+code, bench/README.md "older code") as ``before …``, in the same rounds, with its ratio to the floor.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def run_once(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def variants(db: str, work: str, only: set[str]) -> dict[str, tuple[list[str], str | None]]:
+def variants(db: str, work: str, only: set[str], before: str | None = None) -> dict[str, tuple[list[str], str | None]]:
     """name → (command, floor's name); a floor's own entry has ``None``."""
     url = "sqlite:///" + os.path.abspath(db)
     py = [sys.executable, "-c"]
@@ -156,7 +159,14 @@ def variants(db: str, work: str, only: set[str]) -> dict[str, tuple[list[str], s
         source = f"{work}/import-source.jsonl"
         found["floor import"] = ([*py, FLOOR_IMPORT, source, f"{work}/floor-import.db"], None)
         found["ckpt import"] = ([CKPT, "import", source, f"sqlite:///{work}/ckpt-import.db"], "floor import")
-    return found
+    if not before:
+        return found
+    paired: dict[str, tuple[list[str], str | None]] = {}
+    for name, (cmd, floor) in found.items():  # each "before" right after its ckpt: the two alternate
+        paired[name] = (cmd, floor)
+        if name.startswith("ckpt "):
+            paired["before " + name[5:]] = ([before, *cmd[1:]], floor)
+    return paired
 
 
 def _clean(work: str) -> None:
@@ -173,13 +183,14 @@ def main() -> None:
     parser.add_argument("--only", default="doctor,size,export,import")
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a new one under /tmp)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ckpt-before", default=None, help="a wrapper running older code (see the docstring)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = args.work_dir or tempfile.mkdtemp(prefix="ckpt-bench-doctor-")
     os.makedirs(work, exist_ok=True)
     if "import" in only and not os.path.exists(f"{work}/import-source.jsonl"):
         run_once([CKPT, "export", "sqlite:///" + os.path.abspath(args.db), f"{work}/import-source.jsonl"])
-    found = variants(args.db, work, only)
+    found = variants(args.db, work, only, args.ckpt_before)
     walls: dict[str, list[float]] = {name: [] for name in found}
     rss: dict[str, list[float]] = {name: [] for name in found}
     for _ in range(args.runs):

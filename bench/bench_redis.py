@@ -12,6 +12,15 @@ drops both search indexes with their documents and deletes every other key the r
 (``--flushall``: empties the whole server instead, for a server that is the benchmark's alone).
 With ``--server-pid`` it also reports the server's CPU seconds per run (from ``/proc``). Use a
 Redis server no test runs against: the tests' ``fresh_redis`` fixture empties its server.
+
+``--from-redis`` measures the other direction (issue #24: migrate from Redis ≥ 10x the official
+loop). STORE is loaded once into the server under the prefix ``src`` (``ckpt migrate``, kept for
+the next run of the script; ``--flushall`` is then refused). Each run, alternating: ``ckpt migrate
+'redis://…?checkpoint_prefix=src…' TARGET`` on the whole store, and the official loop
+``RedisSaver.list({thread})`` for each thread (ids read from STORE, not timed) →
+``SqliteSaver.put``/``put_writes`` (``--to sqlite``: a new file each run, ``PRAGMA synchronous`` as
+sqlite3 leaves it) or ``PostgresSaver.put``/``put_writes`` (``--to postgresql://…``: a new schema
+each run, dropped after) on the first ``--baseline`` checkpoints.
 """
 
 from __future__ import annotations
@@ -19,10 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +86,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="ckpt migrate --jobs")
     parser.add_argument("--server-pid", type=int, help="the Redis server's pid, for its CPU seconds")
     parser.add_argument("--flushall", action="store_true", help="empty the server after each run (yours alone)")
+    parser.add_argument("--from-redis", action="store_true", help="migrate Redis → --to (see the docstring)")
+    parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite, or a PostgreSQL URL")
     args = parser.parse_args()
+    if args.from_redis:
+        if args.flushall:
+            raise SystemExit("--from-redis keeps its source in the server: no --flushall")
+        from_redis(args)
+        return
 
     import redis
     from langgraph.checkpoint.redis import RedisSaver
@@ -116,6 +135,142 @@ def main() -> None:
     base = variants["baseline"]
     ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
     print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
+
+
+SOURCE = "src"  # --from-redis: the loaded store's key prefix (writes: src_write)
+
+
+def from_redis(args: argparse.Namespace) -> None:
+    import redis
+    from langgraph.checkpoint.redis import RedisSaver
+
+    client = redis.Redis.from_url(args.redis, socket_timeout=None, protocol=2)
+    total = source_count(args.store)
+    source = f"{args.redis}?checkpoint_prefix={SOURCE}&checkpoint_write_prefix={SOURCE}_write"
+    if sum(1 for _ in client.scan_iter(match=f"{SOURCE}:*", count=10_000)) != total:
+        print(f"loading {args.store} into {source} …", flush=True)
+        subprocess.run([CKPT, "migrate", f"sqlite:///{os.path.abspath(args.store)}", source, "--jobs", "2"], check=True)
+    with sqlite3.connect(f"file:{args.store}?mode=ro", uri=True) as conn:
+        threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
+    postgres = args.to.startswith("postgres")
+    work = tempfile.mkdtemp(prefix="ckpt-bench-from-redis-")
+    variants = {"baseline": Variant("baseline"), "ckpt": Variant("ckpt")}
+    for n in range(args.runs):
+        for name in ("baseline", "ckpt") if n % 2 == 0 else ("ckpt", "baseline"):
+            target, drop = _new_target(args.to, work, f"r{os.getpid()}_{n}_{name}")
+            load, server = os.getloadavg()[0], server_cpu(args.server_pid)
+            try:
+                if name == "baseline":
+                    cpu = time.process_time()
+                    with (
+                        RedisSaver.from_conn_string(
+                            args.redis, checkpoint_prefix=SOURCE, checkpoint_write_prefix=f"{SOURCE}_write"
+                        ) as reader,
+                        _saver(target, postgres) as writer,
+                    ):
+                        run = _loop_by_thread(reader, writer, threads, args.baseline)
+                    cpu = time.process_time() - cpu
+                else:
+                    run, cpu = run_ckpt_from(source, target, total)
+                server = server_cpu(args.server_pid) - server
+            finally:
+                drop()
+            variants[name].runs.append(run)
+            k = run.checkpoints / 1000
+            print(f"run {n + 1} {name:9} {run.checkpoints:>7,} ckpts {run.seconds:8.2f} s "
+                  f"{run.checkpoints / run.seconds:8,.0f} ckpt/s rss {run.rss_mb or 0:.0f} MB "
+                  f"client cpu {cpu / k:.2f} s/1k server cpu {server / k:.2f} s/1k "
+                  f"load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    print_table(variants)
+    base = variants["baseline"]
+    ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
+    print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
+
+
+def _new_target(to: str, work: str, name: str) -> tuple[str, Any]:
+    """(target URL, its cleanup): a new SQLite file, or a new schema of the PostgreSQL server ``to``."""
+    if not to.startswith("postgres"):
+        path = os.path.join(work, f"{name}.db")
+
+        def remove() -> None:
+            for file in (path, path + "-wal", path + "-shm"):
+                if os.path.exists(file):
+                    os.remove(file)
+
+        return f"sqlite:///{path}", remove
+    import psycopg
+
+    with psycopg.connect(to, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+
+    def drop() -> None:
+        with psycopg.connect(to, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+    return f"{to}{'&' if '?' in to else '?'}schema={name}", drop
+
+
+@contextmanager
+def _saver(target: str, postgres: bool) -> Iterator[Any]:
+    """The official saver on a target from ``_new_target``, set up."""
+    if postgres:
+        from urllib.parse import quote
+
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        url, _, schema = target.rpartition("schema=")
+        url = url.rstrip("?&")
+        url += ("&" if "?" in url else "?") + "options=" + quote("-csearch_path=" + schema)
+        with PostgresSaver.from_conn_string(url) as saver:
+            saver.setup()
+            yield saver
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    saver = SqliteSaver(sqlite3.connect(target.removeprefix("sqlite:///"), check_same_thread=False))
+    saver.setup()
+    try:
+        yield saver
+    finally:
+        saver.conn.close()
+
+
+def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) -> Run:
+    """The official copy loop, thread by thread (as bench_pg_source.py's), on the first ``limit`` checkpoints."""
+    import langchain_core.messages  # noqa: F401  # imported lazily by the first loads_typed; not timed
+
+    started, done = time.perf_counter(), 0
+    for thread_id in threads:
+        for item in reader.list({"configurable": {"thread_id": thread_id}}):
+            config = item.parent_config or {
+                "configurable": {k: v for k, v in item.config["configurable"].items() if k != "checkpoint_id"}
+            }
+            writer.put(config, item.checkpoint, item.metadata, item.checkpoint["channel_versions"])
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in item.pending_writes or ():
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                writer.put_writes(item.config, writes, task_id)
+            done += 1
+            if done == limit:
+                return Run(time.perf_counter() - started, done)
+    return Run(time.perf_counter() - started, done)
+
+
+def run_ckpt_from(source: str, target: str, total: int) -> tuple[Run, float]:
+    """(run, client CPU seconds) of ``ckpt migrate SOURCE TARGET``; checks every checkpoint was written."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([CKPT, "migrate", source, target, "-o", "json"], stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"ckpt failed:\n{err.read().decode()[-2000:]}")
+        written = int(json.loads(out.read()).get("checkpoints_written", -1))
+    assert written == total, f"ckpt reported {written:,} checkpoints written of {total:,}"
+    return Run(seconds, total, usage.ru_maxrss / 1024), usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ HELP = """Operate LangGraph checkpoint stores: read them, move them between stor
   read      list, show, diff, replay
   move      export, import, migrate
   maintain  prune, compact, size, check, doctor, upgrade
+  threads   copy-thread, fork, delete (by thread or run, with a residue scan)
   memory    long-term memory stores: memory list, show, export, import, migrate, prune, size
 
 Run 'ckpt COMMAND --help' for a command's options and examples; docs/cli.md has them all."""
@@ -261,6 +262,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "check"),
     "doctor": ("doctor", "doctor"),
     "upgrade": ("upgrade", "upgrade"),
+    "copy-thread": ("threads", "copy_thread"),
+    "fork": ("threads", "fork"),
+    "delete": ("threads", "delete"),
 }
 # Command groups: name -> module in ckpt.cli whose ``app`` is a Typer of subcommands.
 GROUPS: dict[str, str] = {"memory": "memory"}

@@ -29,9 +29,9 @@ echo "Couchbase: NO Couchbase Server can be run on this machine. The layout test
 echo "  CouchbaseSaver against a recording stand-in of its SDK objects; live-cluster tests are SKIPPED"
 echo "  unless CKPT_TEST_COUCHBASE_URL is set."
 
-echo "== mypy --strict (cli, backends, formats)"
-.venv/bin/mypy
+echo "== mypy --strict (cli, backends, formats, savers)"
+.venv/bin/mypy  # pyproject: packages = ["ckpt"], which takes in ckpt.savers (-p ckpt.savers too would be a duplicate module)
 echo "== ruff"
-.venv/bin/ruff check cli backends formats tests examples scripts bench
+.venv/bin/ruff check cli backends formats savers tests examples scripts bench
 echo "== pytest"
 .venv/bin/python -m pytest -q -rs "$@"

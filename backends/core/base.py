@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -307,6 +307,36 @@ class Store(ABC):
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Delete checkpoints with their writes; returns how many were deleted."""
         raise _missing(self, Capability.DELETE)
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:
+        """``delete_thread`` for each of ``thread_ids``: every row, key, document, blob, index entry
+        and latest pointer of those threads, orphans included; returns how many checkpoints went.
+
+        This default deletes the checkpoints the headers name (with their writes) through
+        :meth:`delete`; drivers delete by thread id (``backends/<kind>/residue.py``)."""
+        keys = [h.key for t in thread_ids for h in self.headers(Selection(thread_id=t))]
+        return self.delete(keys) if keys else 0
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        """What the store still holds of ``thread_ids`` (anything filed under those threads) and of
+        the checkpoints ``keys`` (their rows, writes, registries, pointers, blobs only they used),
+        by kind; all zero proves a delete. Reads only.
+
+        This default counts what :meth:`headers` shows; drivers count every place their saver files
+        data (``backends/<kind>/residue.py``)."""
+        found = {"checkpoints": 0, "writes": 0}
+        for thread_id in thread_ids:
+            for header in self.headers(Selection(thread_id=thread_id)):
+                found["checkpoints"] += 1
+                found["writes"] += header.writes_count
+        for key in keys:
+            if key.thread_id in thread_ids:
+                continue
+            record = self.get(key)
+            if record is not None:
+                found["checkpoints"] += 1
+                found["writes"] += len(record.writes)
+        return found
 
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         """The record as this store reads it back after writing it.

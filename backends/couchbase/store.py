@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Any
@@ -176,6 +176,16 @@ class CouchbaseStore(Store):
             except CouchbaseException:
                 pass
         return deleted
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:  # issue #22: backends/couchbase/residue.py
+        from ckpt.backends.couchbase import residue
+
+        return residue.delete_threads(self._query, self._path, self._names, thread_ids)
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        from ckpt.backends.couchbase import residue
+
+        return residue.residue(self._query, self._path, self._names, thread_ids, keys)
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -21,27 +21,24 @@ _a2b = binascii.a2b_base64
 _b2a = binascii.b2a_base64
 
 
-def _payload_json(payload: Payload) -> dict[str, Any]:
-    # b2a_base64 without the newline is b64encode without its Python wrapper (one call per payload).
-    return {"type": payload.type, "data": _b2a(payload.data, newline=False).decode("ascii")}
-
-
 def record_to(record: CheckpointRecord) -> dict[str, Any]:
-    key = record.key
+    # Each payload as {type, data: base64} inline, not by a helper: export's Python time is per payload.
+    key, b2a = record.key, _b2a
+    checkpoint, metadata = record.checkpoint, record.metadata
     return {
         "thread_id": key.thread_id,
         "checkpoint_ns": key.checkpoint_ns,
         "checkpoint_id": key.checkpoint_id,
         "parent_checkpoint_id": record.parent_checkpoint_id,
-        "checkpoint": _payload_json(record.checkpoint),
-        "metadata": _payload_json(record.metadata),
+        "checkpoint": {"type": checkpoint.type, "data": b2a(checkpoint.data, newline=False).decode("ascii")},
+        "metadata": {"type": metadata.type, "data": b2a(metadata.data, newline=False).decode("ascii")},
         "writes": [
             {
                 "task_id": w.task_id,
                 "task_path": w.task_path,
                 "idx": w.idx,
                 "channel": w.channel,
-                "value": _payload_json(w.value),
+                "value": {"type": w.value.type, "data": b2a(w.value.data, newline=False).decode("ascii")},
             }
             for w in record.writes
         ],
@@ -171,14 +168,19 @@ def _str(value: Any) -> str:
 def _write_fast(item: Any) -> PendingWrite:
     if type(item) is not dict or type(item["idx"]) is not int:  # bool is not int here, as in the checked path
         raise _Slow
-    return PendingWrite(
-        _str(item["task_id"]), _str(item["task_path"]), item["idx"], _str(item["channel"]), _payload_fast(item["value"])
-    )
+    task_id, task_path, channel, value = item["task_id"], item["task_path"], item["channel"], item["value"]
+    if type(task_id) is not str or type(task_path) is not str or type(channel) is not str or type(value) is not dict:
+        raise _Slow
+    type_tag, data = value["type"], value["data"]
+    if type(type_tag) is not str or type(data) is not str:
+        raise _Slow
+    return PendingWrite(task_id, task_path, item["idx"], channel, Payload(type_tag, _a2b(data, strict_mode=True)))
 
 
 def _record_fast(obj: dict[str, Any]) -> CheckpointRecord:
     """Types are checked with ``type(x) is``: orjson only makes exact ``str``/``int``/``dict``/``list``,
-    so this is as strict as the checked path's ``isinstance``."""
+    so this is as strict as the checked path's ``isinstance``. The per-write checks are written out
+    in ``_write_fast`` (not a helper per field): import runs them for every write, twice."""
     items = obj["writes"]
     if type(items) is not list:
         raise _Slow
@@ -198,14 +200,26 @@ def _record_fast(obj: dict[str, Any]) -> CheckpointRecord:
 
 
 def _check_fast(obj: dict[str, Any]) -> None:
-    """``_record_fast``'s checks, in the same terms, with nothing built."""
+    """``_record_fast``'s checks, in the same terms, with nothing built (and written out, as there)."""
     items = obj["writes"]
     if type(items) is not list:
         raise _Slow
+    a2b = _a2b
     for item in items:
         if type(item) is not dict or type(item["idx"]) is not int:
             raise _Slow
-        _str(item["task_id"]), _str(item["task_path"]), _str(item["channel"]), _typed_bytes(item["value"])
+        value = item["value"]
+        if (
+            type(item["task_id"]) is not str
+            or type(item["task_path"]) is not str
+            or type(item["channel"]) is not str
+            or type(value) is not dict
+        ):
+            raise _Slow
+        data = value["data"]
+        if type(value["type"]) is not str or type(data) is not str:
+            raise _Slow
+        a2b(data, strict_mode=True)
     parent = obj["parent_checkpoint_id"]
     if parent is not None and type(parent) is not str:
         raise _Slow

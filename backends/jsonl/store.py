@@ -238,7 +238,7 @@ class JsonlStore(Store):
             line = record_to(record)
             if self.decorate is not None:
                 line["decoded"] = self._decorated(record)
-            data = orjson.dumps(line) + b"\n"
+            data = orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
             if len(data) > limit:
                 key = record.key
                 raise DataError(

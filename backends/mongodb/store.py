@@ -15,17 +15,18 @@ upserts make a batch safe to replay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pymongo
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ckpt.backends.core.base import (
@@ -97,6 +98,19 @@ def connect_client(url: str, ours: set[str]) -> tuple[pymongo.MongoClient[Any], 
     return client, options
 
 
+class _BorrowedClient:
+    """What ``MongoStore`` asks of its client, for a database whose client someone else owns."""
+
+    def __init__(self, database: Database[Any]) -> None:
+        self._database = database
+
+    def get_default_database(self, default: str | None = None) -> Database[Any]:
+        return self._database
+
+    def close(self) -> None:
+        """The owner closes the client."""
+
+
 class MongoStore(Store):
     """A MongoDB database written by MongoDBSaver."""
 
@@ -134,6 +148,22 @@ class MongoStore(Store):
         except BaseException:
             client.close()
             raise
+
+    @classmethod
+    def from_database(
+        cls,
+        database: Database[Any],
+        checkpoint_collection: str = "checkpoints",
+        writes_collection: str = "checkpoint_writes",
+    ) -> MongoStore:
+        """A store on a database of a client someone else owns (a ``MongoDBSaver``'s ``db``), as
+        ``open_existing``: the collections must be there; no index is created. ``close()`` leaves
+        the client open."""
+        options = {"checkpoint_collection": checkpoint_collection, "writes_collection": writes_collection}
+        hosts = ",".join(f"{host}:{port}" for host, port in sorted(database.client.nodes))  # for messages
+        url = f"mongodb://{hosts}/{database.name}"
+        client = cast("pymongo.MongoClient[Any]", _BorrowedClient(database))
+        return cls(client, url, options, writable=True, setup=False)
 
     def _detect(self) -> dict[str, Any]:
         names = set(self._checkpoints.database.list_collection_names())
@@ -393,6 +423,16 @@ class MongoStore(Store):
         return document_lock(
             self._checkpoints.database["ckpt_locks"], f"{self._checkpoints.name}:{name}", name, redact(self.url)
         )
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:  # issue #22: backends/mongodb/residue.py
+        from ckpt.backends.mongodb import residue
+
+        return residue.delete_threads(self._checkpoints, self._writes, thread_ids)
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        from ckpt.backends.mongodb import residue
+
+        return residue.residue(self._checkpoints, self._writes, thread_ids, keys)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Delete checkpoints and their writes by ``_id``, after the guard has seen every document.

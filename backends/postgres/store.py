@@ -93,6 +93,20 @@ class PostgresStore(Store):
         """For prune and compact: the saver's tables must be there; no migration runs."""
         return cls.open(url, write=True, setup=False)
 
+    @classmethod
+    def from_connection(cls, conn: psycopg.Connection[Any], schema: str | None = None) -> PostgresStore:
+        """A store on an open connection someone else owns (a ``PostgresSaver``'s), as
+        ``open_existing``: the saver's tables must be there; no migration runs. ``conn`` must be in
+        autocommit mode with tuple rows (the store's own transactions and ``row[0]``s); the store sets
+        its ``search_path`` to ``schema`` (default: the connection's ``current_schema()``).
+        ``close()`` closes ``conn``: a borrower does not call it."""
+        if schema is None:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            schema = str(row[0]) if row is not None and row[0] is not None else "public"
+        info = conn.info
+        url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}?schema={schema}"  # for messages
+        return cls(_Handle(conn), url, schema, writable=True, setup=False)
+
     # -- layout ------------------------------------------------------------------
 
     def _detect(self) -> dict[str, Any]:
@@ -434,6 +448,16 @@ class PostgresStore(Store):
             yield
         finally:
             self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:  # issue #22: backends/postgres/residue.py
+        from ckpt.backends.postgres import residue
+
+        return residue.delete_threads(self._conn, thread_ids)
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        from ckpt.backends.postgres import residue
+
+        return residue.residue(self._conn, thread_ids, keys)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         return self.delete_counted(keys)[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -110,6 +110,17 @@ class RedisStore(Store):
     def open_existing(cls, url: str) -> RedisStore:
         """For prune and compact: the search indexes must be there; none is created."""
         return cls.open(url, write=True, setup=False)
+
+    @classmethod
+    def from_client(
+        cls, client: redis.Redis, prefix: str = "checkpoint", write_prefix: str = "checkpoint_write"
+    ) -> RedisStore:
+        """A store on a client someone else owns (a ``RedisSaver``'s, RESP2 and bytes replies as
+        ``open`` makes them), as ``open_existing``: the search indexes must be there; none is created.
+        ``close()`` closes ``client``: a borrower does not call it."""
+        kwargs = client.get_connection_kwargs()
+        url = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        return cls(client, url, prefix, write_prefix, writable=True, setup=False)
 
     @classmethod
     def open(cls, url: str, *, write: bool = False, setup: bool = True) -> RedisStore:
@@ -478,6 +489,16 @@ class RedisStore(Store):
         finally:
             with suppress(redis.RedisError):  # unreachable: the lock lapses after the TTL instead
                 self._r.eval(_DELETE_IF_HELD, 1, key, token)
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:  # issue #22: backends/redis/residue.py
+        from ckpt.backends.redis import residue
+
+        return residue.delete_threads(self._r, self._keys, thread_ids)
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        from ckpt.backends.redis import residue
+
+        return residue.residue(self._r, self._keys, (self._index, self._write_index), thread_ids, keys)
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Checkpoints with their writes and registry entries, behind the integrity guard (``redis_prune``)."""

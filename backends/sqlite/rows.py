@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ckpt.backends.core.base import (
@@ -36,14 +37,44 @@ def header_from_row(row: tuple[Any, ...], sizes: tuple[Any, ...] | None) -> Chec
     )
 
 
-def record_from_rows(row: tuple[Any, ...], writes: list[tuple[Any, ...]]) -> CheckpointRecord:
-    return CheckpointRecord(
-        key=CheckpointKey(row[0], row[1], row[2]),
-        parent_checkpoint_id=row[3],
-        checkpoint=Payload(row[4] or "", blob(row[5])),
-        metadata=Payload("json", blob(row[6])),
-        writes=tuple(PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", blob(w[8]))) for w in writes),
-    )
+def records_from_rows(rows: Iterable[tuple[Any, ...]], writes: Iterable[tuple[Any, ...]]) -> Iterator[CheckpointRecord]:
+    """Each checkpoint row with its writes: ``core.merge.attach(rows, writes, key=row[:3])`` and the
+    record built, in one loop. Both streams are sorted by key; writes without their checkpoint are
+    skipped, as ``attach`` does. The generic join's peek/pop calls and key lambdas and a generator
+    per record were about a third of the Python time of ``size``/``export``/``doctor`` on SQLite
+    (issue #24)."""
+    pending = iter(writes)
+    w: tuple[Any, ...] | None = None
+    started = False
+    for row in rows:
+        if not started:  # the writes' query starts after the checkpoints', as in ``attach``
+            w, started = next(pending, None), True
+        key = row[:3]
+        found: list[PendingWrite] = []
+        while w is not None:
+            wkey = w[:3]
+            if wkey == key:
+                value = w[8]
+                found.append(
+                    PendingWrite(
+                        w[3],
+                        w[4] or "",
+                        int(w[5]),
+                        w[6],
+                        Payload(w[7] or "", value if type(value) is bytes else blob(value)),
+                    )
+                )
+            elif wkey > key:
+                break
+            w = next(pending, None)
+        data, metadata = row[5], row[6]
+        yield CheckpointRecord(
+            CheckpointKey(*key),
+            row[3],
+            Payload(row[4] or "", data if type(data) is bytes else blob(data)),
+            Payload("json", metadata if type(metadata) is bytes else blob(metadata)),
+            tuple(found),
+        )
 
 
 def checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
@@ -73,15 +104,13 @@ def metadata_json(metadata: Payload) -> bytes:
     return metadata.data
 
 
-def write_row(key: CheckpointKey, write: PendingWrite) -> tuple[Any, ...]:
-    return (
-        key.thread_id,
-        key.checkpoint_ns,
-        key.checkpoint_id,
-        write.task_id,
-        write.task_path,
-        write.idx,
-        write.channel,
-        write.value.type,
-        write.value.data,
-    )
+def write_rows(records: Iterable[CheckpointRecord]) -> list[tuple[Any, ...]]:
+    """The ``writes`` rows of every write of ``records``, in one comprehension (a function call
+    per write was ~5% of the client CPU of a migrate or import into SQLite)."""
+    return [
+        (k.thread_id, k.checkpoint_ns, k.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, v.type, v.data)
+        for r in records
+        for k in (r.key,)
+        for w in r.writes
+        for v in (w.value,)
+    ]

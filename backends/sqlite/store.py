@@ -51,7 +51,7 @@ from ckpt.backends.sqlite.connect import translated as _translated
 from ckpt.backends.sqlite.delete import DeleteBatch, delete_batch, orphan_write_keys
 from ckpt.backends.sqlite.glob import glob_filter
 from ckpt.backends.sqlite.layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
-from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, record_from_rows, saver_versions, write_row
+from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, records_from_rows, saver_versions, write_rows
 from ckpt.backends.sqlite.space import PackedTree as _PackedTree
 
 __all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
@@ -143,6 +143,17 @@ class SqliteStore(Store):
     def open_existing(cls, url: str) -> SqliteStore:
         return cls.open(url, write=True, create=False)
 
+    @classmethod
+    def from_connection(cls, conn: sqlite3.Connection) -> SqliteStore:
+        """A store on an open connection someone else owns (a ``SqliteSaver``'s), for rows only, as
+        ``open_existing``: the saver's tables must be there and schema and journal mode are never
+        touched. The file's path (``PRAGMA database_list``) names it in messages and places its lock
+        file; an in-memory database has none (``path`` is ``":memory:"``: lock it yourself).
+        ``close()`` closes ``conn``: a borrower does not call it."""
+        row = conn.execute("PRAGMA database_list").fetchone()  # (seq, "main", file): file is "" in memory
+        path = str(row[2]) if row is not None and row[2] else ""
+        return cls(conn, path or ":memory:", writable=bool(path), create=False)
+
     def _detect_layout(self) -> bool:
         columns = table_columns(self._conn, self.path)
         if self._create and not columns.get("checkpoints"):
@@ -224,8 +235,7 @@ class SqliteStore(Store):
         with self._snapshot():
             rows = self._rows(ckpt_sql, params)
             writes = self._rows(writes_sql, params)
-            for row, group in attach(rows, writes, lambda r: r[:3], lambda r: r[:3]):
-                record = record_from_rows(row, group)
+            for record in records_from_rows(rows, writes):
                 if selection.matches(record.key):
                     yield record
 
@@ -312,7 +322,7 @@ class SqliteStore(Store):
         batch = list(records)
         report = WriteReport()
         ckpt_rows = [checkpoint_row(r) for r in batch]
-        write_rows = [write_row(r.key, w) for r in batch for w in r.writes]
+        writes = write_rows(batch)
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(
@@ -325,11 +335,11 @@ class SqliteStore(Store):
             conn.executemany(
                 "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, "
                 "channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                write_rows,
+                writes,
             )
             report.writes_written = conn.total_changes - before
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
-        report.writes_skipped = len(write_rows) - report.writes_written
+        report.writes_skipped = len(writes) - report.writes_written
         return report
 
     def layout_upgrade(self) -> LayoutUpgrade:
@@ -427,6 +437,16 @@ class SqliteStore(Store):
         rows = [(k.thread_id, k.checkpoint_ns, k.checkpoint_id) for k in keys]
         with self._transaction() as conn:
             return self._delete_batch(conn, DeleteBatch(checkpoints=rows, writes=list(rows)))[0]
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> int:  # issue #22: backends/sqlite/residue.py
+        from ckpt.backends.sqlite import residue
+
+        return residue.delete_threads(self._transaction, thread_ids)
+
+    def residue(self, thread_ids: Sequence[str] = (), keys: Sequence[CheckpointKey] = ()) -> dict[str, int]:
+        from ckpt.backends.sqlite import residue
+
+        return residue.residue(self._conn, thread_ids, keys)
 
     def _delete_batch(self, conn: sqlite3.Connection, batch: DeleteBatch) -> tuple[int, int]:
         """Checkpoints and writes deleted, inside the caller's transaction (sqlite_delete.py)."""
