@@ -12,6 +12,7 @@ import pytest
 
 from ckpt.backends import open_store
 from ckpt.backends.ops import threads
+from tests import oracle
 from tests.conftest import Cli, sqlite_url
 from tests.servers import fresh_redis, mongo_database, postgres_schema
 from tests.support import populate_official, resume, saver_view
@@ -86,16 +87,20 @@ def test_delete_leaves_no_residue_and_plants_are_found(
         with open_store(url, write=True) as store:
             threads.copy_thread(store, THREAD, "victim")
             threads.copy_thread(store, THREAD, "victim-2")
+        before = oracle.snapshot(url, location)  # every checkpoint, as the official saver reads it
         _plant(kind, url, "victim", location)  # an orphan left before the delete goes with its thread
         result = cli("delete", url, "--thread", "victim", "--yes", "-o", "json")
         assert result.exit_code == 0, result.stderr
         assert '"clean":true' in result.stdout.replace(" ", "")
+        kept = oracle.assert_kept_unchanged(url, location, before)  # survivors read exactly as before
+        assert kept == sorted(k for k in before if k[0] != "victim")
         monkeypatch.setattr(threads, "_after_delete", lambda store, plan: _plant(kind, url, "victim-2", location))
         result = cli("delete", url, "--thread", "victim-2", "--yes", "--report", "json")
         assert result.exit_code == 7, result.stderr
         assert "delete not proven: residue scan found" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-        assert _view(location, THREAD)  # the source thread is untouched
+        kept = oracle.assert_kept_unchanged(url, location, before)
+        assert kept == sorted(k for k in before if not k[0].startswith("victim"))
 
 
 def _plant(kind: str, url: str, thread_id: str, location: Any) -> None:

@@ -124,6 +124,7 @@ def test_prune_expired_removes_exactly_what_the_store_calls_expired(name: str, t
         with kind.official(url) as store:
             scenario.write(store)
             scenario.write(store, short)
+            before = scenario.view(store)  # every survivor, as the official store reads it
             time.sleep(1.5)  # 0.6 s of TTL, plus the second SQLite's CURRENT_TIMESTAMP rounds to
         dry = cli("memory", "prune", url, "--expired", "--dry-run", "-o", "json")
         assert orjson.loads(dry.stdout)["deleted"] == 3, dry.stderr
@@ -137,7 +138,8 @@ def test_prune_expired_removes_exactly_what_the_store_calls_expired(name: str, t
             kept = scenario.view(store)
         again = cli("memory", "prune", url, "--expired", "--yes", "-o", "json")
         assert orjson.loads(again.stdout)["deleted"] == 0
-    assert all(shown is not None for shown in kept["items"].values()) or kind.faults
+    assert kept["items"] == before["items"]  # every item that stayed reads exactly as before the prune
+    assert kept["namespaces"] == [ns for ns in before["namespaces"] if ns[0] != "tmp"]
 
 
 def test_prune_by_namespace_keeps_exempt_ones(tmp_path: Path, cli: Cli) -> None:
@@ -145,6 +147,7 @@ def test_prune_by_namespace_keeps_exempt_ones(tmp_path: Path, cli: Cli) -> None:
     with kind.place(tmp_path) as url:
         with kind.official(url) as store:
             scenario.write(store)
+            before = scenario.view(store)["items"]
         result = cli(
             "memory", "prune", url, "--namespace", "users", "--exempt", "users/42/prefs", "--yes", "-o", "json"
         )
@@ -154,6 +157,7 @@ def test_prune_by_namespace_keeps_exempt_ones(tmp_path: Path, cli: Cli) -> None:
             shown = scenario.view(store)["items"]
     gone = {(("users",), "u1"), (("users", "42"), "prefs")}
     assert {a for a, v in shown.items() if v is None} == gone
+    assert {a: v for a, v in shown.items() if a not in gone} == {a: v for a, v in before.items() if a not in gone}
 
 
 def _export_line(**changes: Any) -> bytes:
@@ -297,6 +301,7 @@ def test_prune_killed_between_batches_is_finished_by_the_next_run(
         with kind.official(url) as store:
             scenario.write(store)
             scenario.write(store, short)
+            before = scenario.view(store)
         time.sleep(1.5)
         monkeypatch.setattr(ops, "BATCH", 10)
         real_delete, calls = SqliteMemory.delete, []
@@ -318,7 +323,9 @@ def test_prune_killed_between_batches_is_finished_by_the_next_run(
         assert orjson.loads(result.stdout)["deleted"] == 15
         with kind.official(url) as store:
             assert all(v is None for v in scenario.view(store, short)["items"].values())
-            assert all(v is not None for v in scenario.view(store)["items"].values())
+            after = scenario.view(store)
+        assert after["items"] == before["items"]  # the survivors read exactly as before
+        assert after["namespaces"] == [ns for ns in before["namespaces"] if ns[0] != "tmp"]
 
 
 def _refreshing_store(name: str, url: str) -> Any:

@@ -17,6 +17,7 @@ from langgraph.types import Command
 import ckpt.savers
 from ckpt.backends.core.base import Selection
 from examples.graphs import build_graph, config, serializer
+from tests import oracle
 from tests.savers.conformance import _redis_prefix
 
 
@@ -32,7 +33,10 @@ def test_a_pruned_graph_thread_reads_and_resumes_on_the_official_saver(tmp_path:
         before = {t: app.get_state(config(t)) for t in ("done", "waiting")}
         counts = {t: len(list(saver.list(config(t)))) for t in ("done", "waiting")}
         assert all(n > 3 for n in counts.values())
+        every = oracle.snapshot(f"sqlite:///{path}", Path(path))
         saver.prune(["done", "waiting"], strategy="keep_latest")
+    kept = oracle.assert_kept_unchanged(f"sqlite:///{path}", Path(path), every)  # survivors read as before
+    assert 0 < len(kept) < len(every)
     with OfficialSqliteSaver.from_conn_string(path) as official:
         official.serde = serializer()
         app = build_graph(official)
@@ -56,7 +60,10 @@ def test_prune_delete_leaves_nothing_and_other_threads_alone(tmp_path: Path) -> 
         for thread in ("a", "b"):
             app.invoke({"messages": [HumanMessage(content="hi")]}, config(thread))
         kept = [t.checkpoint["id"] for t in saver.list(config("b"))]
+        every = oracle.snapshot(f"sqlite:///{path}", Path(path))
         saver.prune(["a"], strategy="delete")
+        survivors = oracle.assert_kept_unchanged(f"sqlite:///{path}", Path(path), every)
+        assert survivors == sorted(k for k in every if k[0] == "b")
         assert list(saver.list(config("a"))) == []
         assert [t.checkpoint["id"] for t in saver.list(config("b"))] == kept
     rows = sqlite3.connect(path).execute("SELECT count(*) FROM writes WHERE thread_id = 'a'").fetchone()
