@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ckpt.backends.core.base import (
     Capability,
@@ -24,8 +25,10 @@ from ckpt.backends.core.base import (
     WriteReport,
 )
 from ckpt.backends.core.errors import BackendUnavailableError, UnknownSchemeError
-from ckpt.backends.core.memory import MemoryStore
 from ckpt.backends.core.urls import redact, scheme_of
+
+if TYPE_CHECKING:
+    from ckpt.backends.core.memory import MemoryStore
 
 __all__ = [
     "Capability",

@@ -453,7 +453,7 @@ def direct_copy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
 
 def pipelined_copy(source: Any, target: Any, batch_size: int) -> None:
     """Read + split in a second thread; this thread only writes (what ``PostgresStore.write`` does)."""
-    from ckpt.backends.ops.transfer import batched
+    from ckpt.backends.core.iterate import batched
     from ckpt.backends.postgres import store as pgmod
 
     work: queue.Queue[Any] = queue.Queue(maxsize=4)

@@ -11,11 +11,11 @@ cron run and a saver's ``prune`` never delete at the same time).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 
 from ckpt.backends.core.base import CheckpointHeader, CheckpointKey, Selection, Store
 from ckpt.backends.core.errors import IntegrityError, NotFoundError
+from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.locks import check_held
 from ckpt.backends.core.policy import Policy
 from ckpt.backends.ops import threads
@@ -91,16 +91,10 @@ def _root(metadata: dict[str, object]) -> str | None:
 
 def _delete(store: Store, keys: list[CheckpointKey]) -> int:
     deleted = 0
-    for batch in _batches(keys, BATCH):
+    for batch in batched(keys, BATCH):
         check_held()  # a lock lost meanwhile stops before the next batch
         deleted += store.delete(batch)
     return deleted
-
-
-def _batches(keys: Iterable[CheckpointKey], size: int) -> Iterator[list[CheckpointKey]]:
-    it = iter(keys)
-    while batch := list(islice(it, size)):
-        yield batch
 
 
 def copy_thread(store: Store, source_thread_id: str, target_thread_id: str) -> None:

@@ -96,7 +96,8 @@ class JsonlStore(Store):
         from ckpt.backends.core.errors import UsageError
 
         raise UsageError(
-            f"{url} is an export file: prune, compact and upgrade work on stores (export again with --thread/--since)"
+            f"{url} is an export file: commands that change a store in place work on stores "
+            "(export again with --thread/--since)"
         )
 
     @classmethod
@@ -139,6 +140,8 @@ class JsonlStore(Store):
         raise FormatError(f"{self.path}: empty file, expected a ckpt export header")
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        if self.writable:
+            return  # a file being written holds only what this run writes; nothing to read back
         lines = self._lines()
         next(lines, None)  # the header, checked at open
         for lineno, line in lines:

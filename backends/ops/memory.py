@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import chain, islice
+from itertools import chain
 from typing import Any
 
 import orjson
 
 from ckpt.backends.core.errors import DataError, IntegrityError, UsageError
+from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.memory import (
     Address,
     MemoryItem,
@@ -169,7 +170,7 @@ def copy(
         begin(source.kind, source.layout(), source_url, index)
     report = MemoryCopyReport()
     seen: tuple[str, ...] | None = None
-    for batch in _batches(_checked(source.items(selection)), batch_size):
+    for batch in batched(_checked(source.items(selection)), batch_size):
         written: MemoryWriteReport = target.write(batch)
         report.items += written.items
         report.vectors += written.vectors
@@ -223,12 +224,6 @@ def _checked(items: Iterable[MemoryItem]) -> Iterator[MemoryItem]:
         yield item
 
 
-def _batches(items: Iterable[MemoryItem], size: int) -> Iterator[list[MemoryItem]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def verify(
     source: MemoryStore, target: MemoryStore, *, selection: MemorySelection = MemorySelection()
 ) -> tuple[int, list[str]]:
@@ -237,7 +232,7 @@ def verify(
     compared and the first differences (each naming the item)."""
     differences: list[str] = []
     compared = 0
-    for batch in _batches(source.items(selection), BATCH):
+    for batch in batched(source.items(selection), BATCH):
         theirs = target.get_many([i.address for i in batch])
         for item in batch:
             compared += 1

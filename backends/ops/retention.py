@@ -209,7 +209,7 @@ def plan_to_spool(
 
 def delete_spooled(store: Store, spool: Spool, report: PruneReport, batch_size: int = 500) -> PruneReport:
     """Delete the spooled keys in batches, each batch one transaction (or the store's atomic unit)."""
-    from ckpt.backends.ops.transfer import batched
+    from ckpt.backends.core.iterate import batched
 
     report.dry_run = False
     for batch in batched(spool, batch_size):

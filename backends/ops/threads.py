@@ -33,7 +33,7 @@ from typing import Any
 
 from ckpt.backends.core.base import Capability, CheckpointHeader, CheckpointKey, CheckpointRecord, Selection, Store
 from ckpt.backends.core.errors import NotFoundError, ThreadNotFoundError, UsageError
-from ckpt.backends.ops.transfer import batched
+from ckpt.backends.core.iterate import batched
 
 BATCH = 2000
 """Checkpoints per write or delete transaction."""
@@ -189,19 +189,13 @@ def _check_target(source: Store, target: Store | None, thread_id: str, new_threa
         raise UsageError("thread ids must not be empty")
     if dest is source and thread_id == new_thread_id:
         raise UsageError(f"the new thread id is the source's own ({thread_id!r})")
-    if Capability.WRITE not in dest.capabilities or (dest is source and source.kind == "jsonl"):
-        raise UsageError(f"{dest.kind} stores cannot take a thread in place (copy into another store with --to)")
+    if Capability.WRITE not in dest.capabilities:
+        raise UsageError(f"{dest.kind} stores cannot take a thread (copy into another store with --to)")
     return dest
 
 
 def _first(store: Store, thread_id: str) -> CheckpointHeader | None:
     return next(iter(store.headers(Selection(thread_id=thread_id))), None)
-
-
-def _exists(store: Store, thread_id: str) -> bool:
-    if store.kind == "jsonl":
-        return False  # an export file being written: it holds only what this run writes
-    return _first(store, thread_id) is not None
 
 
 def _lock(store: Store) -> AbstractContextManager[None]:
@@ -220,7 +214,7 @@ def _copy(
 
     new = report.new_thread
     with _lock(dest):
-        if _exists(dest, new):
+        if _first(dest, new) is not None:
             if not overwrite:
                 raise UsageError(f"thread {new!r} already exists in the target (--overwrite replaces it)")
             dest.delete_threads([new])

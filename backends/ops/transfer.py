@@ -6,11 +6,11 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selection, Store, WriteReport
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
+from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact, scheme_of
 from ckpt.backends.ops.pairing import OutOfOrder, by_thread, can_merge, checked, one_thread
@@ -72,12 +72,6 @@ class CopyReport(WriteReport):
             "bad_records": self.skipped,
             "lossy_conversions": self.losses,
         }
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def copy_records(

@@ -131,8 +131,8 @@ def _rewrite(store: Store, rewrite_all: bool, batch_size: int) -> int:
     first: a store may not take writes while its own read is open (SQLite's read snapshot)."""
     import tempfile
 
+    from ckpt.backends.core.iterate import batched
     from ckpt.backends.jsonl.store import JsonlStore
-    from ckpt.backends.ops.transfer import batched
 
     with tempfile.TemporaryDirectory(prefix="ckpt-upgrade-") as tmp:
         spool = str(Path(tmp) / "rewrite.jsonl")

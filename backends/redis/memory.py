@@ -32,6 +32,7 @@ import orjson
 import redis
 
 from ckpt.backends.core.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError
+from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
 from ckpt.backends.core.memory import (
     Address,
@@ -56,7 +57,6 @@ from ckpt.backends.redis.memory_layout import (
     from_micros,
     micros,
     new_ulid,
-    pages,
     text_of,
     unescape,
     vector_of,
@@ -235,7 +235,7 @@ class RedisMemory(MemoryStore):
                 yield namespace, key, redis_key, updated
 
     def items(self, selection: MemorySelection = MemorySelection()) -> Iterator[MemoryItem]:
-        for page in pages(self._selected(selection), PAGE):
+        for page in batched(self._selected(selection), PAGE):
             yield from self._fetch([redis_key for _ns, _key, redis_key, _u in page])
 
     def _vector_key(self, redis_key: str) -> str:
@@ -278,7 +278,7 @@ class RedisMemory(MemoryStore):
         index = self.index()
         dims = index.dims if index is not None else 0
         current: NamespaceSummary | None = None
-        for page in pages(self._selected(selection), PAGE):
+        for page in batched(self._selected(selection), PAGE):
             keys = [k for _ns, _k, key, _u in page for k in (key, self._vector_key(key))]
             flat = [int(x) for x in self._r.eval(SIZES_SCRIPT, len(keys), *keys)]
             for i, (namespace, _key, _rk, updated) in enumerate(page):
@@ -311,7 +311,7 @@ class RedisMemory(MemoryStore):
                 scan = True
             else:
                 tags[part] = None
-        queries = ["|".join(tag_query("key", t)[6:-1] for t in chunk) for chunk in pages(tags, TAGS_PER_QUERY)]
+        queries = ["|".join(tag_query("key", t)[6:-1] for t in chunk) for chunk in batched(tags, TAGS_PER_QUERY)]
         rows = [row for q in queries for row in self._rows("@key:{" + q + "}", sort=False)]
         if scan:
             rows += list(self._rows(sort=False))
@@ -325,7 +325,7 @@ class RedisMemory(MemoryStore):
     def get_many(self, addresses: Iterable[Address]) -> dict[Address, MemoryItem]:
         keys = [k for ks in self._find(addresses).values() for k in ks]
         out: dict[Address, MemoryItem] = {}
-        for chunk in pages(keys, PAGE):
+        for chunk in batched(keys, PAGE):
             for item in self._fetch(chunk):  # of duplicates (a racing put), the newest
                 if item.address not in out or out[item.address].updated_at <= item.updated_at:
                     out[item.address] = item

@@ -7,10 +7,8 @@ import os
 import re
 import struct
 import time
-from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -101,12 +99,3 @@ def vector_of(raw: Any, float32: bool = False) -> tuple[Vector, ...]:
     if float32:
         values = struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values))
     return (Vector(str(doc.get("field_name", "$")), values),)
-
-
-T = TypeVar("T")
-
-
-def pages(rows: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(rows)
-    while page := list(islice(iterator, size)):
-        yield page

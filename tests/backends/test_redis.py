@@ -131,7 +131,7 @@ def test_thread_id_with_a_colon_is_refused(cli: Cli, official_db: Path, tmp_path
     from dataclasses import replace
 
     from ckpt.backends import CheckpointKey
-    from ckpt.backends.ops.transfer import batched
+    from ckpt.backends.core.iterate import batched
 
     source = tmp_path / "colon.db"
     with open_store(sqlite_url(official_db)) as s, open_store(sqlite_url(source), write=True) as t:

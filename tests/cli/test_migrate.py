@@ -16,7 +16,7 @@ import pytest
 
 from ckpt.backends import CheckpointKey, open_store
 from ckpt.backends.core.errors import ExitCode
-from ckpt.backends.ops.transfer import batched
+from ckpt.backends.core.iterate import batched
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema
 

@@ -19,7 +19,7 @@ import pytest
 
 from ckpt.backends import CheckpointKey, CheckpointRecord, open_store
 from ckpt.backends.core.errors import ExitCode
-from ckpt.backends.ops.transfer import batched
+from ckpt.backends.core.iterate import batched
 from tests.conftest import Cli, sqlite_url
 from tests.servers import fresh_redis, mongo_database, postgres_schema
 from tests.support import populate_official, resume, tuple_view

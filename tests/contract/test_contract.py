@@ -8,7 +8,7 @@ import pytest
 
 from ckpt.backends import Capability, CheckpointKey, CheckpointRecord, Selection, open_store
 from ckpt.backends.core.base import find_record
-from ckpt.backends.ops.transfer import batched
+from ckpt.backends.core.iterate import batched
 from ckpt.formats.semantic import semantic_form
 from tests.contract.conftest import StoreFactory
 
