@@ -28,17 +28,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_migrate import _sample_tree_rss  # noqa: E402  # the process-tree RSS sampler
+from common import Run, Variant  # noqa: E402
 
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
 FLOOR = """
@@ -84,30 +83,6 @@ with PostgresSaver.from_conn_string(url) as source:
 """
 
 
-@dataclass
-class Run:
-    seconds: float
-    checkpoints: int
-    rss_mb: float | None = None
-
-
-@dataclass
-class Variant:
-    name: str
-    runs: list[Run] = field(default_factory=list)
-
-    @property
-    def seconds(self) -> float:
-        return statistics.median(r.seconds for r in self.runs)
-
-    @property
-    def rate(self) -> float:
-        return statistics.median(r.checkpoints / r.seconds for r in self.runs)
-
-    @property
-    def rss(self) -> float | None:
-        values = [r.rss_mb for r in self.runs if r.rss_mb is not None]
-        return max(values) if values else None
 
 
 def timed(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, bytes]:
@@ -223,15 +198,16 @@ def report(results: dict[tuple[str, str], Variant], labels: list[str]) -> None:
                 ratio = f"{v.seconds / floor.seconds:.2f}x floor time"
             else:
                 ratio = "-"
-            rss = f"{v.rss:.0f}" if v.rss else "-"
+            rss = v.rss
             n = v.runs[0].checkpoints
             print(f"| {label} | {name} | {n:,} | {v.seconds:.2f} | {v.rate:,.0f} | {ratio} | {rss} |")
     migrate = {label: results[(label, "migrate")] for label in labels if (label, "migrate") in results}
     ordered = list(migrate.items())
     for (small, a), (big, b) in zip(ordered, ordered[1:]):
         grow = b.runs[0].checkpoints / a.runs[0].checkpoints
+        rss_a, rss_b = a.peak_rss or 0, b.peak_rss or 0
         print(f"migrate {small} -> {big}: {grow:.0f}x the data, {b.seconds / a.seconds:.2f}x the time, "
-              f"peak RSS {a.rss or 0:.0f} -> {b.rss or 0:.0f} MB ({(b.rss or 0) / (a.rss or 1):.2f}x)")  # fmt: skip
+              f"peak RSS {rss_a:.0f} -> {rss_b:.0f} MB ({rss_b / (rss_a or 1):.2f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":

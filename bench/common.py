@@ -36,9 +36,15 @@ class Variant:
         return statistics.median(r.checkpoints / r.seconds for r in self.runs)
 
     @property
-    def rss(self) -> str:
+    def peak_rss(self) -> float | None:
+        """The largest peak RSS of the runs (MB), when measured."""
         values = [r.rss_mb for r in self.runs if r.rss_mb is not None]
-        return f"{max(values):.0f}" if values else "-"
+        return max(values) if values else None
+
+    @property
+    def rss(self) -> str:
+        peak = self.peak_rss
+        return f"{peak:.0f}" if peak is not None else "-"
 
 
 def ckpt(*args: str) -> tuple[float, float, str]:
