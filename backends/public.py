@@ -66,6 +66,12 @@ _WHERE = {
     "SizeReport": "ckpt.backends.ops.sizes",
     "CopyReport": "ckpt.backends.ops.transfer",
     "VerifyReport": "ckpt.backends.ops.verify",
+    "Shard": "ckpt.backends.core.shards",
+    "parse_shard": "ckpt.backends.core.shards",
+    "shard_of": "ckpt.backends.core.shards",
+    "write_report": "ckpt.backends.ops.reports",
+    "merge_reports": "ckpt.backends.ops.reports",
+    "MergedReport": "ckpt.backends.ops.reports",
 }
 __all__ = sorted(_WHERE)
 

@@ -1,4 +1,4 @@
-"""``ckpt import``: a JSONL export → any store, idempotently."""
+"""``ckpt import``: JSONL exports → any store, idempotently."""
 
 from __future__ import annotations
 
@@ -6,37 +6,69 @@ from typing import Annotated
 
 import typer
 
-from ckpt.cli.options import DEFAULT_BATCH, OutputOption, ThreadOption, resolve_store, selection
-from ckpt.cli.output import OutputFormat, write_json
+from ckpt.cli.options import (
+    DEFAULT_BATCH,
+    OutputOption,
+    ReportOption,
+    ShardOption,
+    ThreadOption,
+    resolve_store,
+    selection,
+)
+from ckpt.cli.output import OutputFormat, save_report, write_json
 
 
 def import_(
-    file: Annotated[str, typer.Argument(help="A .jsonl or .jsonl.gz file made by `ckpt export`.")],
-    url: Annotated[str, typer.Argument(help="Target store URL; a new SQLite file is created with the saver's schema.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE... URL",
+            help="One or more .jsonl or .jsonl.gz files made by `ckpt export` (the shards of a sharded export "
+            "together), then the target store URL; a new SQLite file is created with the saver's schema.",
+            show_default=False,
+        ),
+    ],
     thread: ThreadOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints per transaction.")] = DEFAULT_BATCH,
+    shard: ShardOption = None,
+    report_file: ReportOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Import a JSONL export into a store. Checkpoints already there are left alone (safe to rerun).
+    """Import JSONL exports into a store. Checkpoints already there are left alone (safe to rerun).
 
-    The whole file is checked first: a malformed line stops the import before anything is written.
+    Every file is checked first: a malformed line stops the import before anything is written.
+    The files of a sharded export go in together; shards of another split are refused, and
+    shards not given are named in a warning.
 
     Example:
       ckpt import backup.jsonl.gz sqlite:///restored.db
+      ckpt import backup-*-of-8.jsonl.gz postgresql://db/app
     """
+    from ckpt.backends.core.errors import UsageError
     from ckpt.backends.core.urls import redact
-    from ckpt.backends.ops.api import import_ as import_file
-    from ckpt.cli.console import info
+    from ckpt.backends.ops.api import import_ as import_files
+    from ckpt.backends.ops.sharding import check_shard_files
+    from ckpt.cli.console import info, warn
     from ckpt.cli.progress import copy_progress
 
+    if len(paths) < 2:
+        raise UsageError("give the export file(s) and then the target store URL: ckpt import FILE... URL")
+    *files, url = paths
     url = resolve_store(url, writes="import")
+    chosen = selection(thread, shard=shard)
+    missing = check_shard_files(files)
+    if missing:
+        warn(f"shard(s) {', '.join(map(str, missing))} of this export were not given: their threads are not imported")
     with copy_progress(None, "importing") as progress:
-        report = import_file(
-            file, url, selection(thread), batch_size=batch_size, progress=progress,
+        report = import_files(
+            files, url, chosen, batch_size=batch_size, progress=progress,
             on_total=progress.set_total if progress is not None else None,
         )  # fmt: skip
+    body = {"source": files[0] if len(files) == 1 else files, "target": redact(url), **report.as_json()}
+    if report_file is not None:
+        save_report(report_file, "import", body, chosen.shard)
     if output in (OutputFormat.json, OutputFormat.jsonl):
-        write_json({"source": file, "target": redact(url), **report.as_json()}, output)
+        write_json(body, output)
     else:
         info(
             f"imported {report.checkpoints_written} checkpoints and {report.writes_written} writes into {redact(url)}"

@@ -267,7 +267,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("threads", "delete"),
 }
 # Command groups: name -> module in ckpt.cli whose ``app`` is a Typer of subcommands.
-GROUPS: dict[str, str] = {"memory": "memory"}
+GROUPS: dict[str, str] = {"memory": "memory", "report": "report"}
 
 
 def _command(name: str) -> Callable[..., Any]:

@@ -9,6 +9,8 @@ import typer
 from ckpt.cli.options import (
     DEFAULT_BATCH,
     OutputOption,
+    ReportOption,
+    ShardOption,
     SinceOption,
     ThreadOption,
     UntilOption,
@@ -19,6 +21,7 @@ from ckpt.cli.options import (
 from ckpt.cli.output import OutputFormat, human_bytes, write_json
 
 if TYPE_CHECKING:
+    from ckpt.backends.core.base import Selection
     from ckpt.backends.ops.transfer import CopyReport
     from ckpt.backends.ops.verify import VerifyReport
 
@@ -54,6 +57,8 @@ def migrate(
             "--ttl", metavar="MINUTES", help="Redis targets: keys expire after MINUTES (RedisSaver's default_ttl)."
         ),
     ] = None,
+    shard: ShardOption = None,
+    report_file: ReportOption = None,
     output: OutputOption = None,
 ) -> None:
     """Copy checkpoints between any two stores, idempotently: a rerun copies only what is missing.
@@ -65,6 +70,7 @@ def migrate(
       ckpt migrate sqlite:///agent.db postgresql://user:pw@db:5432/app --verify
       ckpt migrate sqlite:///agent.db 'postgresql://db/app?schema=lg' --thread 'user-*' --dry-run
       ckpt migrate postgresql://db/app backup.jsonl.gz
+      ckpt migrate sqlite:///big.db postgresql://db/app --shard auto/8 --verify --report 'r-{shard}.json'
     """
     from ckpt.backends import open_store
     from ckpt.backends.core.errors import CkptError, DataError
@@ -77,7 +83,7 @@ def migrate(
 
     source = resolve_store(source)
     target = resolve_store(target, writes="migrate")
-    chosen = selection(thread, since, until)
+    chosen = selection(thread, since, until, shard=shard)
     if ttl is not None:
         target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")
     if dry_run:
@@ -110,7 +116,7 @@ def migrate(
     report, checked = done.copied, done.verified
     if total is None and report.checkpoints_read == 0:
         warn(_nothing_matched(thread, since, until))
-    _report(source, target, report, checked, output, workers)
+    _report(source, target, report, checked, output, workers, report_file, chosen)
     if report.skipped:
         raise DataError(f"{len(report.skipped)} record(s) could not be copied (see warnings); everything else was")
     if checked is not None and not checked.ok:  # exit 1, like diff(1) on a difference
@@ -121,17 +127,29 @@ def migrate(
 
 
 def _report(
-    source: str, target: str, report: CopyReport, checked: VerifyReport | None, output: OutputFormat | None, jobs: int
+    source: str,
+    target: str,
+    report: CopyReport,
+    checked: VerifyReport | None,
+    output: OutputFormat | None,
+    jobs: int,
+    report_file: str | None,
+    chosen: Selection,
 ) -> None:
     from ckpt.backends.core.urls import redact
     from ckpt.cli.console import info, warn
+    from ckpt.cli.output import save_report
 
     for line in report.skipped:
         warn(f"skipped {line}")
+    body = {"source": redact(source), "target": redact(target), "jobs": jobs, **report.as_json()}
+    if checked is not None:
+        body["verify"] = checked.as_json()
+    if chosen.shard is not None:
+        body["shard"] = chosen.shard.as_json()
+    if report_file is not None:
+        save_report(report_file, "migrate", body, chosen.shard)
     if output in (OutputFormat.json, OutputFormat.jsonl):
-        body = {"source": redact(source), "target": redact(target), "jobs": jobs, **report.as_json()}
-        if checked is not None:
-            body["verify"] = checked.as_json()
         write_json(body, output)
         return
     if report.checkpoints_written == 0 and report.writes_written == 0 and not report.skipped:

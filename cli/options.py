@@ -12,6 +12,7 @@ from ckpt.cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from ckpt.backends.core.base import Selection
+    from ckpt.backends.core.shards import Shard
 
 # The default of --batch-size: ckpt.backends.ops.transfer.DEFAULT_BATCH, written out so that
 # building the commands' help imports no store code (tests/cli/test_startup.py checks they agree).
@@ -48,6 +49,26 @@ SinceOption = Annotated[
 UntilOption = Annotated[
     Optional[str], typer.Option(help="Only checkpoints written before this time (same forms as --since).")
 ]
+ShardOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Only shard K of N (K from 0) of the threads, split by a hash of the thread id: N runs, "
+        "K = 0..N-1, each alone and in any order, cover the store exactly once. auto/N takes K from "
+        "$JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Each shard takes its own lock.",
+        show_default=False,
+    ),
+]
+ReportOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--report",
+        metavar="FILE",
+        help="Also write the JSON report to FILE ({shard} becomes K-of-N); `ckpt report merge` adds them up.",
+        show_default=False,
+    ),
+]
 AesKeyOption = Annotated[
     Optional[str],
     typer.Option(
@@ -79,7 +100,11 @@ def parse_time(text: str, *, now: float | None = None) -> float:
 
 
 def selection(
-    thread: str | None = None, since: str | None = None, until: str | None = None, ns: str | None = None
+    thread: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    ns: str | None = None,
+    shard: str | None = None,
 ) -> Selection:
     from ckpt.backends.core.base import Selection
 
@@ -88,7 +113,17 @@ def selection(
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,
         checkpoint_ns=ns,
+        shard=parse_shard(shard),
     )
+
+
+def parse_shard(text: str | None) -> Shard | None:
+    """``--shard K/N`` or ``auto/N`` (``None`` when not given)."""
+    if text is None:
+        return None
+    from ckpt.backends.core.shards import parse_shard as parse
+
+    return parse(text)
 
 
 def iso_time(epoch: float | None) -> str | None:

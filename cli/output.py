@@ -8,9 +8,12 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
+
+if TYPE_CHECKING:
+    from ckpt.backends.core.shards import Shard
 
 # Beyond this many rows a table on a terminal is drawn by the plain formatter too: rich
 # spends ~8 µs a row fitting cells to the terminal width, seconds for a large store.
@@ -172,3 +175,11 @@ def human_bytes(value: Any) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return str(value)
+
+
+def save_report(path: str, command: str, body: dict[str, Any], shard: Shard | None) -> None:
+    """``--report FILE``: the command's JSON report written whole to a file (one per shard)."""
+    from ckpt.backends.ops.reports import write_report
+    from ckpt.cli.console import info
+
+    info(f"report written to {write_report(path, command, body, shard)}")

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import OutputOption, StoreArgument, ThreadOption, resolve_store
-from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
+from ckpt.cli.options import OutputOption, ShardOption, StoreArgument, ThreadOption, parse_shard, resolve_store
+from ckpt.cli.output import OutputFormat, human_bytes, resolve, save_report, write_json
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import PruneReport, ThreadPlan
@@ -42,8 +42,14 @@ def prune(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
     report: Annotated[
         Optional[str],
-        typer.Option("--report", help="'json': the same as -o json (kept for cron scripts that use it)."),
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the JSON report to FILE ({shard} becomes K-of-N; `ckpt report merge` adds "
+            "them up). The word 'json' instead means -o json (kept for cron scripts that use it).",
+        ),
     ] = None,
+    shard: ShardOption = None,
     batch_size: Annotated[
         Optional[int],
         typer.Option(
@@ -74,10 +80,12 @@ def prune(
       ckpt prune sqlite:///agent.db --keep-last 10 --dry-run
       ckpt prune postgresql://db/app --keep-within 30d --keep-daily 7 --yes --report json
       ckpt prune sqlite:///agent.db --delete-idle 90d --exempt 'vip-*' --yes
+      ckpt prune postgresql://db/app --keep-last 20 --yes --shard auto/4 --report 'prune-{shard}.json'
     """
     from ckpt.backends import open_store
-    from ckpt.backends.core.errors import CkptError, UsageError
+    from ckpt.backends.core.errors import CkptError
     from ckpt.backends.core.policy import Policy, parse_duration
+    from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.prune import prune as prune_store
     from ckpt.cli.console import confirm
 
@@ -92,10 +100,9 @@ def prune(
         metadata=tuple(_pair(item) for item in metadata or ()),
         exempt=exempt,
         min_idle=parse_duration(min_idle, "--min-idle"),
+        shard=parse_shard(shard),
     )
     policy.validate()
-    if report not in (None, "json"):
-        raise UsageError(f"--report takes 'json', got {report!r}")
     fmt = resolve(output)
     machine = report == "json" or fmt in (OutputFormat.json, OutputFormat.jsonl)
     rows: list[ThreadPlan] = []
@@ -111,6 +118,11 @@ def prune(
         from ckpt.cli.options import selection_words
 
         warn(f"no threads matched{selection_words(thread, None, None)}: nothing to prune")
+    if report not in (None, "json"):
+        body = {"store": redact(url), **totals.as_json()}
+        if policy.shard is not None:
+            body["shard"] = policy.shard.as_json()
+        save_report(report, "prune", body, policy.shard)
     _show(url, totals, rows if totals.dry_run or totals.checkpoints_to_delete == 0 else [], fmt, report)
     if totals.errors:
         raise CkptError(f"{len(totals.errors)} delete batch(es) failed; the rest was deleted (see report)")

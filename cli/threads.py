@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
-from ckpt.cli.output import OutputFormat, human_bytes, resolve, write_json
+from ckpt.cli.options import OutputOption, ShardOption, StoreArgument, parse_shard, resolve_store
+from ckpt.cli.output import OutputFormat, human_bytes, resolve, save_report, write_json
 
 if TYPE_CHECKING:
     from ckpt.backends.ops.threads import DeletePlan, DeleteReport, ThreadCopyReport
@@ -106,8 +106,15 @@ def delete(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
     report: Annotated[
-        Optional[str], typer.Option("--report", help="'json': the same as -o json (an audit trail).")
+        Optional[str],
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the JSON report to FILE ({shard} becomes K-of-N), an audit trail. "
+            "The word 'json' instead means -o json.",
+        ),
     ] = None,
+    shard: ShardOption = None,
     output: OutputOption = None,
 ) -> None:
     """Delete whole threads (delete_thread) or runs (delete_for_runs), then prove nothing is left.
@@ -117,7 +124,8 @@ def delete(
     integrity guard. The plan comes first: --dry-run prints it; a real run asks on a terminal
     and needs --yes otherwise. Afterwards a residue scan counts what the store still holds of
     them (exit 7 when anything is left, or when a writer wrote to a deleted thread meanwhile).
-    A glob matching no thread or a run with no checkpoint exits 3.
+    A glob matching no thread or a run with no checkpoint exits 3 (with --shard, a shard
+    holding none of them has nothing to do).
 
     Example:
       ckpt delete sqlite:///agent.db --thread 'user-42-*' --dry-run
@@ -125,18 +133,19 @@ def delete(
     """
     from ckpt.backends import open_store
     from ckpt.backends.core.errors import IntegrityError, UsageError
+    from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.threads import delete as delete_store
     from ckpt.backends.ops.threads import plan_delete, residue_message
     from ckpt.cli.console import confirm
 
-    if report not in (None, "json"):
-        raise UsageError(f"--report takes 'json', got {report!r}")
     if not thread and not run:
         raise UsageError("name what to delete: --thread GLOB or --run RUN_ID")
     url = resolve_store(url, writes="delete")
     with open_store(url, write=not dry_run, create=False) as store:
-        plan = plan_delete(store, thread_globs=thread or (), run_ids=run or ())
+        plan = plan_delete(store, thread_globs=thread or (), run_ids=run or (), shard=parse_shard(shard))
         done = delete_store(store, plan, dry_run=dry_run, confirm=None if yes else lambda p: confirm(_question(url, p)))
+    if report not in (None, "json"):
+        save_report(report, "delete", {"store": redact(url), **done.as_json()}, plan.shard)
     _show_delete(url, done, resolve(output), report)
     if not done.dry_run and not done.clean:
         raise IntegrityError(residue_message(done))

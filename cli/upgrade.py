@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import OutputOption, StoreArgument, resolve_store
-from ckpt.cli.output import OutputFormat, resolve, write_json
+from ckpt.cli.options import OutputOption, ReportOption, ShardOption, StoreArgument, parse_shard, resolve_store
+from ckpt.cli.output import OutputFormat, resolve, save_report, write_json
 
 if TYPE_CHECKING:
     from ckpt.backends.ops.upgrade import UpgradeReport
@@ -24,6 +24,8 @@ def upgrade(
         bool, typer.Option("--verify", help="Afterwards compare the store as today's saver reads it with the backup.")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Checkpoints rewritten per transaction.")] = 500,
+    shard: ShardOption = None,
+    report_file: ReportOption = None,
     output: OutputOption = None,
 ) -> None:
     """Rewrite a store written by an old saver release into the current saver's layout, in place.
@@ -31,7 +33,9 @@ def upgrade(
     Names the layout generation found and plans first (--dry-run lists each step and how much it
     touches). Each step is idempotent and each batch one transaction: a run killed at any point is
     finished by the next. A store whose layout ckpt does not recognise is never touched (exit 5);
-    a current one is left as it is.
+    a current one is left as it is. With --shard, only that shard's threads are rewritten (and
+    backed up and verified; {shard} in --backup becomes K-of-N); an upgrade with store-wide
+    steps runs once, without --shard.
 
     Example:
       ckpt upgrade sqlite:///agent.db --dry-run
@@ -57,7 +61,10 @@ def upgrade(
             verify=verify,
             confirm=None if yes else ask,
             batch_size=batch_size,
+            shard=parse_shard(shard),
         )
+    if report_file is not None:
+        save_report(report_file, "upgrade", {"store": redact(url), **report.as_json()}, report.shard)
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         write_json({"store": redact(url), **report.as_json()}, fmt)
         return

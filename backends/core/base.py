@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import orjson
 
 from ckpt.backends.core.ids import checkpoint_time
+from ckpt.backends.core.shards import Shard
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import Policy, ServerPrune
@@ -146,6 +147,9 @@ class Selection:
     the store it is applied to: code points (= UTF-8 bytes), except PostgreSQL, which compares
     in its columns' collation (the order of its index); how ``migrate --jobs`` hands each worker
     its share of the threads, the bounds coming from that store (``transfer.thread_ranges``)."""
+    shard: Shard | None = None
+    """``--shard K/N``: only the threads whose id hashes to shard K (``core.shards``); drivers
+    push it into their query where they can and re-check every id they yield."""
 
     def matches_thread(self, thread_id: str) -> bool:
         if self.thread_id is not None and thread_id != self.thread_id:
@@ -153,6 +157,8 @@ class Selection:
         if self.thread_from is not None and thread_id < self.thread_from:
             return False
         if self.thread_to is not None and thread_id >= self.thread_to:
+            return False
+        if self.shard is not None and not self.shard.holds(thread_id):
             return False
         return self.thread_glob is None or fnmatch.fnmatchcase(thread_id, self.thread_glob)
 

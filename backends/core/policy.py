@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ckpt.backends.core.base import CheckpointKey
 from ckpt.backends.core.errors import UsageError
+from ckpt.backends.core.shards import Shard
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -52,6 +53,8 @@ class Policy:
     metadata: tuple[tuple[str, str], ...] = ()
     exempt: str | None = None
     min_idle: float = 300.0
+    shard: Shard | None = None
+    """``--shard K/N``: only the threads of that shard (``core.shards``)."""
 
     def validate(self) -> None:
         keeps = (self.keep_last, self.keep_within, self.keep_daily, self.keep_weekly)

@@ -36,6 +36,7 @@ from ckpt.backends.core.errors import (
 )
 from ckpt.backends.core.files import PartialFile
 from ckpt.backends.core.locks import file_lock
+from ckpt.backends.core.shards import HASH, Shard
 from ckpt.backends.core.urls import redact
 from ckpt.backends.jsonl.lines import check_line, parse_line, record_from, record_to
 
@@ -89,6 +90,8 @@ class JsonlStore(Store):
         self._lock: ExitStack | None = None
         """Holds ``<file>.lock`` while this store writes ``<file>.partial``: one writer per file."""
         self._header: dict[str, Any] | None = None
+        self.shard: Shard | None = None
+        """Written: the ``--shard`` this export holds, put in the header. Read: the header's."""
 
     @classmethod
     def open_existing(cls, url: str) -> JsonlStore:
@@ -108,6 +111,7 @@ class JsonlStore(Store):
         store = cls(path, writable=write)
         if not write:
             store._header = store._read_header()
+            store.shard = _header_shard(path, store._header.get("shard"))
         return store
 
     def layout(self) -> dict[str, Any]:
@@ -177,6 +181,7 @@ class JsonlStore(Store):
                     "created_at": datetime.now(timezone.utc).isoformat(),
                     "source": self._source or None,
                     "decoded": self.decorate is not None,
+                    **({"shard": self.shard.as_json()} if self.shard is not None else {}),
                 }
             )
         assert self._out is not None
@@ -317,6 +322,19 @@ class JsonlStore(Store):
             self.abort()
         else:
             self.close()
+
+
+def _header_shard(path: str, value: Any) -> Shard | None:
+    """The header's ``shard`` (an export of ``--shard K/N``), checked: a split by another hash
+    cannot be combined with this one's."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("hash") != HASH:
+        raise FormatError(f"{path}:1: shard {value!r} is not a ckpt {HASH} shard")
+    try:
+        return Shard(int(value["index"]), int(value["count"]))
+    except (KeyError, TypeError, ValueError, UsageError) as exc:
+        raise FormatError(f"{path}:1: unreadable shard {value!r} ({exc})") from None
 
 
 def _redacted(value: Any) -> Any:

@@ -267,9 +267,14 @@ class MongoStore(Store):
         yield from thread_summaries(self._checkpoints, self._filter(selection), selection)
 
     def count(self, selection: Selection = Selection()) -> int | None:
-        if selection.thread_glob is None:
+        if (
+            selection.thread_glob is None
+            and selection.shard is None
+            and selection.thread_from is None
+            and (selection.thread_to is None)
+        ):
             return int(self._checkpoints.count_documents(self._filter(selection)))
-        # the filter does not express the glob: count per thread, keep the threads fnmatch selects
+        # the filter expresses no glob, range or shard: count per thread, keep the threads selected
         per_thread = self._checkpoints.aggregate(
             [{"$match": self._filter(selection)}, {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}]
         )

@@ -20,14 +20,16 @@ every error is a :class:`~ckpt.backends.core.errors.CkptError` with the exit cod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ckpt.backends import open_store
 from ckpt.backends.core.base import Selection, Store
 from ckpt.backends.core.errors import UsageError
+from ckpt.backends.core.shards import Shard, shard_path
 from ckpt.backends.core.urls import is_jsonl_path
+from ckpt.backends.ops.sharding import shard_lock
 
 if TYPE_CHECKING:
     from ckpt.backends.core.memory import MemoryStore
@@ -112,6 +114,8 @@ class MigrateReport:
     """Worker processes used: ``jobs`` as asked for, capped at the cores and free memory."""
     jobs_note: str | None = None
     """Why fewer workers were used than asked for (``None`` when they were not)."""
+    shard: Shard | None = None
+    """The ``--shard`` this run copied (``None``: every thread)."""
 
     @property
     def ok(self) -> bool:
@@ -121,6 +125,8 @@ class MigrateReport:
         body = self.copied.as_json()
         if self.verified is not None:
             body["verify"] = self.verified.as_json()
+        if self.shard is not None:
+            body["shard"] = self.shard.as_json()
         return body
 
 
@@ -148,11 +154,13 @@ def migrate(
             jobs = auto_jobs(target, src.count(selection))
     else:
         jobs, note = cap_jobs(jobs)
-    copied = copy_between(
-        source, target, open_store, selection,
-        jobs=jobs, batch_size=batch_size or DEFAULT_BATCH, progress=progress, skip_bad=skip_bad,
-    )  # fmt: skip
-    return MigrateReport(copied, verify_stores(source, target, selection) if verify else None, jobs, note)
+    with shard_lock(target, "migrate", selection.shard):  # a shard holds only its own lock
+        copied = copy_between(
+            source, target, open_store, selection,
+            jobs=jobs, batch_size=batch_size or DEFAULT_BATCH, progress=progress, skip_bad=skip_bad,
+        )  # fmt: skip
+        verified = verify_stores(source, target, selection) if verify else None
+    return MigrateReport(copied, verified, jobs, note, selection.shard)
 
 
 def plan_migration(source: str, target: str, selection: Selection = Selection()) -> CopyPlan:
@@ -180,22 +188,27 @@ def export(
     progress: Any = None,
 ) -> CopyReport:
     """A lossless JSONL export (``ckpt export``) to ``file`` (``.jsonl``, ``.jsonl.gz`` or ``-``);
-    the file appears under its name only when complete. ``decorate(record)`` adds a decoded view."""
+    the file appears under its name only when complete. ``decorate(record)`` adds a decoded view.
+    With ``selection.shard``, ``{shard}`` in ``file`` becomes ``K-of-N`` and the header says which
+    shard the file holds (``import`` takes the files together); its writer's lock is the shard's."""
     from ckpt.backends.jsonl.store import JsonlStore
     from ckpt.backends.ops.transfer import copy_records
 
+    file = shard_path(file, selection.shard)
     if not is_jsonl_path(file):
         raise UsageError(f"export target must end in .jsonl or .jsonl.gz (or be -), got {file!r}")
     with open_store(source) as src, JsonlStore.open(file, write=True) as target:
         if decorate is not None:
             target.decorate = decorate
+        target.shard = selection.shard
         report = copy_records(src, target, selection, source_url=source, progress=progress)
     report.decode_errors = list(target.decode_errors)
+    report.shard = selection.shard
     return report
 
 
 def import_(
-    file: str,
+    file: str | Sequence[str],
     target: str,
     selection: Selection = Selection(),
     *,
@@ -203,20 +216,40 @@ def import_(
     progress: Any = None,
     on_total: Callable[[int | None], None] | None = None,
 ) -> CopyReport:
-    """A JSONL export back into a store (``ckpt import``), idempotently. The file is read whole
+    """JSONL exports back into a store (``ckpt import``), idempotently. Every file is read whole
     once first: a bad line is reported (file and line number) before anything is written, and
-    ``on_total`` learns how many records it holds."""
+    ``on_total`` learns how many records they hold. Several files (the shards of one sharded
+    export) go in together; files of different splits are refused. ``selection.shard`` imports
+    that shard's threads only, under the target's lock for the shard."""
     from ckpt.backends.jsonl.store import JsonlStore
-    from ckpt.backends.ops.transfer import DEFAULT_BATCH, copy_records
+    from ckpt.backends.ops.sharding import check_shard_files
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH, CopyReport, copy_records
 
-    if not is_jsonl_path(file) or file == "-":
-        raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {file!r}")
-    with JsonlStore.open(file) as src:
-        total = src.validate()
-        if on_total is not None:
-            on_total(total)
-        with open_store(target, write=True) as dst:
-            return copy_records(
-                src, dst, selection, source_url=file, batch_size=batch_size or DEFAULT_BATCH,
-                progress=progress, validated=True,
-            )  # fmt: skip
+    files = [file] if isinstance(file, str) else list(file)
+    for path in files:
+        if not is_jsonl_path(path) or path == "-":
+            raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {path!r}")
+    check_shard_files(files)
+    total = 0
+    for path in files:
+        with JsonlStore.open(path) as src:
+            total += src.validate()
+    if on_total is not None:
+        on_total(total)
+    report = CopyReport(shard=selection.shard)
+    with shard_lock(target, "import", selection.shard), open_store(target, write=True) as dst:
+        for path in files:
+            with JsonlStore.open(path) as src:
+                report.merge(
+                    copy_records(
+                        src,
+                        dst,
+                        selection,
+                        source_url=path,
+                        batch_size=batch_size or DEFAULT_BATCH,
+                        progress=progress,
+                        validated=True,
+                    )  # fmt: skip
+                )
+        report.losses = dst.conversion_losses()  # the target's count covers every file
+    return report

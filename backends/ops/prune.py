@@ -26,6 +26,7 @@ from ckpt.backends.core.base import Capability, Store
 from ckpt.backends.core.errors import CkptError, ExitCode, UsageError
 from ckpt.backends.core.ids import lowest_id_at
 from ckpt.backends.core.policy import Policy, PruneReport, ServerPrune, ThreadPlan, parse_duration
+from ckpt.backends.core.shards import shard_lock_name
 from ckpt.backends.ops.retention import Spool, delete_spooled, plan_to_spool
 from ckpt.backends.ops.retention import plan as plan_threads
 
@@ -78,7 +79,7 @@ def prune(
     spool = Spool()
     server: ServerPrune | None = None
     try:
-        with store.lock("prune") if not dry_run else nullcontext():
+        with store.lock(shard_lock_name("prune", policy.shard)) if not dry_run else nullcontext():
             server = store.server_prune(policy, moment, jobs)
             if server is not None and not dry_run and confirm is None:
                 return server.run(batch_size or SERVER_BATCH)  # nobody reads a plan first

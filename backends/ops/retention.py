@@ -33,7 +33,7 @@ def plan(store: Store, policy: Policy, now: float | None = None, *, reasons: boo
     With ``reasons``, each plan lists what it keeps and why (``ThreadPlan.kept``)."""
     policy.validate()
     moment = now if now is not None else datetime.now(timezone.utc).timestamp()
-    headers = store.headers(Selection(thread_glob=policy.thread_glob))
+    headers = store.headers(Selection(thread_glob=policy.thread_glob, shard=policy.shard))
     for thread_id, group in groupby(headers, key=lambda h: h.key.thread_id):
         yield plan_thread(thread_id, list(group), policy, moment, reasons=reasons)
 

@@ -34,6 +34,7 @@ from typing import Any
 from ckpt.backends.core.base import Capability, CheckpointHeader, CheckpointKey, CheckpointRecord, Selection, Store
 from ckpt.backends.core.errors import NotFoundError, ThreadNotFoundError, UsageError
 from ckpt.backends.core.iterate import batched
+from ckpt.backends.core.shards import Shard, shard_lock_name
 
 BATCH = 2000
 """Checkpoints per write or delete transaction."""
@@ -80,6 +81,8 @@ class DeletePlan:
     bytes: int = 0
     keys: list[CheckpointKey] = field(default_factory=list)
     """The checkpoints of the runs (threads deleted whole are not listed)."""
+    shard: Shard | None = None
+    """``--shard K/N``: the plan holds only that shard's threads and takes only its lock."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class DeletePlan:
             "writes": self.writes,
             "bytes": self.bytes,
             "run_checkpoints": [[k.thread_id, k.checkpoint_ns, k.checkpoint_id] for k in self.keys],
+            **({"shard": self.shard.as_json()} if self.shard is not None else {}),
         }
 
 
@@ -259,19 +263,22 @@ def _words(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
 
 
-def plan_delete(store: Store, *, thread_globs: Sequence[str] = (), run_ids: Sequence[str] = ()) -> DeletePlan:
+def plan_delete(
+    store: Store, *, thread_globs: Sequence[str] = (), run_ids: Sequence[str] = (), shard: Shard | None = None
+) -> DeletePlan:
     """Which threads/checkpoints ``delete`` would remove (``delete_thread`` / ``delete_for_runs``).
 
     A run is the checkpoints whose metadata ``run_id`` is one of ``run_ids`` (the key SqliteSaver,
     PostgresSaver and MongoDBSaver copy in from ``config``, and RedisSaver indexes). A glob that
-    matches no thread, or a run with no checkpoint, is ``NotFoundError`` (exit 3): nothing is planned."""
+    matches no thread, or a run with no checkpoint, is ``NotFoundError`` (exit 3): nothing is planned.
+    With ``shard``, only that shard's threads are planned, and a shard with none of them is no error."""
     if not thread_globs and not run_ids:
         raise UsageError("name what to delete: --thread GLOB or --run RUN_ID")
-    plan = DeletePlan(run_ids=list(run_ids))
+    plan = DeletePlan(run_ids=list(run_ids), shard=shard)
     threads: set[str] = set()
     for glob in thread_globs:
-        found = [s.thread_id for s in store.threads(Selection(thread_glob=glob), details=False)]
-        if not found:
+        found = [s.thread_id for s in store.threads(Selection(thread_glob=glob, shard=shard), details=False)]
+        if not found and shard is None:
             raise ThreadNotFoundError(f"no thread matches {glob!r} in this store")
         threads.update(found)
     plan.thread_ids = sorted(threads)
@@ -280,7 +287,7 @@ def plan_delete(store: Store, *, thread_globs: Sequence[str] = (), run_ids: Sequ
             _tally(plan, header)
     if run_ids:
         wanted, seen = set(run_ids), set()
-        for header in store.headers():
+        for header in store.headers(Selection(shard=shard)):
             run = (header.metadata or {}).get("run_id")
             if isinstance(run, str) and run in wanted:
                 seen.add(run)
@@ -288,7 +295,7 @@ def plan_delete(store: Store, *, thread_globs: Sequence[str] = (), run_ids: Sequ
                     plan.keys.append(header.key)
                     _tally(plan, header)
         missing = [r for r in run_ids if r not in seen]
-        if missing:
+        if missing and shard is None:
             raise NotFoundError(f"no checkpoint of run {missing[0]!r} in this store")
     return plan
 
@@ -322,7 +329,7 @@ def delete(
         return report
     if Capability.DELETE not in store.capabilities:
         raise UsageError(f"{store.kind} stores do not support delete (try --dry-run)")
-    with store.lock(LOCK):
+    with store.lock(shard_lock_name(LOCK, plan.shard)):
         if confirm is not None and not confirm(plan):
             raise Aborted("nothing deleted: the delete was not confirmed")
         for start in range(0, len(plan.thread_ids), THREAD_BATCH):

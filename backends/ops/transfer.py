@@ -12,6 +12,7 @@ from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selectio
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
 from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.merge import attach
+from ckpt.backends.core.shards import Shard
 from ckpt.backends.core.urls import redact, scheme_of
 from ckpt.backends.ops.pairing import OutOfOrder, by_thread, can_merge, checked, one_thread
 from ckpt.backends.ops.sends import for_target
@@ -52,6 +53,8 @@ class CopyReport(WriteReport):
     """Values the target's layout could not keep exactly, by kind (e.g. Redis JSON)."""
     decode_errors: list[str] = field(default_factory=list)
     """Checkpoints an export's readable view could not decode (their raw payloads were exported)."""
+    shard: Shard | None = None
+    """The ``--shard`` an export or import covered (``None``: every thread)."""
 
     def merge(self, other: CopyReport) -> None:
         self.add(other)
@@ -71,6 +74,7 @@ class CopyReport(WriteReport):
             "writes_skipped": self.writes_skipped,
             "bad_records": self.skipped,
             "lossy_conversions": self.losses,
+            **({"shard": self.shard.as_json()} if self.shard is not None else {}),
         }
 
 

@@ -25,8 +25,14 @@ _C = ' COLLATE "C"'
 filter orders nothing, so it costs no index; byte order keeps it a superset of the Python test."""
 
 
+SHARD_SQL = "(('x' || substr(md5(convert_to(thread_id, 'UTF8')), 1, 15))::bit(60)::bigint %% %s)"
+"""``core.shards.shard_of`` in SQL: the first 60 bits of the MD5 of the id's UTF-8 bytes, a
+positive bigint, so ``%`` agrees with Python's (tests/backends/test_shards.py compares them)."""
+
+
 def where(selection: Selection) -> tuple[str, list[Any]]:
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
     if selection.thread_id is not None:
         clauses.append("thread_id = %s")
         params.append(selection.thread_id)
@@ -41,6 +47,9 @@ def where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_to is not None:
         clauses.append("thread_id < %s")
         params.append(selection.thread_to)
+    if selection.shard is not None and selection.shard.count > 1:
+        clauses.append(f"{SHARD_SQL} = %s")
+        params.extend((selection.shard.count, selection.shard.index))
     if selection.checkpoint_ns is not None:
         clauses.append("checkpoint_ns = %s")
         params.append(selection.checkpoint_ns)

@@ -196,7 +196,12 @@ class RedisStore(Store):
         checkpoint keys reading only ``$.thread_id``."""
         if selection.thread_id is not None:
             return [selection.thread_id]
-        threads = Selection(selection.thread_glob, thread_from=selection.thread_from, thread_to=selection.thread_to)
+        threads = Selection(
+            selection.thread_glob,
+            thread_from=selection.thread_from,
+            thread_to=selection.thread_to,
+            shard=selection.shard,
+        )
         listed = thread_summaries(self._r, self._index, threads, ttl=False)
         if listed is not None:
             return [summary.thread_id for summary in listed]

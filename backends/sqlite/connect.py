@@ -16,6 +16,7 @@ from ckpt.backends.core.errors import (
     StorageError,
     StoreNotFoundError,
 )
+from ckpt.backends.core.shards import shard_of
 
 
 def connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
@@ -24,6 +25,8 @@ def connect(target: str, path: str, *, uri: bool = False) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise BackendUnavailableError(f"cannot open SQLite file {path}: {exc}") from exc
     conn.text_factory = str
+    # --shard's test in SQL (backends/core/shards.py), so other shards' rows never reach Python
+    conn.create_function("ckpt_shard", 2, shard_of, deterministic=True)
     return conn
 
 

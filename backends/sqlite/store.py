@@ -472,6 +472,9 @@ def _where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_to is not None:
         clauses.append("thread_id < ?")
         params.append(selection.thread_to)
+    if selection.shard is not None and selection.shard.count > 1:
+        clauses.append("ckpt_shard(thread_id, ?) = ?")  # registered on every connection (connect.py)
+        params.extend((selection.shard.count, selection.shard.index))
     if selection.checkpoint_ns is not None:
         clauses.append("checkpoint_ns = ?")
         params.append(selection.checkpoint_ns)

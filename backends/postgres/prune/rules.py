@@ -86,7 +86,7 @@ class PostgresPrune:
         """The general path for one thread whose ids or metadata the SQL rules cannot read
         exactly, with the blobs its deletions free counted (``None``: the thread is gone or not
         selected)."""
-        if not Selection(thread_glob=self.policy.thread_glob).matches_thread(thread_id):
+        if not Selection(thread_glob=self.policy.thread_glob, shard=self.policy.shard).matches_thread(thread_id):
             return None
         headers = list(self.store.headers(Selection(thread_id=thread_id)))
         if not headers:

@@ -27,6 +27,11 @@ _REGULAR = (
 # A half-open range of thread ids in the column's own collation (an index range: ``--jobs`` shares
 # and the run's batches are cut where the index puts them), or everything when an end is NULL.
 IN_RANGE = "(%({lo})s::text IS NULL OR {col} >= %({lo})s) AND (%({hi})s::text IS NULL OR {col} < %({hi})s)"
+# --shard K/N (core.shards): the hash of rows.SHARD_SQL; NULL (no shard) keeps every thread
+IN_SHARD = (
+    "(%(shard_n)s::bigint IS NULL OR "
+    "(('x' || substr(md5(convert_to({col}, 'UTF8')), 1, 15))::bit(60)::bigint %% %(shard_n)s) = %(shard_k)s)"
+)
 _MIN_IDLE = "written within --min-idle"
 # Per transaction, for these statements only: JIT compiles the plan's subplans for seconds
 # (measured 10 s of 18 s on 100k checkpoints), and the plan's one pass sorts in memory.
@@ -66,6 +71,8 @@ def bounds(policy: Policy, now: float) -> dict[str, Any]:
     params: dict[str, Any] = {
         "like": glob_like(policy.thread_glob) if policy.thread_glob else "%",
         "exempt": glob_like(policy.exempt) if policy.exempt else None,
+        "shard_n": policy.shard.count if policy.shard is not None else None,
+        "shard_k": policy.shard.index if policy.shard is not None else None,
         # skipped when now - newest < min_idle (plan_thread), i.e. newest at or after this id
         "idle": id_at_tick(first_tick(lambda t: now - t < policy.min_idle)),
         "dead": None,
@@ -116,7 +123,7 @@ base AS (  -- the per-row facts, read once; the windows then carry narrow rows
          {_REGULAR} AS ok,
          c.metadata ? 'counters_since_delta_snapshot' AS delta_row,
          pg_column_size(c.checkpoint) + pg_column_size(c.metadata) AS size
-  FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND __RANGE__
+  FROM checkpoints c WHERE c.thread_id LIKE %(like)s AND {IN_SHARD.format(col="c.thread_id")} AND __RANGE__
 ),"""
 _RULES = f"""
 ranked AS (
@@ -165,12 +172,13 @@ def rows(thread_range: str) -> str:
 
 _PLAN_RANGE = IN_RANGE.format(lo="from", hi="to", col="c.thread_id")
 # The plan shows writes and bytes per deleted checkpoint: one grouped pass over the job's writes.
+_WRITES_SELECTED = f"{IN_SHARD.format(col='thread_id')} AND {IN_RANGE.format(lo='from', hi='to', col='thread_id')}"
 _SIZED = f"""
 sized AS (
   SELECT p.*, coalesce(w.n, 0) AS writes, p.size + coalesce(w.bytes, 0) AS bytes
   FROM planned p LEFT JOIN (
     SELECT thread_id, checkpoint_ns, checkpoint_id, count(*) AS n, sum(octet_length(blob)) AS bytes
-    FROM checkpoint_writes WHERE thread_id LIKE %(like)s AND {IN_RANGE.format(lo="from", hi="to", col="thread_id")}
+    FROM checkpoint_writes WHERE thread_id LIKE %(like)s AND {_WRITES_SELECTED}
     GROUP BY thread_id, checkpoint_ns, checkpoint_id
   ) w ON p.doomed AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns
      AND w.checkpoint_id = p.checkpoint_id
