@@ -12,6 +12,7 @@ from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selectio
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
 from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.merge import attach
+from ckpt.backends.core.resources import available_memory, usable_cores
 from ckpt.backends.core.shards import Shard
 from ckpt.backends.core.urls import redact, scheme_of
 from ckpt.backends.ops.pairing import OutOfOrder, by_thread, can_merge, checked, one_thread
@@ -241,15 +242,16 @@ def auto_jobs(target_url: str, checkpoints: int | None) -> int:
     """
     if scheme_of(target_url) not in AUTO_JOBS_SCHEMES or (checkpoints or 0) < AUTO_JOBS_MIN_CHECKPOINTS:
         return 1
-    return max(1, min(AUTO_JOBS_MAX, os.cpu_count() or 1))
+    return max(1, min(AUTO_JOBS_MAX, usable_cores()))
 
 
 def cap_jobs(jobs: int) -> tuple[int, str | None]:
     """``jobs`` worker processes, capped at the cores and at what free memory allows (each worker
     adds ~90 MB): the number to start, and why it is fewer than asked for (``None`` when it is not).
-    More processes than cores only take turns, and past free memory they swap."""
-    cores = os.cpu_count() or 1
-    memory = _available_memory()
+    More processes than cores only take turns, and past free memory they swap. In a container
+    (a Kubernetes pod) the cores and memory are its cgroup limits (``core.resources``)."""
+    cores = usable_cores()
+    memory = available_memory()
     fits = max(1, memory // WORKER_BYTES) if memory is not None else None
     capped = max(1, min(jobs, cores, fits if fits is not None else jobs))
     if capped >= jobs:
@@ -257,18 +259,6 @@ def cap_jobs(jobs: int) -> tuple[int, str | None]:
     if capped == cores:
         return capped, f"the number of cores ({cores})"
     return capped, f"what free memory allows ({(memory or 0) >> 20} MiB free, ~{WORKER_BYTES >> 20} MB a worker)"
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory available without swapping (Linux ``MemAvailable``), when known."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _copy_in_parallel(
