@@ -72,7 +72,10 @@ def register(scheme: str, cls: type[Store]) -> None:
 def _packages() -> dict[str, str]:
     """Driver package by URL scheme."""
     return {
-        scheme: package for package in _DRIVERS for scheme in importlib.import_module(f"{__name__}.{package}").SCHEMES
+        scheme: package
+        for package in _DRIVERS
+        for module in [importlib.import_module(f"{__name__}.{package}")]
+        for scheme in (*module.SCHEMES, *getattr(module, "CLUSTER_SCHEMES", ()))
     }
 
 
@@ -95,12 +98,14 @@ def store_class(url: str) -> type[Store]:
             f"unknown URL scheme {shown}; expected one of: {', '.join(s + '://' for s in known_schemes())}"
             " or a .jsonl/.jsonl.gz file"
         )
-    return _load(package, _DRIVERS[package], base_scheme)
+    variant = getattr(importlib.import_module(f"{__name__}.{package}"), "variant", None)  # Redis Cluster
+    module, class_name = (variant(url) if variant else None) or ("store", _DRIVERS[package])
+    return _load(package, class_name, base_scheme, module)
 
 
-def _load(package: str, class_name: str, scheme: str) -> type[Store]:
+def _load(package: str, class_name: str, scheme: str, module_name: str = "store") -> type[Store]:
     try:
-        module = importlib.import_module(f"{__name__}.{package}.store")
+        module = importlib.import_module(f"{__name__}.{package}.{module_name}")
     except ImportError as exc:
         needs = getattr(importlib.import_module(f"{__name__}.{package}"), "NEEDS", None)
         library, extra = needs or (exc.name or "?", scheme)

@@ -85,7 +85,9 @@ def migrate(
     target = resolve_store(target, writes="migrate")
     chosen = selection(thread, since, until, shard=shard)
     if ttl is not None:
-        target = with_query(target, "ttl", str(ttl), only_schemes=("redis", "rediss"), option="--ttl")
+        target = with_query(
+            target, "ttl", str(ttl), only_schemes=("redis", "rediss", "redis+cluster", "rediss+cluster"), option="--ttl"
+        )
     if dry_run:
         plan = plan_migration(source, target, chosen)
         if plan.checkpoints == 0:

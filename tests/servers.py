@@ -20,6 +20,7 @@ SERVER_URL_VARS = {
     "redis": "CKPT_TEST_REDIS_URL",
     "mongodb": "CKPT_TEST_MONGODB_URL",
     "pgvector": "CKPT_TEST_PGVECTOR_URL",  # a PostgreSQL with the pgvector extension (services.sh start pgvector)
+    "rcluster": "CKPT_TEST_REDIS_CLUSTER_URL",  # a Redis Cluster (services.sh start rcluster)
 }
 
 
@@ -27,7 +28,7 @@ def server_url(name: str) -> str:
     var = SERVER_URL_VARS[name]
     url = os.environ.get(var)
     if not url:
-        which = " pgvector" if name == "pgvector" else ""  # not in services.sh's default set
+        which = f" {name}" if name in ("pgvector", "rcluster") else ""  # not in services.sh's default set
         message = f'{name}: {var} is not set (start it with: eval "$(bash scripts/services.sh start{which})")'
         if os.environ.get("CKPT_REQUIRE_BACKENDS"):
             pytest.fail(message)
@@ -106,3 +107,57 @@ def mongo_database() -> Iterator[str]:
         client: pymongo.MongoClient = pymongo.MongoClient(base)
         client.drop_database(name)
         client.close()
+
+
+@contextmanager
+def fresh_redis_cluster() -> Iterator[str]:
+    """The test Redis Cluster (services.sh rcluster: its own ports, no other user), every primary
+    emptied of keys and search indexes; for tests that run the official RedisSaver in cluster mode."""
+    from tests.support import cluster_client
+
+    url = server_url("rcluster")
+    client = cluster_client(url)
+
+    def empty() -> None:
+        for node in client.get_primaries():
+            conn = client.get_redis_connection(node)
+            for index in conn.execute_command("FT._LIST"):
+                conn.execute_command("FT.DROPINDEX", index)
+            conn.flushall()
+
+    empty()
+    try:
+        yield url
+    finally:
+        empty()
+        client.close()
+
+
+@contextmanager
+def redis_cluster_prefix() -> Iterator[str]:
+    """A ckpt cluster URL whose key prefixes (and so search indexes) no other test uses."""
+    from tests.support import cluster_client
+
+    base = server_url("rcluster")
+    prefix = f"ck{uuid.uuid4().hex[:10]}"
+    client = cluster_client(base)
+    try:
+        yield f"{base}/?checkpoint_prefix={prefix}&checkpoint_write_prefix={prefix}_write"
+    finally:
+        for node in client.get_primaries():
+            conn = client.get_redis_connection(node)
+            for index in (prefix, f"{prefix}_write"):
+                with suppress(redis_error()):
+                    conn.execute_command("FT.DROPINDEX", index)
+            for key in conn.scan_iter(match=f"{prefix}*", count=1000):
+                conn.delete(key)
+            for key in conn.scan_iter(match="write_keys_zset:*", count=1000):
+                if any(m.startswith(prefix.encode()) for m in conn.zrange(key, 0, -1)):
+                    conn.delete(key)
+        client.close()
+
+
+def redis_error() -> type[Exception]:
+    import redis
+
+    return redis.ResponseError

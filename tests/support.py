@@ -28,6 +28,18 @@ def official_saver(location: Path | str) -> Iterator[Any]:
         with MongoDBSaver.from_conn_string(location, db_name=database) as saver:
             saver.serde = serializer()
             yield saver
+    elif location.startswith("redis+cluster://"):
+        from langgraph.checkpoint.redis import RedisSaver
+
+        # RedisSaver in cluster mode: a RedisCluster client (RESP2: without it a second setup() fails)
+        client = cluster_client(location)
+        try:
+            saver = RedisSaver(redis_client=client)
+            saver.setup()  # detects cluster_mode from the client's class
+            assert saver.cluster_mode
+            yield saver
+        finally:
+            client.close()
     elif location.startswith("redis"):
         from langgraph.checkpoint.redis import RedisSaver
 
@@ -40,6 +52,14 @@ def official_saver(location: Path | str) -> Iterator[Any]:
         with PostgresSaver.from_conn_string(location) as saver:
             saver.serde = serializer()
             yield saver
+
+
+def cluster_client(url: str) -> Any:
+    """A redis-py ``RedisCluster`` on the nodes of a ``redis+cluster://h:p,h:p`` URL, as an app would make it."""
+    from redis.cluster import ClusterNode, RedisCluster
+
+    nodes = [ClusterNode(h, int(p)) for h, _, p in (n.rpartition(":") for n in url.split("://", 1)[1].split(","))]
+    return RedisCluster(startup_nodes=nodes, protocol=2)
 
 
 def saver_view(location: Path | str, thread_id: str) -> list[dict[str, Any]]:

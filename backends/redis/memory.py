@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import orjson
 import redis
 
-from ckpt.backends.core.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError
+from ckpt.backends.core.errors import BackendUnavailableError, DataError, LockedError, NotAStoreError, UsageError
 from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
 from ckpt.backends.core.memory import (
@@ -44,6 +44,7 @@ from ckpt.backends.core.memory import (
     VectorIndex,
 )
 from ckpt.backends.core.urls import redact
+from ckpt.backends.redis import is_cluster_url
 from ckpt.backends.redis.memory_layout import (
     DISTANCES,
     EPOCH,
@@ -92,6 +93,8 @@ class RedisMemory(MemoryStore):
 
     @classmethod
     def open(cls, url: str, *, write: bool = False) -> RedisMemory:
+        if is_cluster_url(url):  # RedisStore's search-driven reads need a coordinator (docs/research-23.md)
+            raise UsageError("long-term memory (RedisStore) on a Redis Cluster is not supported by ckpt")
         parts = urlsplit(url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         sp = query.pop("store_prefix", "store")

@@ -87,7 +87,8 @@ def test_one_list_of_schemes_the_driver_classes_declare() -> None:
     """The registry's schemes are the drivers' own (declared once, in each driver's light package)."""
     schemes = backends.known_schemes()
     assert schemes == sorted(
-        ["sqlite", "postgresql", "postgres", "redis", "rediss", "mongodb", "mongodb+srv", "couchbase", "couchbases"]
+        ["sqlite", "postgresql", "postgres", "redis", "rediss", "redis+cluster", "rediss+cluster"]
+        + ["mongodb", "mongodb+srv", "couchbase", "couchbases"]
     )
     classes = {store_class(f"{scheme}://x") for scheme in schemes}
     assert sorted(s for cls in classes for s in cls.schemes) == schemes

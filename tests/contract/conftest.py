@@ -16,7 +16,7 @@ import pytest
 
 from ckpt.backends import CheckpointRecord, open_store
 from tests.conftest import sqlite_url
-from tests.servers import mongo_database, postgres_schema, redis_prefix
+from tests.servers import mongo_database, postgres_schema, redis_cluster_prefix, redis_prefix
 
 StoreFactory = Callable[[], str]
 
@@ -39,7 +39,7 @@ FACTORIES: dict[str, Callable[[Path], StoreFactory]] = {
     "jsonl": _jsonl(".jsonl"),
     "jsonl.gz": _jsonl(".jsonl.gz"),
 }
-SERVER_KINDS = ("postgres", "redis", "mongodb")
+SERVER_KINDS = ("postgres", "redis", "mongodb", "redis-cluster")
 
 
 @pytest.fixture(params=sorted([*FACTORIES, *SERVER_KINDS]))
@@ -53,6 +53,8 @@ def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         def make() -> str:
             if name == "redis":
                 return stack.enter_context(redis_prefix())
+            if name == "redis-cluster":  # services.sh rcluster: RedisSaver's layout on a Redis Cluster
+                return stack.enter_context(redis_cluster_prefix())
             if name == "mongodb":
                 return stack.enter_context(mongo_database())
             return stack.enter_context(postgres_schema())[0]
