@@ -47,6 +47,7 @@ from ckpt.backends.core.errors import (
     NotAStoreError,
 )
 from ckpt.backends.core.ids import lowest_id_at
+from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.urls import redact
 from ckpt.backends.core.versions import to_int_versions
@@ -57,6 +58,8 @@ from ckpt.backends.mongodb.metadata import metadata_from_mongo, metadata_to_mong
 
 CHECKPOINT_INDEX = [("thread_id", ASCENDING), ("checkpoint_ns", ASCENDING), ("checkpoint_id", DESCENDING)]
 WRITES_INDEX = [*CHECKPOINT_INDEX, ("task_id", ASCENDING), ("idx", ASCENDING)]
+_SHARD_BATCH = 500
+"""Thread ids per ``$in`` query of a shard's read."""
 _BATCH = 500
 _DOCUMENT_LIMIT = 16 * 1024 * 1024
 _DUPLICATE_KEY = 11000
@@ -227,13 +230,26 @@ class MongoStore(Store):
             yield from reversed(list(group))
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
+        for query in self._queries(selection):
+            docs = (d for d in self._ascending(self._checkpoints, query, CHECKPOINT_INDEX) if self._valid(d))
+            writes = self._ascending(self._writes, query, WRITES_INDEX)
+            for doc, group in attach(docs, writes, _doc_key, _doc_key):
+                record = self._record(doc, group)
+                if record is not None and selection.matches(record.key):
+                    yield record
+
+    def _queries(self, selection: Selection) -> Iterator[dict[str, Any]]:
+        """The reads of ``selection``, in key order. A ``--shard`` reads only its own threads: their
+        ids from the key index (one ``$group``, no document read), hashed here, then ``$in`` batches
+        (each in the index's order, and the batches in thread order), instead of every document."""
         query = self._filter(selection)
-        docs = (d for d in self._ascending(self._checkpoints, query, CHECKPOINT_INDEX) if self._valid(d))
-        writes = self._ascending(self._writes, query, WRITES_INDEX)
-        for doc, group in attach(docs, writes, _doc_key, _doc_key):
-            record = self._record(doc, group)
-            if record is not None and selection.matches(record.key):
-                yield record
+        if selection.shard is None or selection.shard.count == 1 or selection.thread_id is not None:
+            yield query
+            return
+        pipeline = [{"$match": query}, {"$group": {"_id": "$thread_id"}}, {"$sort": {"_id": 1}}]
+        ids = (row["_id"] for row in self._checkpoints.aggregate(pipeline, allowDiskUse=True))
+        for batch in batched((t for t in ids if isinstance(t, str) and selection.matches_thread(t)), _SHARD_BATCH):
+            yield {**query, "thread_id": {"$in": batch}}
 
     def _valid(self, doc: dict[str, Any]) -> bool:
         missing = [f for f in ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint") if f not in doc]

@@ -182,13 +182,14 @@ def _split_values(data: bytes, start: int, inline: dict[str, Any], blobs: list[t
             blobs.append((channel, "msgpack", value))
 
 
-def assemble(checkpoint_json: str, blobs: dict[str, tuple[str, bytes]], where: object) -> bytes:
+def assemble(checkpoint_json: str, blobs: dict[str, tuple[str, bytes]], where: object, fields: Any = None) -> bytes:
     """One msgpack checkpoint from the JSONB column and its blobs ``{channel: (type, bytes)}``.
 
     JSONB does not keep key order, so fields follow langgraph's own order; the bytes are
     semantically equal to the original (spec §8 rule 2), blob values byte-identical inside.
     """
-    fields = orjson.loads(checkpoint_json)
+    if fields is None:
+        fields = orjson.loads(checkpoint_json)
     if not isinstance(fields, dict):
         raise CorruptRecordError(f"{where}: the checkpoint column is not a JSON object")
     ordered = [k for k in _FIELD_ORDER if k in fields or k == "channel_values"]

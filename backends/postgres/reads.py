@@ -39,6 +39,8 @@ class Fetched:
     """A page of checkpoint rows and what assembling them needs: queried, not yet assembled."""
 
     rows: list[Row]
+    fields: list[Any]
+    """Each row's checkpoint column, parsed once: for its blob keys here and its assembly later."""
     wanted: list[list[tuple[str, BlobKey]]]
     blobs: Blobs
     writes: dict[Key, list[Row]]
@@ -92,20 +94,21 @@ def records(cur: psycopg.Cursor[Any], selection: Selection, task_path: bool) -> 
 
 def fetch_page(cur: psycopg.Cursor[Any], page: list[Row], task_path: bool) -> Fetched:
     """A page of checkpoint rows with what its records need: their blobs and writes, one query each."""
-    wanted = [_blob_keys(row) for row in page]
+    fields = [orjson.loads(row[4]) for row in page]
+    wanted = [_blob_keys(row, parsed) for row, parsed in zip(page, fields)]
     blobs = blobs_for(cur, {key for keys in wanted for _, key in keys})
-    return Fetched(page, wanted, blobs, writes_for(cur, page, task_path))
+    return Fetched(page, fields, wanted, blobs, writes_for(cur, page, task_path))
 
 
 def page_records(page: Fetched) -> Iterator[CheckpointRecord]:
-    for row, keys in zip(page.rows, page.wanted):
+    for row, parsed, keys in zip(page.rows, page.fields, page.wanted):
         mine = {channel: page.blobs[key] for channel, key in keys if key in page.blobs}
-        yield record_from_row(row, mine, page.writes.get(row[:3], []))
+        yield record_from_row(row, mine, page.writes.get(row[:3], []), parsed)
 
 
-def _blob_keys(row: Row) -> list[tuple[str, BlobKey]]:
+def _blob_keys(row: Row, fields: Any) -> list[tuple[str, BlobKey]]:
     """``(channel, blob key)`` for each channel version the checkpoint names (the saver's join)."""
-    versions = orjson.loads(row[4]).get("channel_versions") or {}
+    versions = (fields.get("channel_versions") if isinstance(fields, dict) else None) or {}
     thread_id, ns = row[0], row[1]
     return [(c, (thread_id, ns, c, v if type(v) is str else version_text(v))) for c, v in versions.items()]
 

@@ -210,7 +210,10 @@ def test_keys_without_ttl_are_counted(cli: Cli, official_db: Path) -> None:
 def test_ttl_needs_a_redis_target(cli: Cli, official_db: Path, tmp_path: Path) -> None:
     result = cli("migrate", sqlite_url(official_db), sqlite_url(tmp_path / "x.db"), "--ttl", "5")
     assert result.exit_code == ExitCode.USAGE
-    assert result.stderr == "error: --ttl applies to redis://, rediss:// stores only\n"
+    assert (
+        result.stderr
+        == "error: --ttl applies to redis://, rediss://, redis+cluster://, rediss+cluster:// stores only\n"
+    )
 
 
 def test_lossy_conversions_are_reported(cli: Cli, official_db: Path) -> None:
