@@ -196,3 +196,49 @@ def test_couchbase_deletes_what_its_saver_cannot(official_db: Path) -> None:
         "checkpoint_id": "x",
     }
     assert store.residue([THREAD])["writes"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_delete_run_keeps_every_other_run_as_the_saver_read_it(kind: str, tmp_path: Path, cli: Cli) -> None:
+    """``delete --run``: each official saver files ``configurable.run_id`` with the checkpoint (in
+    the metadata; RedisSaver in the document's indexed ``run_id`` field). A thread run twice (r1,
+    then r2 resuming it) and a thread of r1 only: deleting r1 leaves r2's checkpoints reading
+    exactly as before, and the saver's own run filter finds no r1 checkpoint any more."""
+    from langchain_core.messages import HumanMessage
+    from langgraph.types import Command
+
+    from examples.graphs import build_graph
+    from tests.support import official_saver
+
+    def run(location: Any, thread_id: str, value: Any, run_id: str) -> None:
+        with official_saver(location) as saver:
+            build_graph(saver).invoke(value, {"configurable": {"thread_id": thread_id, "run_id": run_id}})
+
+    def of_run(location: Any, run_id: str) -> list[str]:
+        """The saver's own run filter (nx-27017 cannot run MongoDBSaver's filter query: there the
+        saver's listing is filtered by the metadata it returns)."""
+        server_filter = {"run_id": run_id} if kind != "mongodb" else None
+        with official_saver(location) as saver:
+            return sorted(
+                t.config["configurable"]["checkpoint_id"]
+                for thread_id in ("two-runs", "one-run")
+                for t in saver.list({"configurable": {"thread_id": thread_id}}, filter=server_filter)
+                if server_filter or t.metadata.get("run_id") == run_id
+            )
+
+    with _store(kind, tmp_path) as (url, location):
+        run(location, "two-runs", {"messages": [HumanMessage(content="find papers")]}, "r1")  # stops at approve
+        run(location, "two-runs", Command(resume="yes"), "r2")
+        run(location, "one-run", {"messages": [HumanMessage(content="more papers")]}, "r1")
+        before = oracle.snapshot(url, location)
+        with open_store(url) as store:
+            runs = {h.key_tuple: h.run_id for h in store.headers()}
+        assert sorted(k[2] for k, r in runs.items() if r == "r1") == of_run(location, "r1") != []
+        assert sorted(k[2] for k, r in runs.items() if r == "r2") == of_run(location, "r2") != []
+        result = cli("delete", url, "--run", "r1", "--yes", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        assert '"clean":true' in result.stdout.replace(" ", "")
+        kept = oracle.assert_kept_unchanged(url, location, before)  # survivors read exactly as before
+        assert kept == sorted(key for key, run_id in runs.items() if run_id != "r1")
+        assert of_run(location, "r1") == []
+        assert len(of_run(location, "r2")) == sum(1 for r in runs.values() if r == "r2")

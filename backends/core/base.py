@@ -95,6 +95,16 @@ class CheckpointHeader:
     writes_bytes: int = 0
     writes_count: int = 0
     metadata_error: str | None = None
+    filed_run_id: str | None = None
+    """The run as the store files it beside the metadata (RedisSaver: the document's indexed
+    ``run_id`` field; a record's ``run_id`` extra), when not in the metadata."""
+
+    @property
+    def run_id(self) -> str | None:
+        """The run that wrote the checkpoint: metadata's ``run_id`` (SqliteSaver, PostgresSaver and
+        MongoDBSaver copy it there from ``config``), else :attr:`filed_run_id`."""
+        run = (self.metadata or {}).get("run_id")
+        return run if isinstance(run, str) and run else self.filed_run_id
 
     @property
     def size(self) -> int:
@@ -453,6 +463,7 @@ def parse_metadata(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
 def header_of(record: CheckpointRecord) -> CheckpointHeader:
     """The header of a full record (metadata parsed when it is JSON)."""
     metadata, error = parse_metadata(record.metadata.data) if record.metadata.type == "json" else (None, None)
+    filed = record.extra_value("run_id")
     return CheckpointHeader(
         key=record.key,
         parent_checkpoint_id=record.parent_checkpoint_id,
@@ -461,6 +472,7 @@ def header_of(record: CheckpointRecord) -> CheckpointHeader:
         writes_bytes=sum(len(w.value.data) for w in record.writes),
         writes_count=len(record.writes),
         metadata_error=error,
+        filed_run_id=filed if isinstance(filed, str) and filed else None,
     )
 
 

@@ -268,8 +268,9 @@ def plan_delete(
 ) -> DeletePlan:
     """Which threads/checkpoints ``delete`` would remove (``delete_thread`` / ``delete_for_runs``).
 
-    A run is the checkpoints whose metadata ``run_id`` is one of ``run_ids`` (the key SqliteSaver,
-    PostgresSaver and MongoDBSaver copy in from ``config``, and RedisSaver indexes). A glob that
+    A run is the checkpoints whose ``run_id`` is one of ``run_ids``: the metadata key SqliteSaver,
+    PostgresSaver and MongoDBSaver copy in from ``config``, or the document field RedisSaver files
+    it in (``CheckpointHeader.run_id``). A glob that
     matches no thread, or a run with no checkpoint, is ``NotFoundError`` (exit 3): nothing is planned.
     With ``shard``, only that shard's threads are planned, and a shard with none of them is no error."""
     if not thread_globs and not run_ids:
@@ -288,8 +289,8 @@ def plan_delete(
     if run_ids:
         wanted, seen = set(run_ids), set()
         for header in store.headers(Selection(shard=shard)):
-            run = (header.metadata or {}).get("run_id")
-            if isinstance(run, str) and run in wanted:
+            run = header.run_id
+            if run is not None and run in wanted:
                 seen.add(run)
                 if header.key.thread_id not in threads:
                     plan.keys.append(header.key)

@@ -75,7 +75,7 @@ def _document(record: CheckpointRecord, checkpoint: dict[str, Any]) -> dict[str,
     metadata = parse_metadata(record.metadata.data)[0] or {}
     doc: dict[str, Any] = {
         "thread_id": record.key.thread_id,
-        "run_id": str(metadata.get("run_id") or ""),
+        "run_id": str(metadata.get("run_id") or record.extra_value("run_id") or ""),
         "checkpoint_ns": record.key.checkpoint_ns or EMPTY,
         "checkpoint_id": record.key.checkpoint_id,
         "parent_checkpoint_id": record.parent_checkpoint_id or "",

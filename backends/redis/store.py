@@ -32,6 +32,7 @@ from ckpt.backends.core.base import (
     Store,
     ThreadSummary,
     WriteReport,
+    parse_metadata,
 )
 from ckpt.backends.core.errors import (
     BackendUnavailableError,
@@ -557,6 +558,12 @@ def _tag_problem(value: str) -> str | None:
     return None
 
 
+def _metadata_run(metadata: Any) -> Any:
+    if isinstance(metadata, str):
+        metadata = parse_metadata(metadata.encode("utf-8"))[0]
+    return metadata.get("run_id") if isinstance(metadata, dict) else None
+
+
 def _record(
     doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite]], ttl_ms: int = -1
 ) -> CheckpointRecord:
@@ -578,6 +585,9 @@ def _record(
     extra: tuple[tuple[str, Any], ...] = (("redis.has_writes", flag),) if flag != bool(mine) else ()
     if ttl_ms > 0:
         extra += (("redis.ttl_ms", ttl_ms),)
+    run_id = doc.get("run_id")
+    if isinstance(run_id, str) and run_id and run_id != _metadata_run(metadata):
+        extra += (("run_id", run_id),)  # RedisSaver files the run here, not in the metadata
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=parent,
