@@ -12,8 +12,9 @@ Measured on a Valkey 9.1.2 / Redis 7.4.1 cluster with RedisJSON 2.8.3 + RediSear
   indexes only that node's keys and returns their contents as nil. So this driver never searches.
   Reads SCAN the checkpoint keys on every primary (a thread's keys are known from their names),
   read each document by ``JSON.GET`` (pipelined per node), and a checkpoint's writes through its
-  ``write_keys_zset`` registry, as the saver's own ``get_tuple`` does. The key names of the
-  checkpoints selected are held in memory (~100 bytes each); documents are read a thread at a time.
+  ``write_keys_zset`` registry, as the saver's own ``get_tuple`` does. The key names are grouped
+  by thread in bounded memory (past 200,000 they are sorted in a temporary SQLite file,
+  ``core.grouping``); documents are read a thread at a time.
 - Writes cannot be atomic per checkpoint (its keys are in different slots), so they are idempotent
   single-key steps in an order that keeps a reader safe: write documents and their registry
   entries first, then the checkpoint documents (``NX``) and their ``has_writes`` flags, then the
@@ -44,6 +45,7 @@ from ckpt.backends.core.base import (
     WriteReport,
 )
 from ckpt.backends.core.errors import BackendUnavailableError, CorruptRecordError, NotAStoreError, UsageError
+from ckpt.backends.core.grouping import grouped
 from ckpt.backends.core.urls import redact
 from ckpt.backends.redis import CLUSTER_SCHEMES
 from ckpt.backends.redis.cluster import NodeBatch, by_name, connect, glob_escape, on_every_primary, scan
@@ -120,11 +122,11 @@ class RedisClusterStore(RedisStore):
 
     # -- reading -----------------------------------------------------------------
 
-    def _checkpoint_keys(self, selection: Selection) -> dict[str, list[str]]:
-        """The checkpoint keys selected, by thread, from their names (a SCAN of every primary)."""
+    def _checkpoint_keys(self, selection: Selection) -> Iterator[tuple[str, str]]:
+        """``(thread id, key)`` of the checkpoint keys selected, from their names (a SCAN of every
+        primary, in no order)."""
         thread = selection.thread_id
         pattern = f"{glob_escape(self.prefix)}:{'*' if thread is None else glob_escape(thread) + ':*'}"
-        found: dict[str, list[str]] = {}
         for page in scan(self._r, pattern):
             for key in page:
                 owner = self._keys.owner(key)
@@ -132,16 +134,19 @@ class RedisClusterStore(RedisStore):
                     continue
                 if selection.checkpoint_ns is not None and owner[1] != selection.checkpoint_ns:
                     continue
-                found.setdefault(owner[0], []).append(key)
-        return found
+                yield owner[0], key
+
+    def _by_thread(self, selection: Selection) -> Iterator[tuple[str, list[str]]]:
+        """Each selected thread's checkpoint keys, threads in order: grouped in bounded memory (a
+        big store's key names are spooled to disk and sorted there, ``core.grouping``)."""
+        return grouped(self._checkpoint_keys(selection))
 
     def _thread_ids(self, selection: Selection) -> list[str]:
-        return sorted(self._checkpoint_keys(selection))
+        return [thread_id for thread_id, _ in self._by_thread(selection)]
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
-        by_thread = self._checkpoint_keys(selection)
-        for thread_id in sorted(by_thread):
-            yield from self._records_of(thread_id, by_thread.pop(thread_id), selection)
+        for thread_id, keys in self._by_thread(selection):
+            yield from self._records_of(thread_id, keys, selection)
 
     def get(self, key: CheckpointKey) -> CheckpointRecord | None:
         exact = Selection(thread_id=key.thread_id, checkpoint_ns=key.checkpoint_ns)
@@ -216,15 +221,18 @@ class RedisClusterStore(RedisStore):
     def threads(self, selection: Selection = Selection(), *, details: bool = True) -> Iterator[ThreadSummary]:
         """Without ``details``, from the key names alone (count, first and last id) and each key's
         TTL; with them, from the records."""
-        by_thread = self._checkpoint_keys(selection)
-        if details:
+        if details:  # both in thread order: each summary meets its thread's keys
+            keyed = self._by_thread(selection)
+            current: tuple[str, list[str]] | None = next(keyed, None)
             for summary in Store.threads(self, selection):
-                keys = by_thread.get(summary.thread_id, [])
+                while current is not None and current[0] < summary.thread_id:
+                    current = next(keyed, None)
+                keys = current[1] if current is not None and current[0] == summary.thread_id else []
                 summary.keys_without_ttl = sum(1 for ttl in self._ttls(keys) if ttl < 0)
                 yield summary
             return
-        for thread_id in sorted(by_thread):
-            kept = [(owner[2], key) for key in by_thread[thread_id] if (owner := self._in(key, selection))]
+        for thread_id, keys in self._by_thread(selection):
+            kept = [(owner[2], key) for key in keys if (owner := self._in(key, selection))]
             if not kept:
                 continue
             ids = sorted(checkpoint_id for checkpoint_id, _ in kept)
@@ -236,8 +244,7 @@ class RedisClusterStore(RedisStore):
         return owner if owner is not None and selection.matches(CheckpointKey(*owner)) else None
 
     def count(self, selection: Selection = Selection()) -> int | None:
-        by_thread = self._checkpoint_keys(selection)
-        return sum(1 for keys in by_thread.values() for key in keys if self._in(key, selection))
+        return sum(1 for _, key in self._checkpoint_keys(selection) if self._in(key, selection))
 
     def storage_bytes(self) -> int | None:
         used = sum(int(info.get("used_memory", 0)) for info in on_every_primary(self._r, "INFO", "memory"))
