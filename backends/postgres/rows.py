@@ -47,7 +47,9 @@ def where(selection: Selection) -> tuple[str, list[Any]]:
     if selection.thread_to is not None:
         clauses.append("thread_id < %s")
         params.append(selection.thread_to)
-    if selection.shard is not None and selection.shard.count > 1:
+    # one thread's reads (pairing, per-thread lookups) need no hash per row: Python re-checks the id,
+    # and the plain ``thread_id =`` keeps a prepared (generic) plan on the thread's index
+    if selection.shard is not None and selection.shard.count > 1 and selection.thread_id is None:
         clauses.append(f"{SHARD_SQL} = %s")
         params.extend((selection.shard.count, selection.shard.index))
     if selection.checkpoint_ns is not None:
