@@ -24,6 +24,11 @@ class RawExt:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RawExt) and (self.code, self.data) == (other.code, other.data)
 
+    def __repr__(self) -> str:
+        # by value, not by address: an odd channel name (a map key holding an ext) is shown with
+        # its repr, which must be the same in every read (tests/formats/test_fast_paths.py)
+        return f"RawExt({self.code}, {self.data!r})"
+
     def payload(self) -> Any:
         return unpack(self.data)
 

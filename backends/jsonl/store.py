@@ -149,7 +149,7 @@ class JsonlStore(Store):
         lines = self._lines()
         next(lines, None)  # the header, checked at open
         for lineno, line in lines:
-            if not line.strip():
+            if line.isspace():  # a blank line (``line.strip()`` copied every line to find out)
                 continue
             record = record_from(self.path, lineno, parse_line(self.path, lineno, line))
             if selection.matches(record.key):
@@ -161,7 +161,7 @@ class JsonlStore(Store):
         lines = self._lines()
         next(lines, None)  # the header, checked at open
         for lineno, line in lines:
-            if line.strip():
+            if not line.isspace():
                 check_line(self.path, lineno, line)
                 count += 1
         return count

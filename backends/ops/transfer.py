@@ -16,7 +16,7 @@ from ckpt.backends.core.resources import available_memory, usable_cores
 from ckpt.backends.core.shards import Shard
 from ckpt.backends.core.urls import redact, scheme_of
 from ckpt.backends.ops.pairing import OutOfOrder, by_thread, can_merge, checked, one_thread
-from ckpt.backends.ops.sends import for_target
+from ckpt.backends.ops.sends import LANGGRAPH, finds, for_target
 
 if TYPE_CHECKING:  # multiprocessing is imported only when --jobs asks for it
     from concurrent.futures import Future
@@ -101,7 +101,9 @@ def copy_records(
         source.validate()
     target.begin_copy(source.kind, source.layout(), redact(source_url))
     report = CopyReport()
-    records = for_target(source.records(selection), source, target)
+    records = source.records(selection)
+    if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
+        records = for_target(records, source, target)
     for batch in batched(records, batch_size):
         size = sum(record.size for record in batch)
         report.add(_write_batch(target, batch, report, skip_bad))
