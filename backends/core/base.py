@@ -116,6 +116,16 @@ class CheckpointHeader:
 
 
 @dataclass(frozen=True, slots=True)
+class SizedCheckpoint:
+    """What ``size`` needs of a checkpoint: its key, its checkpoint payload (split by channel) and
+    its :attr:`CheckpointRecord.size` (checkpoint, metadata and pending-write bytes)."""
+
+    key: CheckpointKey
+    checkpoint: Payload
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointRecord:
     """One checkpoint with everything the saver stores for it, all raw."""
 
@@ -259,6 +269,14 @@ class Store(ABC):
         """
         for record in self.records(selection):
             yield header_of(record)
+
+    def sized(self, selection: Selection = Selection()) -> Iterator[SizedCheckpoint]:
+        """The checkpoints of ``selection`` in key order with their sizes, for ``ckpt size``.
+
+        This default reads full records; a driver that can sum the pending writes in the store
+        (SQLite) overrides it and never reads a write's value."""
+        for record in self.records(selection):
+            yield SizedCheckpoint(record.key, record.checkpoint, record.size)
 
     @abstractmethod
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:

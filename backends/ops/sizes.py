@@ -8,7 +8,7 @@ one thread at a time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import groupby
@@ -16,7 +16,7 @@ from typing import Any
 
 import ormsgpack
 
-from ckpt.backends.core.base import CheckpointRecord, Selection, Store
+from ckpt.backends.core.base import CheckpointRecord, Selection, SizedCheckpoint, Store
 from ckpt.backends.core.ids import checkpoint_time
 from ckpt.backends.core.msgpack_raw import unpack
 from ckpt.backends.core.msgpack_spans import MsgpackSpanError, map_entries
@@ -27,7 +27,7 @@ GROWTH_STEPS = 5
 """A thread whose root checkpoint grew at every one of at least this many steps is flagged."""
 
 
-def channel_sizes(record: CheckpointRecord) -> dict[str, int]:
+def channel_sizes(record: CheckpointRecord | SizedCheckpoint) -> dict[str, int]:
     """Bytes of each channel value inside the checkpoint (empty for opaque payloads)."""
     if record.checkpoint.type != "msgpack":
         return {}
@@ -112,23 +112,33 @@ ThreadHook = Callable[[ThreadSize, list[CheckpointRecord]], None]
 def measure(
     store: Store, selection: Selection = Selection(), *, top: int = 20, on_thread: ThreadHook | None = None
 ) -> SizeReport:
-    """Totals by thread, namespace kind, channel and day; ``on_thread`` sees each thread's records."""
+    """Totals by thread, namespace kind, channel and day; ``on_thread`` sees each thread's records.
+    Without ``on_thread`` no pending write is read (``Store.sized``: SQLite sums them itself)."""
     report = SizeReport()
+    if on_thread is None:
+        for thread_id, sized in groupby(store.sized(selection), key=lambda r: r.key.thread_id):
+            _add_thread(report, _thread_size(thread_id, list(sized), report), top)
+        return report
     for thread_id, group in groupby(store.records(selection), key=lambda r: r.key.thread_id):
         records = list(group)
         size = _thread_size(thread_id, records, report)
-        report.threads += 1
-        heapq.heappush(report.top_threads, (size.bytes, thread_id))
-        if len(report.top_threads) > top:
-            heapq.heappop(report.top_threads)
-        if size.growing:
-            report.growing_threads.append(thread_id)
-        if on_thread is not None:
-            on_thread(size, records)
+        _add_thread(report, size, top)
+        on_thread(size, records)
     return report
 
 
-def _thread_size(thread_id: str, records: list[CheckpointRecord], report: SizeReport) -> ThreadSize:
+def _add_thread(report: SizeReport, size: ThreadSize, top: int) -> None:
+    report.threads += 1
+    heapq.heappush(report.top_threads, (size.bytes, size.thread_id))
+    if len(report.top_threads) > top:
+        heapq.heappop(report.top_threads)
+    if size.growing:
+        report.growing_threads.append(size.thread_id)
+
+
+def _thread_size(
+    thread_id: str, records: Sequence[CheckpointRecord | SizedCheckpoint], report: SizeReport
+) -> ThreadSize:
     size = ThreadSize(thread_id, checkpoints=len(records), namespaces=len({r.key.checkpoint_ns for r in records}))
     channels, largest, per_day, namespaces = (
         report.channels,

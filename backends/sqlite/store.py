@@ -25,6 +25,7 @@ from ckpt.backends.core.base import (
     CheckpointRecord,
     Payload,
     Selection,
+    SizedCheckpoint,
     Store,
     ThreadSummary,
     WriteReport,
@@ -52,7 +53,14 @@ from ckpt.backends.sqlite.connect import translated as _translated
 from ckpt.backends.sqlite.delete import DeleteBatch, delete_batch, orphan_write_keys
 from ckpt.backends.sqlite.glob import glob_filter
 from ckpt.backends.sqlite.layout import ADD_TASK_PATH, SCHEMA_3_1_2, check_layout, table_columns
-from ckpt.backends.sqlite.rows import checkpoint_row, header_from_row, records_from_rows, saver_versions, write_rows
+from ckpt.backends.sqlite.rows import (
+    blob,
+    checkpoint_row,
+    header_from_row,
+    records_from_rows,
+    saver_versions,
+    write_rows,
+)
 from ckpt.backends.sqlite.space import PackedTree as _PackedTree
 
 __all__ = ["SCHEMA_3_1_2", "SqliteStore", "before_delete"]
@@ -239,6 +247,22 @@ class SqliteStore(Store):
                 header = header_from_row(row, group[0] if group else None)
                 if selection.matches(header.key):
                     yield header
+
+    def sized(self, selection: Selection = Selection()) -> Iterator[SizedCheckpoint]:
+        """Checkpoints with their sizes; the writes' bytes summed by SQLite (``ckpt size`` never
+        reads a write's value, nor builds a write)."""
+        where, params = self._where(selection)
+        ckpt_sql = f"SELECT {_KEY}, type, checkpoint, {_bytes('metadata')} FROM checkpoints {where} ORDER BY {_KEY}"
+        writes_sql = f"SELECT {_KEY}, sum({_bytes('value')}) FROM writes {where} GROUP BY {_KEY} ORDER BY {_KEY}"
+        with self._snapshot():
+            rows = self._rows(ckpt_sql, params)
+            sums = self._rows(writes_sql, params)
+            for row, group in attach(rows, sums, lambda r: r[:3], lambda r: r[:3]):
+                key = CheckpointKey(row[0], row[1], row[2])
+                if selection.matches(key):
+                    data = row[4] if type(row[4]) is bytes else blob(row[4])
+                    written = int(group[0][3] or 0) if group else 0
+                    yield SizedCheckpoint(key, Payload(row[3] or "", data), len(data) + int(row[5]) + written)
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
         where, params = self._where(selection)
@@ -474,6 +498,14 @@ class SqliteStore(Store):
         if before_delete is not None:  # tests only: plant rows the guard must catch
             before_delete(batch)
         return delete_batch(conn, batch)
+
+
+def _bytes(column: str) -> str:
+    """The stored bytes of ``column`` as ckpt reads them (TEXT as UTF-8), 0 for NULL; a BLOB's
+    length comes from its header, without reading its overflow pages."""
+    return (
+        f"ifnull(CASE WHEN typeof({column}) = 'text' THEN length(CAST({column} AS BLOB)) ELSE length({column}) END, 0)"
+    )
 
 
 def shard_table(shard: Shard) -> str:
