@@ -20,7 +20,9 @@ the next run of the script; ``--flushall`` is then refused). Each run, alternati
 ``RedisSaver.list({thread})`` for each thread (ids read from STORE, not timed) →
 ``SqliteSaver.put``/``put_writes`` (``--to sqlite``: a new file each run, ``PRAGMA synchronous`` as
 sqlite3 leaves it) or ``PostgresSaver.put``/``put_writes`` (``--to postgresql://…``: a new schema
-each run, dropped after) on the first ``--baseline`` checkpoints.
+each run, dropped after) on the first ``--baseline`` checkpoints. ``--floor`` adds two read floors
+to the rotation (``_read_floor``: every document read by ``JSON.MGET`` and parsed by orjson, nothing
+written; ``floor-script``: the same with the documents of each call joined by the server).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--flushall", action="store_true", help="empty the server after each run (yours alone)")
     parser.add_argument("--from-redis", action="store_true", help="migrate Redis → --to (see the docstring)")
     parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite, or a PostgreSQL URL")
+    parser.add_argument("--floor", action="store_true", help="with --from-redis: also time the read floors")
     args = parser.parse_args()
     if args.from_redis:
         if args.flushall:
@@ -154,9 +157,10 @@ def from_redis(args: argparse.Namespace) -> None:
         threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
     postgres = args.to.startswith("postgres")
     work = tempfile.mkdtemp(prefix="ckpt-bench-from-redis-")
-    variants = {"baseline": Variant("baseline"), "ckpt": Variant("ckpt")}
+    names = ["baseline", "ckpt"] + (["floor", "floor-script"] if args.floor else [])
+    variants = {name: Variant(name) for name in names}
     for n in range(args.runs):
-        for name in ("baseline", "ckpt") if n % 2 == 0 else ("ckpt", "baseline"):
+        for name in names if n % 2 == 0 else names[::-1]:
             target, drop = _new_target(args.to, work, f"r{os.getpid()}_{n}_{name}")
             load, server = os.getloadavg()[0], server_cpu(args.server_pid)
             try:
@@ -170,8 +174,12 @@ def from_redis(args: argparse.Namespace) -> None:
                     ):
                         run = _loop_by_thread(reader, writer, threads, args.baseline)
                     cpu = time.process_time() - cpu
-                else:
+                elif name == "ckpt":
                     run, cpu = run_ckpt_from(source, target, total)
+                else:
+                    cpu = time.process_time()
+                    run = _read_floor(client, total, scripted=name == "floor-script")
+                    cpu = time.process_time() - cpu
                 server = server_cpu(args.server_pid) - server
             finally:
                 drop()
@@ -185,6 +193,36 @@ def from_redis(args: argparse.Namespace) -> None:
     base = variants["baseline"]
     ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
     print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
+
+
+_CONCAT = """
+local args = {}
+for i, key in ipairs(KEYS) do args[i] = key end
+args[#KEYS + 1] = '$'
+local docs = redis.call('JSON.MGET', unpack(args))
+for i = 1, #KEYS do docs[i] = docs[i] or 'null' end
+return '[' .. table.concat(docs, ',') .. ']'
+"""
+
+
+def _read_floor(client: Any, total: int, *, scripted: bool) -> Run:
+    """The least a reader does: every checkpoint and write key of the source (SCAN), every document
+    read by ``JSON.MGET`` (500 keys a call, bytes replies, no response callback) and parsed by orjson;
+    nothing converted or written. ``scripted``: each call's documents joined by the server into one
+    reply (a script), parsed by one ``orjson.loads``, as ckpt's reader gets them."""
+    import orjson
+
+    started, docs = time.perf_counter(), 0
+    for pattern in (f"{SOURCE}:*", f"{SOURCE}_write:*"):
+        keys = list(client.scan_iter(match=pattern, count=10_000))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            if scripted:
+                docs += sum(1 for d in orjson.loads(client.execute_command("EVAL", _CONCAT, len(chunk), *chunk)) if d)
+            else:
+                docs += sum(1 for raw in client.execute_command("JSON.MGET", *chunk, "$") if raw and orjson.loads(raw))
+    assert docs >= total, (docs, total)
+    return Run(time.perf_counter() - started, total)
 
 
 def _new_target(to: str, work: str, name: str) -> tuple[str, Any]:

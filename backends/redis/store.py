@@ -1,8 +1,9 @@
 """Redis driver: the layout of langgraph-checkpoint-redis 0.5.x (spec §5), RedisJSON + RediSearch.
 
-Reads checkpoint and write documents through the saver's own search indexes, one thread at a
-time in key order (memory: one thread, plus the list of thread ids); converts RedisSaver's JSON
-values to JsonPlus msgpack (``redis_json``). Writes documents exactly as RedisSaver does:
+Reads checkpoint and write documents through the saver's own search indexes, a batch of threads
+at a time in thread order (``redis_reads``, ``redis_fetch``; memory: two batches, or one thread
+bigger than a batch); converts RedisSaver's JSON values to JsonPlus msgpack (``redis_records``).
+Writes documents exactly as RedisSaver does:
 ``checkpoint:{thread}:{ns}:{id}`` with ``has_writes``, ``checkpoint_write:…:{task}:{idx}``
 registered in ``write_keys_zset:…``, ``checkpoint_latest:{thread}:{ns}`` pointing at the
 newest checkpoint, and the two search indexes created when missing. One MULTI/EXEC pipeline per
@@ -11,7 +12,6 @@ batch; documents are set with NX, so a rerun writes nothing twice.
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,13 +26,11 @@ from ckpt.backends.core.base import (
     Capability,
     CheckpointKey,
     CheckpointRecord,
-    Payload,
     PendingWrite,
     Selection,
     Store,
     ThreadSummary,
     WriteReport,
-    parse_metadata,
 )
 from ckpt.backends.core.errors import (
     BackendUnavailableError,
@@ -42,23 +40,24 @@ from ckpt.backends.core.errors import (
     UsageError,
 )
 from ckpt.backends.core.locks import holder_of, lock_ttl, new_token, renewed
-from ckpt.backends.core.msgpack_raw import pack, unpack
+from ckpt.backends.core.msgpack_raw import unpack
 from ckpt.backends.core.urls import redact
 from ckpt.backends.redis import SCHEMES
+from ckpt.backends.redis import records as _records
 from ckpt.backends.redis.docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
-from ckpt.backends.redis.jsonform import ExtCache, Losses, from_redis, write_value_from_redis
+from ckpt.backends.redis.fetch import documents
+from ckpt.backends.redis.jsonform import ExtCache, Losses
 from ckpt.backends.redis.listing import thread_summaries
 from ckpt.backends.redis.prune import Janitor
+from ckpt.backends.redis.reads import BatchReader
+from ckpt.backends.redis.records import blob_bytes, is_misfiled
 from ckpt.backends.redis.schema import (
     EMPTY,
     STAGING,
-    ZERO_ID,
     KeySpace,
     ensure_indexes,
-    misfiled_ids,
     missing_modules,
     scan_keys,
-    stored_ns,
     tag_query,
 )
 from ckpt.backends.redis.wire import Block, Pipeline
@@ -208,9 +207,7 @@ class RedisStore(Store):
             return [summary.thread_id for summary in listed]
         found: set[str] = set()
         for keys in scan_keys(self._r, f"{self.prefix}:*"):
-            for raw in self._r.json().mget(keys, "$.thread_id"):
-                if raw:
-                    found.add(raw[0])
+            found.update(t for _, t in documents(self._r, keys, "$.thread_id") if isinstance(t, str))
         return sorted(t for t in found if selection.matches_thread(t))
 
     def _search_keys(self, index: str, thread_id: str) -> list[str]:
@@ -233,15 +230,7 @@ class RedisStore(Store):
                 return keys
 
     def _documents(self, keys: list[str]) -> Iterator[tuple[str, Any]]:
-        for start in range(0, len(keys), _PAGE):
-            chunk = keys[start : start + _PAGE]
-            try:
-                docs = self._r.json().mget(chunk, "$")
-            except redis.ResponseError as exc:
-                raise CorruptRecordError(f"cannot read documents {chunk[0]}…: {exc}") from exc
-            for key, doc in zip(chunk, docs):
-                if doc:
-                    yield key, doc[0]
+        return documents(self._r, keys)
 
     def _inline_blobs(self, docs: list[dict[str, Any]]) -> None:
         """0.0.x kept channel values in ``checkpoint_blob:{thread}:{ns}:{channel}:{version}`` docs."""
@@ -261,7 +250,7 @@ class RedisStore(Store):
             if blob is None or blob.get("type") == "empty":
                 continue
             type_tag = blob.get("type")
-            data = _blob_bytes(type_tag, blob.get("blob"))
+            data = blob_bytes(type_tag, blob.get("blob"))
             if type_tag == "json":
                 checkpoint["channel_values"][channel] = orjson.loads(data)  # still Redis JSON: _record converts it
             elif type_tag == "msgpack":
@@ -294,32 +283,11 @@ class RedisStore(Store):
             yield summary
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
-        for thread_id in self._thread_ids(selection):
-            yield from self._thread_records(thread_id, selection)
-
-    def _thread_records(self, thread_id: str, selection: Selection) -> Iterator[CheckpointRecord]:
-        found = [
-            (k, d)
-            for k, d in self._documents(self._search_keys(self._index, thread_id))
-            if d.get("thread_id") == thread_id
-        ]
-        ttls = self._ttls([k for k, _ in found])
-        self._inline_blobs([d for _, d in found])
-        writes: dict[tuple[str, str], list[PendingWrite]] = {}
-        for key, w in self._documents(self._search_keys(self._write_index, thread_id)):
-            if w.get("thread_id") == thread_id:
-                writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(_write(key, w))
-        # A checkpoint filed twice (0.0.x's misfiled document and the one ``upgrade`` filed under its
-        # own id, when a killed upgrade left both) is the same checkpoint: the rightly filed one wins.
-        chosen: dict[CheckpointKey, tuple[bool, CheckpointRecord]] = {}
-        for (_, doc), ttl in zip(found, ttls):
-            record, misfiled = _record(doc, writes, ttl), is_misfiled(doc)
-            if record.key not in chosen or chosen[record.key][0] and not misfiled:
-                chosen[record.key] = (misfiled, record)
-        records = [record for _, record in chosen.values()]
-        for record in sorted(records, key=lambda r: (r.key.checkpoint_ns, r.key.checkpoint_id)):
-            if selection.matches(record.key):
-                yield record
+        """A batch of threads at a time, the next batch's commands in flight (``redis_reads``)."""
+        reader = BatchReader(
+            self._r, self.prefix, (self._index, self._write_index), selection, self._inline_blobs, _searchable
+        )
+        return reader.records()
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():
@@ -544,6 +512,15 @@ def _refuse_unreadable(key: CheckpointKey) -> None:
             )
 
 
+_record, _write = _records.record, _records.write  # the names cluster_store.py (and older callers) import from here
+__all__ = ["RedisStore", "is_misfiled"]
+
+
+def _searchable(thread_id: str) -> bool:
+    """Whether RediSearch finds this thread id by its tag (``_tag_problem``; an empty id is no tag)."""
+    return bool(thread_id) and _tag_problem(thread_id) is None
+
+
 def _tag_problem(value: str) -> str | None:
     if "," in value:
         return "containing ',' (RediSearch's tag separator)"
@@ -556,95 +533,3 @@ def _tag_problem(value: str) -> str | None:
     if size > _TAG_MAX_BYTES:
         return f"of {size} UTF-8 bytes (RediSearch matches tags of at most {_TAG_MAX_BYTES})"
     return None
-
-
-def _metadata_run(metadata: Any) -> Any:
-    if isinstance(metadata, str):
-        metadata = parse_metadata(metadata.encode("utf-8"))[0]
-    return metadata.get("run_id") if isinstance(metadata, dict) else None
-
-
-def _record(
-    doc: dict[str, Any], writes: dict[tuple[str, str], list[PendingWrite]], ttl_ms: int = -1
-) -> CheckpointRecord:
-    key, parent = _identity(doc)
-    checkpoint = doc.get("checkpoint")
-    if not isinstance(checkpoint, dict):
-        raise CorruptRecordError(f"{key}: the checkpoint document has no checkpoint object")
-    fields = {k: v for k, v in checkpoint.items() if k not in ("type", "pending_sends")}
-    if checkpoint.get("pending_sends"):
-        fields["pending_sends"] = checkpoint["pending_sends"]
-    ordered = {k: fields[k] for k in _FIELD_ORDER if k in fields} | fields
-    ordered["channel_values"] = from_redis(ordered.get("channel_values") or {})
-    metadata = doc.get("metadata", "{}")
-    metadata_bytes = metadata.encode("utf-8") if isinstance(metadata, str) else orjson.dumps(metadata)
-    mine = sorted(writes.get((key.checkpoint_ns, key.checkpoint_id), []), key=lambda w: (w.task_id, w.idx))
-    # RedisSaver only shows writes when has_writes is set, and sometimes leaves it unset
-    # although writes exist; keep the writes (never drop data) and the flag as it was.
-    flag = bool(doc.get("has_writes"))
-    extra: tuple[tuple[str, Any], ...] = (("redis.has_writes", flag),) if flag != bool(mine) else ()
-    if ttl_ms > 0:
-        extra += (("redis.ttl_ms", ttl_ms),)
-    run_id = doc.get("run_id")
-    if isinstance(run_id, str) and run_id and run_id != _metadata_run(metadata):
-        extra += (("run_id", run_id),)  # RedisSaver files the run here, not in the metadata
-    return CheckpointRecord(
-        key=key,
-        parent_checkpoint_id=parent,
-        checkpoint=Payload("msgpack", pack(ordered)),
-        metadata=Payload("json", metadata_bytes),
-        writes=tuple(mine),
-        extra=extra,
-    )
-
-
-def _identity(doc: dict[str, Any]) -> tuple[CheckpointKey, str | None]:
-    """The checkpoint's key and parent id. langgraph-checkpoint-redis 0.0.x filed each checkpoint
-    under its parent's id: ``checkpoint_id`` and ``parent_checkpoint_id`` are both the parent's (the
-    zero id for the first), and the checkpoint's own id is only in ``checkpoint.id``."""
-    ns = stored_ns(doc.get("checkpoint_ns", EMPTY))
-    if is_misfiled(doc):
-        filed_as = doc["checkpoint_id"]
-        return CheckpointKey(doc["thread_id"], ns, doc["checkpoint"]["id"]), (None if filed_as == ZERO_ID else filed_as)
-    return CheckpointKey(doc["thread_id"], ns, doc["checkpoint_id"]), (doc.get("parent_checkpoint_id") or None)
-
-
-def is_misfiled(doc: dict[str, Any]) -> bool:
-    """A 0.0.x document filed under its parent's id (see ``_identity``): its own id differs and it
-    names itself as its parent (nothing else writes a document that does)."""
-    return misfiled_ids(doc.get("checkpoint_id"), doc.get("parent_checkpoint_id"), doc.get("checkpoint")) is not None
-
-
-def _b64decode(blob: Any) -> bytes:
-    try:
-        return base64.b64decode(blob or "", validate=True)
-    except ValueError:
-        return str(blob or "").encode("utf-8")  # RedisSaver's own fallback for non-base64 blobs
-
-
-def _blob_bytes(type_tag: Any, blob: Any) -> bytes:
-    """The bytes of a blob field: base64 since 0.1.0, but 0.0.x stored ``"json"`` values as raw JSON
-    text (``"null"`` is valid base64 too), so a base64 reading that is not JSON falls back to the text."""
-    data = _b64decode(blob)
-    if type_tag != "json" or not isinstance(blob, str) or data == blob.encode("utf-8"):
-        return data
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            orjson.loads(blob)
-        except orjson.JSONDecodeError:
-            return data  # neither reading is JSON: let the caller report the stored value
-        return blob.encode("utf-8")
-    return data
-
-
-def _write(key: str, doc: dict[str, Any]) -> PendingWrite:
-    blob = _blob_bytes(doc.get("type"), doc.get("blob"))
-    try:
-        type_tag, data = write_value_from_redis(str(doc.get("type") or ""), blob)
-    except orjson.JSONDecodeError as exc:
-        raise CorruptRecordError(f"write {key} holds invalid JSON: {exc}") from exc
-    return PendingWrite(
-        doc["task_id"], doc.get("task_path") or "", int(doc["idx"]), doc["channel"], Payload(type_tag, data)
-    )

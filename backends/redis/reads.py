@@ -1,0 +1,190 @@
+"""Reading RedisSaver's documents a batch of threads at a time (issue #24: migrate from Redis).
+
+The reader used to run, per thread, a search for its checkpoint keys and one for its write keys,
+then ``JSON.MGET`` through redis-py (whose replies the standard library's ``json`` decoded) and a
+``PTTL`` pipeline: four round trips a thread, and most of the client's time in redis-py. Here:
+
+- threads come from the server's aggregate with their checkpoint counts (``redis_listing``) and are
+  read in batches of about ``_BATCH`` checkpoints; one ``FT.SEARCH`` per index finds a whole
+  batch's keys (a TAG union ``@thread_id:{a|b|c}``) and its documents come back in one reply
+  (``redis_fetch``: a script, else plain commands).
+- the next batch is requested before this one is converted: the server searches and reads while
+  this process converts and the caller writes (one thread: no lock contention with the writer).
+- a document belongs to the thread it names (``$.thread_id``, compared exactly, as before): the
+  union only finds candidates (tags fold case). A thread id whose own tag query never matches
+  (``store._tag_problem``: a ``,``, edge spaces, control characters, > 4096 bytes) was never found
+  by its per-thread search either, so it stays out of the union and reads as before: no documents.
+- conversion goes through ``records.Converter`` (bounded caches by JSON text).
+
+Memory: a batch in hand and the next in flight, whatever the store's size (one thread's documents
+when a thread alone is bigger than a batch, as before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import redis
+
+from ckpt.backends.core.base import CheckpointKey, CheckpointRecord, Selection
+from ckpt.backends.redis.fetch import (
+    Connection,
+    Doc,
+    Fetched,
+    documents,
+    fetch_plain,
+    script_command,
+    scripted,
+    union,
+)
+from ckpt.backends.redis.listing import thread_summaries
+from ckpt.backends.redis.records import Converter, WritesByCheckpoint, is_misfiled
+from ckpt.backends.redis.schema import scan_keys, stored_ns
+
+_BATCH = 500
+"""Checkpoints per batch (by the aggregate's counts; a bigger thread is a batch of its own)."""
+_BATCH_THREADS = 100
+"""Threads per batch at most (and ``_QUERY_BYTES`` of query text)."""
+_QUERY_BYTES = 16_000
+Stamped = tuple[str, Doc, int]
+"""A checkpoint document with its key and remaining TTL."""
+_UNKNOWN = 20
+"""A thread's assumed checkpoint count when the aggregate cannot answer (the SCAN fallback)."""
+
+
+class _Batch:
+    """Threads read together; ``searchable``: those a tag query can find."""
+
+    def __init__(self, threads: list[str], searchable: list[str]) -> None:
+        self.threads = threads
+        self.searchable = searchable
+
+
+class BatchReader:
+    """The records of a selection, thread by thread in thread order (see the module's doc)."""
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        indexes: tuple[str, str],
+        selection: Selection,
+        inline_blobs: Callable[[list[Doc]], None],
+        searchable: Callable[[str], bool],
+    ) -> None:
+        self._r = client
+        self._prefix = prefix
+        self._indexes = indexes
+        self._selection = selection
+        self._inline_blobs = inline_blobs
+        self._searchable = searchable
+        self._scripts = True
+        """Whether batches are fetched by the script (until the server refuses it)."""
+        self._convert = Converter()
+
+    def records(self) -> Iterator[CheckpointRecord]:
+        batches = self._batches()
+        conn = Connection(self._r)
+        try:
+            current = next(batches, None)
+            sent = self._request(conn, current)
+            while current is not None:
+                reply = conn.read() if sent else None
+                following = next(batches, None)
+                sent = self._request(conn, following)  # the server fetches it while this one is converted
+                yield from self._assemble(current, self._fetched(current, reply))
+                current = following
+        finally:
+            conn.close()
+
+    def _request(self, conn: Connection, batch: _Batch | None) -> bool:
+        if batch is None or not batch.searchable or not self._scripts:
+            return False
+        conn.send([script_command(self._indexes, union(batch.searchable))])
+        return True
+
+    def _fetched(self, batch: _Batch, reply: Any) -> Fetched:
+        if not batch.searchable:
+            return [], []
+        fetched = scripted(reply) if reply is not None else None
+        if fetched is not None:
+            return fetched
+        fetched = fetch_plain(self._r, self._indexes, union(batch.searchable))
+        if isinstance(reply, redis.ResponseError):
+            self._scripts = False  # the script failed where plain commands work: no scripts here
+        return fetched
+
+    # -- which threads, in batches -------------------------------------------------
+
+    def _threads(self) -> Iterator[tuple[str, int]]:
+        """``(thread id, checkpoint count)`` in thread order: the aggregate, else one SCAN of the
+        checkpoint keys reading only ``$.thread_id`` (counts then unknown)."""
+        selection = self._selection
+        if selection.thread_id is not None:
+            yield selection.thread_id, _UNKNOWN
+            return
+        threads = Selection(selection.thread_glob, thread_from=selection.thread_from, thread_to=selection.thread_to)
+        threads = replace(threads, shard=selection.shard)
+        listed = thread_summaries(self._r, self._indexes[0], threads, ttl=False)
+        if listed is not None:
+            yield from ((summary.thread_id, summary.checkpoints) for summary in listed)
+            return
+        found: set[str] = set()
+        for keys in scan_keys(self._r, f"{self._prefix}:*"):
+            found.update(t for _, t in documents(self._r, keys, "$.thread_id") if isinstance(t, str))
+        yield from ((t, _UNKNOWN) for t in sorted(t for t in found if threads.matches_thread(t)))
+
+    def _batches(self) -> Iterator[_Batch]:
+        threads: list[str] = []
+        searchable: list[str] = []
+        size = query = 0
+        for thread_id, count in self._threads():
+            if threads and (size + count > _BATCH or len(threads) >= _BATCH_THREADS or query > _QUERY_BYTES):
+                yield _Batch(threads, searchable)
+                threads, searchable, size, query = [], [], 0, 0
+            threads.append(thread_id)
+            size += count
+            if self._searchable(thread_id):
+                searchable.append(thread_id)
+                query += len(thread_id) + 8
+        if threads:
+            yield _Batch(threads, searchable)
+
+    # -- records ----------------------------------------------------------------------
+
+    def _assemble(self, batch: _Batch, fetched: Fetched) -> Iterator[CheckpointRecord]:
+        checkpoints, writes = fetched
+        wanted = set(batch.searchable)
+        found: dict[str, list[Stamped]] = {}
+        for key, doc, ttl in checkpoints:
+            thread_id = doc.get("thread_id")
+            if isinstance(thread_id, str) and thread_id in wanted:
+                found.setdefault(thread_id, []).append((key, doc, ttl))
+        written: dict[str, list[tuple[str, Doc]]] = {}
+        for key, doc in writes:
+            thread_id = doc.get("thread_id")
+            if isinstance(thread_id, str) and thread_id in wanted:
+                written.setdefault(thread_id, []).append((key, doc))
+        for thread_id in batch.threads:
+            yield from self._thread(found.get(thread_id, []), written.get(thread_id, []))
+
+    def _thread(self, found: list[Stamped], write_docs: list[tuple[str, Doc]]) -> Iterator[CheckpointRecord]:
+        """One thread's records, as the per-thread reader made them."""
+        self._inline_blobs([d for _, d, _ in found])
+        writes: WritesByCheckpoint = {}
+        for key, w in write_docs:
+            slot = (stored_ns(w["checkpoint_ns"]), w["checkpoint_id"])
+            writes.setdefault(slot, []).append(self._convert.write(key, w))
+        # A checkpoint filed twice (0.0.x's misfiled document and the one ``upgrade`` filed under its
+        # own id, when a killed upgrade left both) is the same checkpoint: the rightly filed one wins.
+        chosen: dict[CheckpointKey, tuple[Doc, CheckpointRecord]] = {}
+        for _, doc, ttl in found:
+            record = self._convert.record(doc, writes, ttl)
+            if record.key not in chosen or is_misfiled(chosen[record.key][0]) and not is_misfiled(doc):
+                chosen[record.key] = (doc, record)
+        records = [record for _, record in chosen.values()]
+        for record in sorted(records, key=lambda r: (r.key.checkpoint_ns, r.key.checkpoint_id)):
+            if self._selection.matches(record.key):
+                yield record
