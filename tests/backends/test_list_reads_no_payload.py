@@ -78,6 +78,33 @@ def _redis_check(_packer: Any, *args: Any) -> str | None:
     return f"redis {' '.join(words[:3])} … {bad}" if bad else None
 
 
+def _requests(packed: bytes) -> Iterator[list[bytes]]:
+    """The commands in raw RESP request bytes (arrays of bulk strings, one after another)."""
+    at = 0
+    while at < len(packed):
+        end = packed.index(b"\r\n", at)
+        count, at, words = int(packed[at + 1 : end]), end + 2, []
+        for _ in range(count):
+            end = packed.index(b"\r\n", at)
+            size = int(packed[at + 1 : end])
+            words.append(packed[end + 2 : end + 2 + size])
+            at = end + 2 + size + 2
+        yield words
+
+
+def _redis_raw_check(_conn: Any, command: Any, *args: Any, **kwargs: Any) -> str | None:
+    """Commands ckpt packs itself (``backends/redis/wire.py``, ``fetch.py``) and sends raw; a
+    script counts as what it runs (``EVAL`` of a body that reads documents)."""
+    chunks = command if isinstance(command, (list, tuple)) else [command]
+    for words in _requests(b"".join(bytes(c) for c in chunks)):
+        if words and words[0].upper() == b"EVAL" and len(words) > 1 and re.search(rb"JSON\.M?GET", words[1]):
+            return f"redis EVAL of a script reading documents ({words[1][:40]!r}…)"
+        why = _redis_check(None, *words)
+        if why is not None:
+            return why
+    return None
+
+
 @contextmanager
 def redis_guard(seen: list[str]) -> Iterator[None]:
     import redis.connection
@@ -87,6 +114,7 @@ def redis_guard(seen: list[str]) -> Iterator[None]:
             packer = getattr(redis.connection, name, None)
             if packer is not None:
                 stack.enter_context(_patched(packer, "pack", _redis_check, seen))
+        stack.enter_context(_patched(redis.connection.AbstractConnection, "send_packed_command", _redis_raw_check, seen))
         yield
 
 
