@@ -114,7 +114,8 @@ def redis_guard(seen: list[str]) -> Iterator[None]:
             packer = getattr(redis.connection, name, None)
             if packer is not None:
                 stack.enter_context(_patched(packer, "pack", _redis_check, seen))
-        stack.enter_context(_patched(redis.connection.AbstractConnection, "send_packed_command", _redis_raw_check, seen))
+        raw = redis.connection.AbstractConnection
+        stack.enter_context(_patched(raw, "send_packed_command", _redis_raw_check, seen))
         yield
 
 
