@@ -74,6 +74,7 @@ def migrate(
     """
     from ckpt.backends import open_store
     from ckpt.backends.core.errors import CkptError, DataError
+    from ckpt.backends.core.shards import shard_path
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.api import migrate as migrate_stores
     from ckpt.backends.ops.api import plan_migration
@@ -84,6 +85,7 @@ def migrate(
     source = resolve_store(source)
     target = resolve_store(target, writes="migrate")
     chosen = selection(thread, since, until, shard=shard)
+    target = shard_path(target, chosen.shard)  # into export files: one per shard, 'part-{shard}.jsonl'
     if ttl is not None:
         target = with_query(
             target, "ttl", str(ttl), only_schemes=("redis", "rediss", "redis+cluster", "rediss+cluster"), option="--ttl"

@@ -148,6 +148,7 @@ def migrate(
     from ckpt.backends.ops.transfer import DEFAULT_BATCH, auto_jobs, cap_jobs
     from ckpt.backends.ops.transfer import migrate as copy_between
 
+    target = shard_path(target, selection.shard)  # an export file per shard: 'part-{shard}.jsonl'
     note = None
     if jobs is None:
         with open_store(source) as src:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ckpt.backends import open_store
+from ckpt.backends import open_store, store_class
 from ckpt.backends.core.base import Capability
 from ckpt.backends.core.errors import UsageError
 from ckpt.backends.core.shards import Shard, shard_lock_name
@@ -21,15 +21,11 @@ def shard_lock(url: str, name: str, shard: Shard | None) -> Iterator[None]:
     under ``<name>.shard-K-of-N`` while the block runs: two runs of one shard are refused
     (``LockedError``), other shards run beside it. Unsharded runs and stores without locks
     (an export file, which its writer locks itself) take none."""
-    if shard is None:
-        yield
+    if shard is None or Capability.DELETE not in store_class(url).capabilities:
+        yield  # asked of the class: opening an export file for writing would write it on close
         return
-    with open_store(url, write=True) as store:
-        if Capability.DELETE not in store.capabilities:
-            yield
-            return
-        with store.lock(shard_lock_name(name, shard)):
-            yield
+    with open_store(url, write=True) as store, store.lock(shard_lock_name(name, shard)):
+        yield
 
 
 def check_shard_files(files: Sequence[str]) -> list[int]:

@@ -115,3 +115,16 @@ def test_sharded_prune_in_postgres_sql_is_the_single_run(official_db: Path, tmp_
         bodies = _ok(run_shards(3, "prune", sharded, *rules))
         assert sum(b["checkpoints_deleted"] for b in bodies) == json.loads(one.stdout)["checkpoints_deleted"] > 0
         _same_stores(single, sharded)
+
+
+def test_sharded_migrate_into_export_files(official_db: Path, tmp_path: Path) -> None:
+    """A shard's migrate into a JSONL file writes that shard (the shard's lock is the file's own:
+    nothing else may open the file for writing, or it would be rewritten empty on close)."""
+    source = many_threads_store(official_db, tmp_path / "source.db")
+    _ok(run_shards(3, "migrate", source, str(tmp_path / "m-{shard}.jsonl"), "-o", "json"))
+    files = sorted(str(p) for p in tmp_path.glob("m-*-of-3.jsonl"))
+    assert len(files) == 3
+    target = sqlite_url(tmp_path / "back.db")
+    result = ckpt("import", *files, target)
+    assert result.returncode == 0, result.stderr
+    _same_stores(source, target)
