@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ckpt.backends.core.base import CheckpointRecord, Selection, Store
+from ckpt.backends.core.base import Selection, SizedCheckpoint, Store
 from ckpt.backends.core.errors import UsageError
 from ckpt.backends.core.memory import MemoryStore, namespace_path
 from ckpt.backends.core.toml import load_toml
@@ -148,7 +148,7 @@ def check(
     if memory is not None:
         _memory_breaches(report, budgets, memory)
 
-    def on_thread(size: ThreadSize, records: list[CheckpointRecord]) -> None:
+    def on_thread(size: ThreadSize, records: list[SizedCheckpoint]) -> None:
         _thread_breaches(report, budgets, size, records)
 
     measured = measure(store, Selection(), on_thread=on_thread)
@@ -167,7 +167,7 @@ def check(
 
 
 def _thread_breaches(
-    report: CheckReport, budgets: dict[str, int], size: ThreadSize, records: list[CheckpointRecord]
+    report: CheckReport, budgets: dict[str, int], size: ThreadSize, records: list[SizedCheckpoint]
 ) -> None:
     thread = {"thread_id": size.thread_id}
     if "max_thread_bytes" in budgets and size.bytes > budgets["max_thread_bytes"]:

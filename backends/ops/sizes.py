@@ -106,24 +106,21 @@ def _top(values: dict[str, int], top: int) -> list[dict[str, Any]]:
     return [{"name": k, "bytes": v} for k, v in sorted(values.items(), key=lambda kv: -kv[1])[:top]]
 
 
-ThreadHook = Callable[[ThreadSize, list[CheckpointRecord]], None]
+ThreadHook = Callable[[ThreadSize, list[SizedCheckpoint]], None]
 
 
 def measure(
     store: Store, selection: Selection = Selection(), *, top: int = 20, on_thread: ThreadHook | None = None
 ) -> SizeReport:
-    """Totals by thread, namespace kind, channel and day; ``on_thread`` sees each thread's records.
-    Without ``on_thread`` no pending write is read (``Store.sized``: SQLite sums them itself)."""
+    """Totals by thread, namespace kind, channel and day; ``on_thread`` sees each thread's
+    checkpoints. No pending write is read where the store sums them itself (``Store.sized``)."""
     report = SizeReport()
-    if on_thread is None:
-        for thread_id, sized in groupby(store.sized(selection), key=lambda r: r.key.thread_id):
-            _add_thread(report, _thread_size(thread_id, list(sized), report), top)
-        return report
-    for thread_id, group in groupby(store.records(selection), key=lambda r: r.key.thread_id):
-        records = list(group)
-        size = _thread_size(thread_id, records, report)
+    for thread_id, group in groupby(store.sized(selection), key=lambda r: r.key.thread_id):
+        checkpoints = list(group)
+        size = _thread_size(thread_id, checkpoints, report)
         _add_thread(report, size, top)
-        on_thread(size, records)
+        if on_thread is not None:
+            on_thread(size, checkpoints)
     return report
 
 
@@ -136,9 +133,7 @@ def _add_thread(report: SizeReport, size: ThreadSize, top: int) -> None:
         report.growing_threads.append(size.thread_id)
 
 
-def _thread_size(
-    thread_id: str, records: Sequence[CheckpointRecord | SizedCheckpoint], report: SizeReport
-) -> ThreadSize:
+def _thread_size(thread_id: str, records: Sequence[SizedCheckpoint], report: SizeReport) -> ThreadSize:
     size = ThreadSize(thread_id, checkpoints=len(records), namespaces=len({r.key.checkpoint_ns for r in records}))
     channels, largest, per_day, namespaces = (
         report.channels,
