@@ -129,11 +129,20 @@ def main() -> None:
             finally:
                 cleanup(client, before, prefix, args.flushall)
             variants[name].runs.append(run)
-            k = run.checkpoints / 1000
-            print(f"run {n + 1} {name:9} {run.checkpoints:>7,} ckpts {run.seconds:8.2f} s "
-                  f"{run.checkpoints / run.seconds:8,.0f} ckpt/s rss {run.rss_mb or 0:.0f} MB "
-                  f"client cpu {cpu / k:.2f} s/1k server cpu {server / k:.2f} s/1k "
-                  f"load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+            _print_run(n, name, run, cpu, server, load)
+    _print_summary(variants)
+
+
+def _print_run(n: int, name: str, run: Run, cpu: float, server: float, load: float) -> None:
+    k = run.checkpoints / 1000
+    print(f"run {n + 1} {name:9} {run.checkpoints:>7,} ckpts {run.seconds:8.2f} s "
+          f"{run.checkpoints / run.seconds:8,.0f} ckpt/s rss {run.rss_mb or 0:.0f} MB "
+          f"client cpu {cpu / k:.2f} s/1k server cpu {server / k:.2f} s/1k "
+          f"load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+
+
+def _print_summary(variants: dict[str, Variant]) -> None:
+    """The table of medians, then ckpt's rate over the official loop's, run by run."""
     print_table(variants)
     base = variants["baseline"]
     ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
@@ -184,15 +193,8 @@ def from_redis(args: argparse.Namespace) -> None:
             finally:
                 drop()
             variants[name].runs.append(run)
-            k = run.checkpoints / 1000
-            print(f"run {n + 1} {name:9} {run.checkpoints:>7,} ckpts {run.seconds:8.2f} s "
-                  f"{run.checkpoints / run.seconds:8,.0f} ckpt/s rss {run.rss_mb or 0:.0f} MB "
-                  f"client cpu {cpu / k:.2f} s/1k server cpu {server / k:.2f} s/1k "
-                  f"load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-    print_table(variants)
-    base = variants["baseline"]
-    ratios = [c.checkpoints / c.seconds / (b.checkpoints / b.seconds) for b, c in zip(base.runs, variants["ckpt"].runs)]
-    print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
+            _print_run(n, name, run, cpu, server, load)
+    _print_summary(variants)
 
 
 _CONCAT = """

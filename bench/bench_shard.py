@@ -283,27 +283,19 @@ def check_same(server: Server, src: str, a: str, b: str) -> dict[str, Any]:
 
 
 def phase_linear(server: Server, src: str, n: int) -> Phase:
-    schema = server.fresh()
-    phase = Phase(f"shard 0/{n} alone", load_start=load())
-    cpu = server.cpu()
-    with tempfile.TemporaryDirectory() as tmp:
-        report = os.path.join(tmp, "r.json")
-        args = migrate_args(src, server.url(schema), "--shard", f"0/{n}", "--jobs", "1", "--report", report)
-        phase.seconds, (proc,) = run_pool([(f"shard 0/{n}", args)], 1)
-        read_report(report, proc)
-    phase.server_cpu_s = server.cpu() - cpu
-    phase.load_end = load()
-    phase.procs.append(proc)
-    phase.extra["n"] = n
-    server.drop(schema)
-    return phase
+    """Shard 0 of N alone, ``--jobs 1``: the time a shard takes for its share 1/N."""
+    return _one_shard(server, src, n, f"shard 0/{n} alone", ["--jobs", "1"])
 
 
 def phase_pod(server: Server, src: str, n: int, extra: list[str]) -> Phase:
     """Shard 0 of N alone as a pod of docs/k8s/migrate-indexed-job.yaml runs it (``extra``: e.g.
     ``--jobs 2 --verify``): its wall time, CPU and the peak RSS of its process tree."""
+    return _one_shard(server, src, n, f"pod: shard 0/{n} {' '.join(extra)}", extra)
+
+
+def _one_shard(server: Server, src: str, n: int, name: str, extra: list[str]) -> Phase:
     schema = server.fresh()
-    phase = Phase(f"pod: shard 0/{n} {' '.join(extra)}", load_start=load())
+    phase = Phase(name, load_start=load())
     cpu = server.cpu()
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "r.json")

@@ -47,8 +47,7 @@ def import_(
     from ckpt.backends.core.errors import UsageError
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.api import import_ as import_files
-    from ckpt.backends.ops.sharding import check_shard_files
-    from ckpt.cli.console import info, warn
+    from ckpt.cli.console import info
     from ckpt.cli.progress import copy_progress
 
     if len(paths) < 2:
@@ -56,13 +55,10 @@ def import_(
     *files, url = paths
     url = resolve_store(url, writes="import")
     chosen = selection(thread, shard=shard)
-    missing = check_shard_files(files)
-    if missing:
-        warn(f"shard(s) {', '.join(map(str, missing))} of this export were not given: their threads are not imported")
     with copy_progress(None, "importing") as progress:
         report = import_files(
             files, url, chosen, batch_size=batch_size, progress=progress,
-            on_total=progress.set_total if progress is not None else None,
+            on_total=progress.set_total if progress is not None else None, on_missing_shards=_warn_missing,
         )  # fmt: skip
     body = {"source": files[0] if len(files) == 1 else files, "target": redact(url), **report.as_json()}
     if report_file is not None:
@@ -74,3 +70,9 @@ def import_(
             f"imported {report.checkpoints_written} checkpoints and {report.writes_written} writes into {redact(url)}"
             f" ({report.checkpoints_skipped} checkpoints and {report.writes_skipped} writes were already there)"
         )
+
+
+def _warn_missing(shards: list[int]) -> None:
+    from ckpt.cli.console import warn
+
+    warn(f"shard(s) {', '.join(map(str, shards))} of this export were not given: their threads are not imported")

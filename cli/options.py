@@ -69,6 +69,16 @@ ReportOption = Annotated[
         show_default=False,
     ),
 ]
+ReportOrJsonOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--report",
+        metavar="FILE",
+        help="Also write the JSON report to FILE ({shard} becomes K-of-N; an audit trail, and what "
+        "`ckpt report merge` adds up). The word 'json' instead means -o json (kept for cron scripts).",
+    ),
+]
+"""``--report`` of the destructive verbs, which took only ``json`` before report files existed."""
 AesKeyOption = Annotated[
     Optional[str],
     typer.Option(

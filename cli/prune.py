@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import OutputOption, ShardOption, StoreArgument, ThreadOption, parse_shard, resolve_store
+from ckpt.cli.options import (
+    OutputOption,
+    ReportOrJsonOption,
+    ShardOption,
+    StoreArgument,
+    ThreadOption,
+    parse_shard,
+    resolve_store,
+)
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, save_report, write_json
 
 if TYPE_CHECKING:
@@ -40,15 +48,7 @@ def prune(
         bool, typer.Option("--dry-run", help="Show the plan and the bytes it frees; delete nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
-    report: Annotated[
-        Optional[str],
-        typer.Option(
-            "--report",
-            metavar="FILE",
-            help="Also write the JSON report to FILE ({shard} becomes K-of-N; `ckpt report merge` adds "
-            "them up). The word 'json' instead means -o json (kept for cron scripts that use it).",
-        ),
-    ] = None,
+    report: ReportOrJsonOption = None,
     shard: ShardOption = None,
     batch_size: Annotated[
         Optional[int],

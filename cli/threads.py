@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ckpt.cli.options import OutputOption, ShardOption, StoreArgument, parse_shard, resolve_store
+from ckpt.cli.options import OutputOption, ReportOrJsonOption, ShardOption, StoreArgument, parse_shard, resolve_store
 from ckpt.cli.output import OutputFormat, human_bytes, resolve, save_report, write_json
 
 if TYPE_CHECKING:
@@ -105,15 +105,7 @@ def delete(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (cron).")] = False,
-    report: Annotated[
-        Optional[str],
-        typer.Option(
-            "--report",
-            metavar="FILE",
-            help="Also write the JSON report to FILE ({shard} becomes K-of-N), an audit trail. "
-            "The word 'json' instead means -o json.",
-        ),
-    ] = None,
+    report: ReportOrJsonOption = None,
     shard: ShardOption = None,
     output: OutputOption = None,
 ) -> None:

@@ -7,13 +7,69 @@ as before (``assert_kept_unchanged``). Counting what was removed proves nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ckpt.backends import open_store
+from tests.servers import fresh_redis, fresh_redis_cluster, mongo_database, postgres_schema
 from tests.support import official_saver, tuples_of
 
 Key = tuple[str, str, str]
+Target = tuple[str, "Path | str"]
+"""(the URL ckpt opens, the location the official saver opens) of an empty store."""
+
+
+@contextmanager
+def _sqlite(tmp: Path) -> Iterator[Target]:
+    path = tmp / "gen.db"
+    path.unlink(missing_ok=True)  # hypothesis runs a test body several times in one tmp_path
+    yield f"sqlite:///{path}", path
+
+
+@contextmanager
+def _postgres(tmp: Path) -> Iterator[Target]:
+    with postgres_schema() as (url, libpq):
+        yield url, libpq
+
+
+@contextmanager
+def _mongodb(tmp: Path) -> Iterator[Target]:
+    with mongo_database() as url:
+        yield url, url
+
+
+@contextmanager
+def _redis(tmp: Path) -> Iterator[Target]:
+    with fresh_redis() as url:
+        yield url, url
+
+
+@contextmanager
+def _redis_cluster(tmp: Path) -> Iterator[Target]:
+    with fresh_redis_cluster() as url:
+        yield url, url
+
+
+TARGETS: dict[str, Callable[[Path], AbstractContextManager[Target]]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+    "mongodb": _mongodb,
+    "redis": _redis,
+    "redis-cluster": _redis_cluster,
+}
+"""An empty store of each kind a destructive command can change, for the official saver to fill."""
+
+
+def populate(location: Path | str, seed: int, threads: int = 10) -> list[str]:
+    """Generated histories (``tests/histories.py``) written through the store's official saver."""
+    from tests.histories import write_histories
+
+    with official_saver(location) as saver:
+        if not type(saver).__name__.startswith("MongoDB"):
+            saver.setup()
+        return write_histories(saver, seed, threads=threads)
 
 
 def store_keys(url: str) -> list[Key]:

@@ -216,12 +216,14 @@ def import_(
     batch_size: int | None = None,
     progress: Any = None,
     on_total: Callable[[int | None], None] | None = None,
+    on_missing_shards: Callable[[list[int]], None] | None = None,
 ) -> CopyReport:
     """JSONL exports back into a store (``ckpt import``), idempotently. Every file is read whole
     once first: a bad line is reported (file and line number) before anything is written, and
     ``on_total`` learns how many records they hold. Several files (the shards of one sharded
-    export) go in together; files of different splits are refused. ``selection.shard`` imports
-    that shard's threads only, under the target's lock for the shard."""
+    export) go in together; files of different splits are refused, and ``on_missing_shards``
+    learns which shards of their split were not given. ``selection.shard`` imports that shard's
+    threads only, under the target's lock for the shard."""
     from ckpt.backends.jsonl.store import JsonlStore
     from ckpt.backends.ops.sharding import check_shard_files
     from ckpt.backends.ops.transfer import DEFAULT_BATCH, CopyReport, copy_records
@@ -230,7 +232,9 @@ def import_(
     for path in files:
         if not is_jsonl_path(path) or path == "-":
             raise UsageError(f"import source must be a .jsonl or .jsonl.gz file, got {path!r}")
-    check_shard_files(files)
+    missing = check_shard_files(files)
+    if missing and on_missing_shards is not None:
+        on_missing_shards(missing)
     total = 0
     for path in files:
         with JsonlStore.open(path) as src:
@@ -241,16 +245,10 @@ def import_(
     with shard_lock(target, "import", selection.shard), open_store(target, write=True) as dst:
         for path in files:
             with JsonlStore.open(path) as src:
-                report.merge(
-                    copy_records(
-                        src,
-                        dst,
-                        selection,
-                        source_url=path,
-                        batch_size=batch_size or DEFAULT_BATCH,
-                        progress=progress,
-                        validated=True,
-                    )  # fmt: skip
-                )
+                copied = copy_records(
+                    src, dst, selection, source_url=path, batch_size=batch_size or DEFAULT_BATCH,
+                    progress=progress, validated=True,
+                )  # fmt: skip
+                report.merge(copied)
         report.losses = dst.conversion_losses()  # the target's count covers every file
     return report

@@ -48,11 +48,13 @@ from ckpt.backends.core.errors import BackendUnavailableError, CorruptRecordErro
 from ckpt.backends.core.grouping import grouped
 from ckpt.backends.core.urls import redact
 from ckpt.backends.redis import CLUSTER_SCHEMES
+from ckpt.backends.redis import records as redis_records
 from ckpt.backends.redis.cluster import NodeBatch, by_name, connect, glob_escape, on_every_primary, scan
 from ckpt.backends.redis.cluster_delete import ClusterJanitor
 from ckpt.backends.redis.docs import encoded_checkpoint, encoded_write
+from ckpt.backends.redis.records import is_misfiled
 from ckpt.backends.redis.schema import ensure_indexes, missing_modules, stored_ns
-from ckpt.backends.redis.store import RedisStore, _record, _write, is_misfiled
+from ckpt.backends.redis.store import RedisStore
 
 _PAGE = 500
 """Keys per ``NodeBatch`` of document reads."""
@@ -168,10 +170,12 @@ class RedisClusterStore(RedisStore):
         writes: dict[tuple[str, str], list[PendingWrite]] = {}
         for key, w in self._documents(self._write_keys(thread_id, [k for k, _ in found])):
             if w.get("thread_id") == thread_id:
-                writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(_write(key, w))
+                writes.setdefault((stored_ns(w["checkpoint_ns"]), w["checkpoint_id"]), []).append(
+                    redis_records.write(key, w)
+                )
         chosen: dict[CheckpointKey, tuple[bool, CheckpointRecord]] = {}
         for (_, doc), ttl in zip(found, ttls):
-            record, misfiled = _record(doc, writes, ttl), is_misfiled(doc)
+            record, misfiled = redis_records.record(doc, writes, ttl), is_misfiled(doc)
             if record.key not in chosen or chosen[record.key][0] and not misfiled:
                 chosen[record.key] = (misfiled, record)
         for _, record in sorted(chosen.values(), key=lambda c: (c[1].key.checkpoint_ns, c[1].key.checkpoint_id)):

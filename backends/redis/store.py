@@ -299,9 +299,9 @@ class RedisStore(Store):
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         doc = checkpoint_document(record, self.losses)
         key = record.key
-        writes = [_write(self._write_key(key, w), write_document(key, w, self.losses)) for w in record.writes]
+        writes = [_records.write(self._write_key(key, w), write_document(key, w, self.losses)) for w in record.writes]
         ttl = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms", -1)
-        return _record(doc, {(key.checkpoint_ns, key.checkpoint_id): writes}, ttl)
+        return _records.record(doc, {(key.checkpoint_ns, key.checkpoint_id): writes}, ttl)
 
     def conversion_losses(self) -> dict[str, int]:
         return dict(self.losses)
@@ -512,7 +512,6 @@ def _refuse_unreadable(key: CheckpointKey) -> None:
             )
 
 
-_record, _write = _records.record, _records.write  # the names cluster_store.py (and older callers) import from here
 __all__ = ["RedisStore", "is_misfiled"]
 
 

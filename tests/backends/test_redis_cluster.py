@@ -18,15 +18,11 @@ import pytest
 from ckpt.backends import open_store
 from examples.graphs import build_graph, config
 from tests.conftest import Cli, sqlite_url
+from tests.oracle import store_keys
 from tests.servers import fresh_redis_cluster
 from tests.support import cluster_client, official_saver, plain, populate_official, resume, tuple_view
 
 THREADS = ("thread-1", "thread-2", "thread-3")
-
-
-def _keys(url: str) -> list[tuple[str, str, str]]:
-    with open_store(url) as store:
-        return [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in store.headers()]
 
 
 def _state(location: Path | str, thread: str) -> tuple[Any, Any]:
@@ -102,7 +98,7 @@ def _index_schemas(url: str) -> dict[str, tuple[str, Any]]:
 def test_saver_writes_in_cluster_mode_and_ckpt_reads_it_back(cli: Cli, tmp_path: Path) -> None:
     with fresh_redis_cluster() as url:
         populate_official(url)  # thread-3 waits at its interrupt
-        keys = _keys(url)
+        keys = store_keys(url)
         assert len(keys) == 29
         spread = {node: n for node, n in _key_counts(url).items()}
         assert len(spread) == 3 and all(spread.values()), spread  # no hash tags: every node holds some
@@ -147,7 +143,7 @@ def test_sqlite_into_the_cluster_the_saver_reads_and_resumes_it(cli: Cli, offici
         assert result.exit_code == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)
         assert report["verify"]["ok"] is True and report["checkpoints_written"] == 29
-        keys = _keys(sqlite_url(official_db))
+        keys = store_keys(sqlite_url(official_db))
         assert tuple_view(url, keys) == tuple_view(official_db, keys)  # every checkpoint, by get_tuple
         for thread in THREADS:
             assert _chain(url, thread) == _chain(official_db, thread)
@@ -217,13 +213,13 @@ def test_prune_and_delete_on_the_cluster_keep_what_the_saver_reads(cli: Cli, off
         assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
         result = cli("prune", url, "--keep-last", "3", "--min-idle", "0s", "--yes")
         assert result.exit_code == 0, result.stdout + result.stderr
-        kept = _keys(url)
+        kept = store_keys(url)
         assert tuple_view(url, kept) == tuple_view(official_db, kept)
         assert _state(url, "thread-3") == _state(official_db, "thread-3")
         assert resume(url, "thread-3")["messages"][-1].content == "approval: yes"
         deleted = cli("delete", url, "--thread", "thread-1", "--yes")
         assert deleted.exit_code == 0, deleted.stdout + deleted.stderr
-        assert not [k for k in _keys(url) if k[0] == "thread-1"]
+        assert not [k for k in store_keys(url) if k[0] == "thread-1"]
         assert not [k for k in _snapshot(url) if ":thread-1:" in k]
 
 

@@ -6,8 +6,6 @@ keep contiguous and non-contiguous sets of checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.histories import write_histories
-from tests.oracle import Key, assert_kept_unchanged, non_contiguous, snapshot, store_keys
-from tests.servers import fresh_redis, mongo_database, postgres_schema
+from tests.oracle import TARGETS, Key, assert_kept_unchanged, non_contiguous, populate, snapshot, store_keys
 from tests.support import official_saver
 
-# (url ckpt opens, location the official saver opens)
-Target = tuple[str, "Path | str"]
-
-
-@contextmanager
-def _sqlite(tmp: Path) -> Iterator[Target]:
-    path = tmp / "gen.db"
-    path.unlink(missing_ok=True)
-    yield f"sqlite:///{path}", path
-
-
-@contextmanager
-def _postgres(tmp: Path) -> Iterator[Target]:
-    with postgres_schema() as (url, libpq):
-        yield url, libpq
-
-
-@contextmanager
-def _mongodb(tmp: Path) -> Iterator[Target]:
-    with mongo_database() as url:
-        yield url, url
-
-
-@contextmanager
-def _redis(tmp: Path) -> Iterator[Target]:
-    with fresh_redis() as url:
-        yield url, url
-
-
-STORES: dict[str, Callable[[Path], AbstractContextManager[Target]]] = {
-    "sqlite": _sqlite,
-    "postgres": _postgres,
-    "mongodb": _mongodb,
-    "redis": _redis,
-}
+STORES = {kind: TARGETS[kind] for kind in ("sqlite", "postgres", "mongodb", "redis")}
 POLICIES = {
     "keep-last": ["--keep-last", "2"],
     "daily": ["--keep-last", "1", "--keep-daily", "3"],  # non-contiguous: a kept day between deleted ones
@@ -65,10 +28,7 @@ EXAMPLES = {"sqlite": 4, "postgres": 2, "mongodb": 2, "redis": 2}
 
 
 def _populate(location: Path | str, seed: int) -> None:
-    with official_saver(location) as saver:
-        if not type(saver).__name__.startswith("MongoDB"):
-            saver.setup()
-        write_histories(saver, seed, threads=10)
+    populate(location, seed, threads=10)
 
 
 def _prune_and_check(cli: Any, url: str, location: Path | str, args: list[str]) -> tuple[dict[Key, Any], list[Key]]:
@@ -103,7 +63,7 @@ def test_postgres_prune_with_two_jobs_keeps_what_the_saver_reads(cli: Any, tmp_p
     are guarded and exact like one job's."""
     import psycopg
 
-    with _postgres(tmp_path) as (url, libpq):
+    with STORES["postgres"](tmp_path) as (url, libpq):
         _populate(libpq, 11)
         with official_saver(libpq) as saver:
             write_histories(saver, 12, threads=30, prefix="more")
@@ -147,7 +107,7 @@ def test_postgres_guard_rolls_back_a_batch_that_would_delete_a_referenced_blob(
     references. The guard in the statement finds it; the batch is rolled back whole."""
     from ckpt.backends.postgres.prune import batches as pg_prune_batches
 
-    with _postgres(tmp_path) as (url, libpq):
+    with STORES["postgres"](tmp_path) as (url, libpq):
         _populate(libpq, 5)
         thread_id, ns, channel, version = _planted_blob(str(libpq))
         planted = (
@@ -167,7 +127,7 @@ def test_postgres_guard_of_the_general_path(cli: Any, tmp_path: Path, monkeypatc
     checkpoints is caught by the guard's own statements, which read the table after the deletes."""
     from ckpt.backends.postgres.store import PostgresStore
 
-    with _postgres(tmp_path) as (url, libpq):
+    with STORES["postgres"](tmp_path) as (url, libpq):
         _populate(libpq, 6)
         thread_id, ns, channel, version = _planted_blob(str(libpq))
 
@@ -197,7 +157,7 @@ def test_mongodb_guard_refuses_a_write_of_a_kept_checkpoint(
 
     from ckpt.backends.mongodb import store as mongodb
 
-    with _mongodb(tmp_path) as (url, _):
+    with STORES["mongodb"](tmp_path) as (url, _):
         _populate(url, 7)
         newest: dict[tuple[str, str], str] = {}
         for thread_id, ns, checkpoint_id in store_keys(url):  # key order: the last one per namespace wins

@@ -6,74 +6,26 @@ delete what one unsharded run plans, no more. Counting what went proves nothing 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ckpt.backends.core.shards import shard_of
-from tests.histories import write_histories
-from tests.oracle import assert_kept_unchanged, snapshot
-from tests.servers import fresh_redis, fresh_redis_cluster, mongo_database, postgres_schema
-from tests.support import official_saver
+from tests.oracle import TARGETS, assert_kept_unchanged, populate, snapshot
 
-Target = tuple[str, "Path | str"]
 SHARDS = 3
 
 
-@contextmanager
-def _sqlite(tmp: Path) -> Iterator[Target]:
-    path = tmp / "gen.db"
-    yield f"sqlite:///{path}", path
-
-
-@contextmanager
-def _postgres(tmp: Path) -> Iterator[Target]:
-    with postgres_schema() as (url, libpq):
-        yield url, libpq
-
-
-@contextmanager
-def _mongodb(tmp: Path) -> Iterator[Target]:
-    with mongo_database() as url:
-        yield url, url
-
-
-@contextmanager
-def _redis(tmp: Path) -> Iterator[Target]:
-    with fresh_redis() as url:
-        yield url, url
-
-
-@contextmanager
-def _redis_cluster(tmp: Path) -> Iterator[Target]:
-    with fresh_redis_cluster() as url:
-        yield url, url
-
-
-STORES: dict[str, Callable[[Path], AbstractContextManager[Target]]] = {
-    "sqlite": _sqlite,
-    "postgres": _postgres,
-    "mongodb": _mongodb,
-    "redis": _redis,
-    "redis-cluster": _redis_cluster,
-}
-
-
 def _populate(location: Path | str) -> list[str]:
-    with official_saver(location) as saver:
-        if not type(saver).__name__.startswith("MongoDB"):
-            saver.setup()
-        thread_ids = write_histories(saver, 7, threads=12)
+    thread_ids = populate(location, 7, threads=12)
     assert len({shard_of(t, SHARDS) for t in thread_ids}) == SHARDS  # every shard has work
     return thread_ids
 
 
-@pytest.mark.parametrize("kind", sorted(STORES))
+@pytest.mark.parametrize("kind", sorted(TARGETS))
 def test_sharded_prune_keeps_what_the_saver_reads(kind: str, cli: Any, tmp_path: Path) -> None:
-    with STORES[kind](tmp_path) as (url, location):
+    with TARGETS[kind](tmp_path) as (url, location):
         _populate(location)
         rules = ["--keep-last", "2", "--min-idle", "0s"]
         planned = cli("prune", url, *rules, "--dry-run", "-o", "json")
@@ -93,9 +45,9 @@ def test_sharded_prune_keeps_what_the_saver_reads(kind: str, cli: Any, tmp_path:
         assert 0 < plan["checkpoints_to_delete"] == sum(deleted) == len(before) - len(kept)
 
 
-@pytest.mark.parametrize("kind", sorted(STORES))
+@pytest.mark.parametrize("kind", sorted(TARGETS))
 def test_sharded_delete_keeps_what_the_saver_reads(kind: str, cli: Any, tmp_path: Path) -> None:
-    with STORES[kind](tmp_path) as (url, location):
+    with TARGETS[kind](tmp_path) as (url, location):
         thread_ids = _populate(location)
         doomed = {t for t in thread_ids if t.endswith(("1", "3", "5", "7", "9"))}
         before = snapshot(url, location)
