@@ -65,6 +65,10 @@ def run_ckpt(db: str, target: str, total: int, jobs: int) -> tuple[Run, float]:
     """(run, client CPU seconds) of ``ckpt migrate``; checks that it reports every checkpoint written."""
     args = [CKPT, "migrate", f"sqlite:///{os.path.abspath(db)}", target, "-o", "json"]
     args += ["--jobs", str(jobs)] if jobs > 1 else []
+    return _run_migrate(args, total)
+
+
+def _run_migrate(args: list[str], total: int) -> tuple[Run, float]:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(args, stdout=out, stderr=err)
@@ -299,18 +303,7 @@ def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) ->
 
 def run_ckpt_from(source: str, target: str, total: int) -> tuple[Run, float]:
     """(run, client CPU seconds) of ``ckpt migrate SOURCE TARGET``; checks every checkpoint was written."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        child = subprocess.Popen([CKPT, "migrate", source, target, "-o", "json"], stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"ckpt failed:\n{err.read().decode()[-2000:]}")
-        written = int(json.loads(out.read()).get("checkpoints_written", -1))
-    assert written == total, f"ckpt reported {written:,} checkpoints written of {total:,}"
-    return Run(seconds, total, usage.ru_maxrss / 1024), usage.ru_utime + usage.ru_stime
+    return _run_migrate([CKPT, "migrate", source, target, "-o", "json"], total)
 
 
 if __name__ == "__main__":
