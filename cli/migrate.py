@@ -107,7 +107,7 @@ def migrate(
         total = src.count(chosen)
     if total == 0:
         warn(_nothing_matched(thread, since, until))
-    workers = auto_jobs(target, total)
+    workers = auto_jobs(target, total, source)
     if jobs is not None:
         workers, why = cap_jobs(jobs)
         if why:

@@ -152,7 +152,7 @@ def migrate(
     note = None
     if jobs is None:
         with open_store(source) as src:
-            jobs = auto_jobs(target, src.count(selection))
+            jobs = auto_jobs(target, src.count(selection), source)
     else:
         jobs, note = cap_jobs(jobs)
     with shard_lock(target, "migrate", selection.shard):  # a shard holds only its own lock

@@ -95,6 +95,30 @@ def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_
         assert sum(b for _, b in seen) == report.bytes_read > 0
     assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS - 1) == 1 and auto_jobs(sqlite_url(source), 10**6) == 1
     assert auto_jobs(url, AUTO_JOBS_MIN_CHECKPOINTS) == min(2, os.cpu_count() or 1)
+    # out of a store that samples its own ranges (PostgreSQL) into any database; never into a file
+    assert auto_jobs(sqlite_url(source), 10**6, url) == min(2, os.cpu_count() or 1)
+    assert auto_jobs(str(tmp_path / "out.jsonl"), 10**6, url) == 1
+    assert auto_jobs(sqlite_url(source), 10**6, sqlite_url(official_db)) == 1
+
+
+def test_parallel_copy_out_of_postgresql_into_one_sqlite_file(cli: Cli, official_db: Path, tmp_path: Path) -> None:
+    """Two workers that each copy a range of PostgreSQL's threads write one SQLite file, taking
+    turns on its lock: every checkpoint arrives once, as the source holds it (``--verify``), and
+    a second run finds nothing to copy."""
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 8)
+    target = tmp_path / "out.db"
+    with postgres_schema() as (url, _libpq):
+        assert cli("migrate", sqlite_url(source), url).exit_code == 0
+        result = cli("migrate", url, sqlite_url(target), "--jobs", "2", "--batch-size", "25", "--verify", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["jobs"] == min(2, os.cpu_count() or 1)
+        assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
+        again = json.loads(cli("migrate", url, sqlite_url(target), "--jobs", "2", "-o", "json").stdout)
+        assert again["checkpoints_written"] == 0 and again["checkpoints_skipped"] == total
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
 
 
 def _children(pid: int) -> list[int]:
