@@ -124,3 +124,28 @@ def connect_for_write(path: str) -> sqlite3.Connection:
         raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
     check_writable(path)
     return connect(path, path)
+
+
+def relax_sync(conn: sqlite3.Connection) -> bool:
+    """``synchronous=NORMAL`` for a copy's batches when the file is in WAL mode (the saver's own
+    mode); whether it was set. Each commit then skips its fsync (~15 ms here: 10% of a 100k
+    migrate or import, issue #24). WAL keeps the file consistent through a crash or power loss
+    at any point, which may only lose the last batches, and a rerun of the copy writes them
+    again; :func:`flush_wal` makes them durable when the copy ends. A rollback-journal file
+    keeps ``FULL``: there ``NORMAL`` could corrupt it on power loss."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        return False
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return True
+
+
+def flush_wal(path: str) -> None:
+    """fsync the ``-wal`` file: every batch committed under ``relax_sync`` is on disk after it."""
+    try:
+        fd = os.open(f"{path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return  # checkpointed into the database and removed already (synced then)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ckpt.backends.core.upgrade import LayoutUpgrade
 from ckpt.backends.core.urls import sqlite_path
 from ckpt.backends.sqlite import SCHEMES
-from ckpt.backends.sqlite.connect import IMMUTABLE_NOTE
+from ckpt.backends.sqlite.connect import IMMUTABLE_NOTE, flush_wal, relax_sync
 from ckpt.backends.sqlite.connect import connect_existing as _connect_existing
 from ckpt.backends.sqlite.connect import connect_for_write as _connect_for_write
 from ckpt.backends.sqlite.connect import remove_database as _remove_database
@@ -99,6 +99,8 @@ class SqliteStore(Store):
         self._shards: set[Shard] = set()
         """Shards whose thread ids this connection's temporary tables hold (``_where``)."""
         self._task_path = self._detect_layout()
+        self._relaxed: bool | None = None
+        """``connect.relax_sync`` was asked (``write``): ``True`` when the WAL is to be flushed at close."""
 
     # -- opening -----------------------------------------------------------------
 
@@ -163,7 +165,9 @@ class SqliteStore(Store):
         ``close()`` closes ``conn``: a borrower does not call it."""
         row = conn.execute("PRAGMA database_list").fetchone()  # (seq, "main", file): file is "" in memory
         path = str(row[2]) if row is not None and row[2] else ""
-        return cls(conn, path or ":memory:", writable=bool(path), create=False)
+        store = cls(conn, path or ":memory:", writable=bool(path), create=False)
+        store._relaxed = False  # the owner's connection keeps its own synchronous setting
+        return store
 
     def _detect_layout(self) -> bool:
         columns = table_columns(self._conn, self.path)
@@ -197,6 +201,8 @@ class SqliteStore(Store):
         }
 
     def close(self) -> None:
+        if self._relaxed:
+            flush_wal(self.path)
         self._conn.close()
 
     # -- reading -----------------------------------------------------------------
@@ -364,6 +370,8 @@ class SqliteStore(Store):
         self._conn.execute("COMMIT")
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
+        if self._relaxed is None:
+            self._relaxed = relax_sync(self._conn)
         batch = list(records)
         report = WriteReport()
         ckpt_rows = [checkpoint_row(r) for r in batch]
