@@ -48,7 +48,7 @@ def records_from_rows(rows: Iterable[tuple[Any, ...]], writes: Iterable[tuple[An
     groups: Iterator[tuple[tuple[Any, ...], Iterator[tuple[Any, ...]]]] | None = None
     group: tuple[tuple[Any, ...], Iterator[tuple[Any, ...]]] | None = None
     for row in rows:
-        if groups is None:  # the writes' query starts after the checkpoints', as in ``attach``
+        if groups is None:  # grouped from the first checkpoint on, as ``attach`` reads them
             groups = groupby(writes, _KEY)
             group = next(groups, None)
         key = row[:3]
@@ -57,7 +57,16 @@ def records_from_rows(rows: Iterable[tuple[Any, ...]], writes: Iterable[tuple[An
         found: tuple[PendingWrite, ...] = ()
         if group is not None and group[0] == key:
             found = tuple(
-                [PendingWrite(w[3], w[4] or "", int(w[5]), w[6], Payload(w[7] or "", _bytes(w[8]))) for w in group[1]]
+                [
+                    PendingWrite(
+                        w[3],
+                        w[4] or "",
+                        int(w[5]),
+                        w[6],
+                        Payload(w[7] or "", w[8] if type(w[8]) is bytes else blob(w[8])),
+                    )
+                    for w in group[1]
+                ]
             )
             group = next(groups, None)
         data, metadata = row[5], row[6]
@@ -71,10 +80,6 @@ def records_from_rows(rows: Iterable[tuple[Any, ...]], writes: Iterable[tuple[An
 
 
 _KEY = itemgetter(0, 1, 2)
-
-
-def _bytes(value: Any) -> bytes:
-    return value if type(value) is bytes else blob(value)
 
 
 def checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
