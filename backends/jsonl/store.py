@@ -242,7 +242,6 @@ class JsonlStore(Store):
         self._output()
         report = WriteReport()
         limit = max_line_bytes()
-        lines: list[bytes] = []
         for record in records:
             line = record_to(record)
             if self.decorate is not None:
@@ -255,10 +254,9 @@ class JsonlStore(Store):
                     f"{len(data)}-byte JSONL line, over the {limit}-byte limit ckpt reads back "
                     f"(raise it with {MAX_LINE_ENV}=BYTES); nothing was written to {self.path}"
                 )
-            lines.append(data)
+            self._emit(data)
             report.checkpoints_written += 1
             report.writes_written += len(record.writes)
-        self._emit(b"".join(lines))  # one write a batch, not one a line
         return report
 
     def _decorated(self, record: CheckpointRecord) -> Any:
