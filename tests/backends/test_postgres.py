@@ -229,3 +229,40 @@ def test_int_channel_versions_become_padded_strings(cli: Cli, official_db: Path,
             assert [semantic_form(r) for r in store.records()] == [semantic_form(r) for r in records]
         resume(libpq, "thread-3")
         assert saver_view(libpq, "thread-3")[0]["values"]["messages"][-1].content == "approval: yes"
+
+
+def test_a_row_that_cannot_be_assembled_stops_the_read_after_the_records_before_it(
+    official_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next page is fetched in a thread while this one is assembled: a checkpoint whose blob
+    cannot be embedded still raises where it stands, after every record before it (pages of 4)."""
+    from ckpt.backends.core.errors import CorruptRecordError
+    from ckpt.backends.postgres import reads
+
+    monkeypatch.setattr(reads, "PAGE", 4)
+    with postgres_schema() as (url, libpq):
+        with open_store(sqlite_url(official_db)) as source, open_store(url, write=True) as target:
+            target.write(list(source.records()))
+        with open_store(url) as store:
+            keys = [r.key for r in store.records()]
+        bad = keys[len(keys) // 2]
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            blob = conn.execute(
+                "SELECT b.channel, b.version FROM checkpoints c, "
+                "jsonb_each_text(c.checkpoint -> 'channel_versions') v, checkpoint_blobs b WHERE c.thread_id = %s AND c.checkpoint_ns = %s AND c.checkpoint_id = %s "
+                "AND b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key "
+                "AND b.version = v.value AND b.type = 'msgpack' LIMIT 1",
+                (bad.thread_id, bad.checkpoint_ns, bad.checkpoint_id),
+            ).fetchone()
+            assert blob is not None
+            conn.execute(
+                "UPDATE checkpoint_blobs SET type = 'no-such-type' WHERE thread_id = %s AND checkpoint_ns = %s "
+                "AND channel = %s AND version = %s",
+                (bad.thread_id, bad.checkpoint_ns, *blob),
+            )
+        read: list[Any] = []
+        with open_store(url) as store, pytest.raises(CorruptRecordError, match="cannot be embedded"):
+            for record in store.records():
+                read.append(record.key)
+        first_bad = next(i for i, key in enumerate(keys) if key.thread_id == bad.thread_id and key not in read)
+        assert read == keys[:first_bad] and first_bad <= keys.index(bad)
