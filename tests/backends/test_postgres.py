@@ -249,7 +249,8 @@ def test_a_row_that_cannot_be_assembled_stops_the_read_after_the_records_before_
         with psycopg.connect(libpq, autocommit=True) as conn:
             blob = conn.execute(
                 "SELECT b.channel, b.version FROM checkpoints c, "
-                "jsonb_each_text(c.checkpoint -> 'channel_versions') v, checkpoint_blobs b WHERE c.thread_id = %s AND c.checkpoint_ns = %s AND c.checkpoint_id = %s "
+                "jsonb_each_text(c.checkpoint -> 'channel_versions') v, checkpoint_blobs b "
+                "WHERE c.thread_id = %s AND c.checkpoint_ns = %s AND c.checkpoint_id = %s "
                 "AND b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key "
                 "AND b.version = v.value AND b.type = 'msgpack' LIMIT 1",
                 (bad.thread_id, bad.checkpoint_ns, bad.checkpoint_id),
