@@ -408,6 +408,18 @@ class Store(ABC):
         """
         return None
 
+    @classmethod
+    def new_at(cls, url: str) -> bool:
+        """Whether a write open of ``url`` would make a new store that a failed ``with`` block
+        removes whole (a SQLite file that does not exist yet): ``import`` then writes while it
+        reads its files, without reading them through first (issue #24). Default: no."""
+        return False
+
+    @property
+    def removed_on_failure(self) -> bool:
+        """This open made the store, and a failure inside its ``with`` block removes it again."""
+        return False
+
     def begin_copy(self, source_kind: str, source_layout: dict[str, Any], source_url: str) -> None:
         """Told what is about to be copied in (the JSONL store puts it in its header)."""
 

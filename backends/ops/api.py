@@ -20,6 +20,7 @@ every error is a :class:`~ckpt.backends.core.errors.CkptError` with the exit cod
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -218,15 +219,17 @@ def import_(
     on_total: Callable[[int | None], None] | None = None,
     on_missing_shards: Callable[[list[int]], None] | None = None,
 ) -> CopyReport:
-    """JSONL exports back into a store (``ckpt import``), idempotently. Every file is read whole
-    once first: a bad line is reported (file and line number) before anything is written, and
-    ``on_total`` learns how many records they hold. Several files (the shards of one sharded
-    export) go in together; files of different splits are refused, and ``on_missing_shards``
-    learns which shards of their split were not given. ``selection.shard`` imports that shard's
-    threads only, under the target's lock for the shard."""
-    from ckpt.backends.jsonl.store import JsonlStore
+    """JSONL exports back into a store (``ckpt import``), idempotently. A bad line is reported (file
+    and line number) before anything is written: every file is read whole once first, except into a
+    new store that a failure removes whole (a SQLite file that does not exist yet: ``Store.new_at``),
+    which is written as the files are read and is gone if one of them is bad. ``on_total`` learns how
+    many records they hold (a count of lines where the files were not read first; ``None`` when
+    compressed). Several files (the shards of one sharded export) go in together; files of different
+    splits are refused, and ``on_missing_shards`` learns which shards of their split were not given.
+    ``selection.shard`` imports that shard's threads only, under the target's lock for the shard."""
+    from ckpt.backends import store_class
     from ckpt.backends.ops.sharding import check_shard_files
-    from ckpt.backends.ops.transfer import DEFAULT_BATCH, CopyReport, copy_records
+    from ckpt.backends.ops.transfer import CopyReport
 
     files = [file] if isinstance(file, str) else list(file)
     for path in files:
@@ -235,20 +238,50 @@ def import_(
     missing = check_shard_files(files)
     if missing and on_missing_shards is not None:
         on_missing_shards(missing)
-    total = 0
-    for path in files:
-        with JsonlStore.open(path) as src:
-            total += src.validate()
+    staged = store_class(target).new_at(target)
+    total = _line_count(files) if staged else _validated(files)
     if on_total is not None:
         on_total(total)
     report = CopyReport(shard=selection.shard)
     with shard_lock(target, "import", selection.shard), open_store(target, write=True) as dst:
+        if staged and not dst.removed_on_failure:
+            _validated(files)  # made by someone else since: read the files through first after all
         for path in files:
-            with JsonlStore.open(path) as src:
-                copied = copy_records(
-                    src, dst, selection, source_url=path, batch_size=batch_size or DEFAULT_BATCH,
-                    progress=progress, validated=True,
-                )  # fmt: skip
-                report.merge(copied)
+            report.merge(_import_file(path, dst, selection, batch_size, progress))
         report.losses = dst.conversion_losses()  # the target's count covers every file
     return report
+
+
+def _validated(files: list[str]) -> int:
+    """Every file read through once (``FormatError`` names the first bad line); their record count."""
+    from ckpt.backends.jsonl.store import JsonlStore
+
+    total = 0
+    for path in files:
+        with JsonlStore.open(path) as src:
+            total += src.validate()
+    return total
+
+
+def _line_count(files: list[str]) -> int | None:
+    """The records the files hold by their lines (a header each), for a progress bar; ``None`` for a
+    compressed file (counting would mean decompressing it)."""
+    total = 0
+    for path in files:
+        if path.endswith(".gz"):
+            return None
+        with builtins.open(path, "rb") as handle:  # this module defines ckpt.open
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        total += max(0, lines - 1)
+    return total
+
+
+def _import_file(path: str, dst: Store, selection: Selection, batch_size: int | None, progress: Any) -> CopyReport:
+    from ckpt.backends.jsonl.store import JsonlStore
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH, copy_records
+
+    with JsonlStore.open(path) as src:
+        return copy_records(
+            src, dst, selection, source_url=path, batch_size=batch_size or DEFAULT_BATCH,
+            progress=progress, validated=True,
+        )  # fmt: skip

@@ -152,6 +152,15 @@ class SqliteStore(Store):
                 raise error from exc
 
     @classmethod
+    def new_at(cls, url: str) -> bool:
+        path = sqlite_path(url)
+        return bool(path) and not os.path.exists(path)
+
+    @property
+    def removed_on_failure(self) -> bool:
+        return self._created
+
+    @classmethod
     def open_existing(cls, url: str) -> SqliteStore:
         return cls.open(url, write=True, create=False)
 
