@@ -36,7 +36,8 @@ def import_(
 ) -> None:
     """Import JSONL exports into a store. Checkpoints already there are left alone (safe to rerun).
 
-    Every file is checked first: a malformed line stops the import before anything is written.
+    A malformed line stops the import with nothing written: every file is checked first, and a new
+    SQLite file (written as the files are read) is removed again.
     The files of a sharded export go in together; shards of another split are refused, and
     shards not given are named in a warning.
 
