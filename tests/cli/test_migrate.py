@@ -19,6 +19,7 @@ from ckpt.backends.core.errors import ExitCode
 from ckpt.backends.core.iterate import batched
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema
+from tests.support import saver_view
 
 
 def _bulk_store(official_db: Path, path: Path, copies: int) -> int:
@@ -108,8 +109,10 @@ def test_parallel_copy_out_of_postgresql_into_one_sqlite_file(cli: Cli, official
     source = tmp_path / "bulk.db"
     total = _bulk_store(official_db, source, 8)
     target = tmp_path / "out.db"
-    with postgres_schema() as (url, _libpq):
+    with postgres_schema() as (url, libpq):
         assert cli("migrate", sqlite_url(source), url).exit_code == 0
+        with open_store(url) as pg:
+            threads = [t.thread_id for t in pg.threads(details=False)]
         result = cli("migrate", url, sqlite_url(target), "--jobs", "2", "--batch-size", "25", "--verify", "-o", "json")
         assert result.exit_code == 0, result.stderr
         report = json.loads(result.stdout)
@@ -117,6 +120,9 @@ def test_parallel_copy_out_of_postgresql_into_one_sqlite_file(cli: Cli, official
         assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
         again = json.loads(cli("migrate", url, sqlite_url(target), "--jobs", "2", "-o", "json").stdout)
         assert again["checkpoints_written"] == 0 and again["checkpoints_skipped"] == total
+        # what the official savers see: SqliteSaver reads every thread as PostgresSaver reads the source
+        for thread in threads:
+            assert saver_view(target, thread) == saver_view(libpq, thread), thread
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
 
