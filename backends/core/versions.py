@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from ckpt.backends.core.msgpack_raw import pack, unpack
-from ckpt.backends.core.msgpack_spans import MsgpackSpanError, map_entries
+from ckpt.backends.core.msgpack_spans import MsgpackSpanError, map_entries, skip
 
 _STRING, _INT = "string", "int"
 
@@ -155,14 +155,9 @@ def _no_int_first(data: bytes, at: int) -> bool:
 
 def _str_end(data: bytes, at: int) -> int | None:
     """Where the msgpack string at ``at`` ends; ``None`` if it is not a whole string."""
-    if at >= len(data):
+    if at >= len(data) or not (0xA0 <= data[at] <= 0xBF or data[at] in (0xD9, 0xDA, 0xDB)):
         return None
-    marker = data[at]
-    if 0xA0 <= marker <= 0xBF:
-        end = at + 1 + (marker & 0x1F)
-    elif marker in (0xD9, 0xDA, 0xDB):
-        width = {0xD9: 1, 0xDA: 2, 0xDB: 4}[marker]
-        end = at + 1 + width + int.from_bytes(data[at + 1 : at + 1 + width], "big")
-    else:
+    try:
+        return skip(data, at)
+    except MsgpackSpanError:
         return None
-    return end if end <= len(data) else None
