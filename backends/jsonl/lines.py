@@ -25,7 +25,7 @@ def record_to(record: CheckpointRecord) -> dict[str, Any]:
     # Each payload as {type, data: base64} inline, not by a helper: export's Python time is per payload.
     key, b2a = record.key, _b2a
     checkpoint, metadata = record.checkpoint, record.metadata
-    return {
+    line = {
         "thread_id": key.thread_id,
         "checkpoint_ns": key.checkpoint_ns,
         "checkpoint_id": key.checkpoint_id,
@@ -42,8 +42,10 @@ def record_to(record: CheckpointRecord) -> dict[str, Any]:
             }
             for w in record.writes
         ],
-        **({"extra": dict(record.extra)} if record.extra else {}),
     }
+    if record.extra:
+        line["extra"] = dict(record.extra)
+    return line
 
 
 def parse_line(path: str, lineno: int, line: bytes) -> dict[str, Any]:
