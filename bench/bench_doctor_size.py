@@ -4,9 +4,10 @@
         [--runs 5] [--only doctor,size,export,import] [--work-dir /tmp] [--json] [--ckpt-before CMD]
 
 Every variant is a fresh process (``ckpt …`` or ``python -c FLOOR``); the variants take turns,
-``--runs`` rounds, and the table reports medians of wall time and of the child's peak RSS
-(``os.wait4``), with each ckpt command's ratio to its floor. The floors use the same driver
-(``sqlite3``, ``orjson``, ``ormsgpack``, ``gzip``) doing the least work with the same answer:
+``--runs`` rounds, every other round in reverse order, and the table reports medians of wall
+time and of the child's peak RSS (``os.wait4``), with each ckpt command's ratio to its floor.
+The floors use the same driver (``sqlite3``, ``orjson``, ``ormsgpack``, ``gzip``) doing the
+least work with the same answer:
 
 * ``read``: the driver's two ordered queries (checkpoints, writes) with every blob fetched;
 * ``read+decode``: the same, plus one C unpack of every msgpack payload and ``orjson.loads`` of
@@ -193,8 +194,10 @@ def main() -> None:
     found = variants(args.db, work, only, args.ckpt_before)
     walls: dict[str, list[float]] = {name: [] for name in found}
     rss: dict[str, list[float]] = {name: [] for name in found}
-    for _ in range(args.runs):
-        for name, (cmd, _floor) in found.items():
+    for n in range(args.runs):
+        order = list(found) if n % 2 == 0 else list(found)[::-1]  # no variant always runs first (or after another)
+        for name in order:
+            cmd = found[name][0]
             _clean(work)
             wall, peak = run_once(cmd)
             walls[name].append(wall)
