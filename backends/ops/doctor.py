@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt.backends.core.base import Capability, CheckpointRecord, Store
+from ckpt.backends.core.collector import fewer_collections
 from ckpt.backends.core.errors import CkptError
 from ckpt.backends.core.memory import MemoryStore
 from ckpt.backends.ops.sends import repaired
@@ -91,15 +92,16 @@ def _orphans(store: Store, idle_before: str, report: Diagnosis) -> None:
 
 
 def _decode_everything(store: Store, decoder: PayloadDecoder, report: Diagnosis) -> None:
-    for record, changed in repaired(store):
-        report.checkpoints += 1
-        report.sends_to_inline += changed
-        try:
-            _check_record(record, decoder)
-        except CkptError as exc:
-            report.undecodable += 1
-            if report.undecodable <= MAX_LISTED:
-                report.findings.append(f"undecodable: {exc}")
+    with fewer_collections():
+        for record, changed in repaired(store):
+            report.checkpoints += 1
+            report.sends_to_inline += changed
+            try:
+                _check_record(record, decoder)
+            except CkptError as exc:
+                report.undecodable += 1
+                if report.undecodable <= MAX_LISTED:
+                    report.findings.append(f"undecodable: {exc}")
     if report.undecodable > MAX_LISTED:
         report.findings.append(f"… and {report.undecodable - MAX_LISTED} more undecodable checkpoint(s)")
     if report.sends_to_inline:

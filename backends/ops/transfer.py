@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selection, Store, WriteReport
+from ckpt.backends.core.collector import fewer_collections
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
 from ckpt.backends.core.iterate import batched
 from ckpt.backends.core.merge import attach
@@ -104,13 +105,14 @@ def copy_records(
     records = source.records(selection)
     if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
         records = for_target(records, source, target)
-    for batch in batched(records, batch_size):
-        size = sum(record.size for record in batch)
-        report.add(_write_batch(target, batch, report, skip_bad))
-        report.checkpoints_read += len(batch)
-        report.bytes_read += size
-        if progress is not None:
-            progress(len(batch), size)
+    with fewer_collections():
+        for batch in batched(records, batch_size):
+            size = sum(record.size for record in batch)
+            report.add(_write_batch(target, batch, report, skip_bad))
+            report.checkpoints_read += len(batch)
+            report.bytes_read += size
+            if progress is not None:
+                progress(len(batch), size)
     report.losses = target.conversion_losses()
     report.skipped += [f"read: {problem}" for problem in source.read_problems()]
     return report
