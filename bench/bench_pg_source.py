@@ -19,6 +19,9 @@ Variants, each a fresh process, run round-robin per size (medians of ``--runs``)
   ``put_writes`` per task, on the first ``--baseline`` checkpoints (the rate is per checkpoint).
 - ``baseline-nosync``: the same loop with ``PRAGMA synchronous=OFF`` on the SQLite connection (no
   fsync per commit): the loop's best case, what the ratio is also given against.
+- ``migrate-pg`` and ``baseline-pg`` (only when named in ``--only``): the same two into PostgreSQL,
+  each run into a new empty schema of the same server (dropped after): ``ckpt migrate`` with its
+  defaults, and the loop ending in ``PostgresSaver.put``/``put_writes`` (``setup()`` first, untimed).
 - ``list``: ``ckpt list PG?schema=S`` (JSON Lines into a pipe); ``list-floor``: ``python -c``
   that runs ``SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id`` with psycopg and
   prints each row (start-up, query and printing, nothing else).
@@ -27,13 +30,15 @@ Variants, each a fresh process, run round-robin per size (medians of ``--runs``)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_migrate import _sample_tree_rss  # noqa: E402  # the process-tree RSS sampler
@@ -52,15 +57,20 @@ BASELINE = """
 import sqlite3, sys, time
 from urllib.parse import quote
 import langchain_core.messages  # imported lazily by the first loads; not timed
-import psycopg
+import psycopg, psycopg.rows
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 pg, schema, out, limit, sync = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-url = pg + ("&" if "?" in pg else "?") + "options=" + quote("-csearch_path=" + schema)
-with PostgresSaver.from_conn_string(url) as source:
-    target = SqliteSaver(sqlite3.connect(out, check_same_thread=False))
-    target.setup()
-    target.conn.execute("PRAGMA synchronous=" + sync)  # FULL: sqlite3's default; OFF: no fsync per commit
+on = lambda s: pg + ("&" if "?" in pg else "?") + "options=" + quote("-csearch_path=" + s)
+with PostgresSaver.from_conn_string(on(schema)) as source:
+    if out.startswith("schema:"):  # a PostgreSQL target: PostgresSaver in that (empty) schema
+        target = PostgresSaver(psycopg.connect(on(out[7:]), autocommit=True, prepare_threshold=0,
+                                               row_factory=psycopg.rows.dict_row))  # fmt: skip
+        target.setup()
+    else:
+        target = SqliteSaver(sqlite3.connect(out, check_same_thread=False))
+        target.setup()
+        target.conn.execute("PRAGMA synchronous=" + sync)  # FULL: sqlite3's default; OFF: no fsync per commit
     started, done = time.perf_counter(), 0
     threads = [r["thread_id"] for r in source.conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
     for thread_id in threads:
@@ -81,8 +91,6 @@ with PostgresSaver.from_conn_string(url) as source:
             break
     print(time.perf_counter() - started, done)
 """
-
-
 
 
 def timed(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, bytes]:
@@ -109,6 +117,38 @@ def run_migrate(ckpt: str, pg: str, schema: str, total: int) -> Run:
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         seconds, rss, _ = timed([ckpt, "migrate", url(pg, schema), f"sqlite:///{tmp}/out.db"])
     return Run(seconds, total, rss)
+
+
+@contextmanager
+def new_schema(pg: str) -> Iterator[str]:
+    """An empty schema of its own for one run into PostgreSQL, dropped after it."""
+    import psycopg
+
+    name = f"bench_dst_{os.getpid()}_{next(_SCHEMAS)}"
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+_SCHEMAS = itertools.count()
+
+
+def run_migrate_pg(ckpt: str, pg: str, schema: str, total: int) -> Run:
+    with new_schema(pg) as target:
+        seconds, rss, _ = timed([ckpt, "migrate", url(pg, schema), url(pg, target)])
+    return Run(seconds, total, rss)
+
+
+def run_baseline_pg(pg: str, schema: str, limit: int) -> Run:
+    with new_schema(pg) as target:
+        cmd = [sys.executable, "-c", BASELINE, pg, schema, f"schema:{target}", str(limit), "-"]
+        _, _, out = timed(cmd, subprocess.PIPE)
+    seconds, done = out.split()
+    return Run(float(seconds), int(done))
 
 
 def run_baseline(pg: str, schema: str, limit: int, sync: bool = True) -> Run:
@@ -146,6 +186,8 @@ def runners_for(args: argparse.Namespace, schema: str, total: int, threads: int,
         "baseline": lambda: run_baseline(pg, schema, args.baseline),
         "baseline-nosync": lambda: run_baseline(pg, schema, args.baseline, sync=False),
         "migrate": lambda: run_migrate(CKPT, pg, schema, total),
+        "baseline-pg": lambda: run_baseline_pg(pg, schema, args.baseline),
+        "migrate-pg": lambda: run_migrate_pg(CKPT, pg, schema, total),
         "list": lambda: run_list([CKPT, "list", url(pg, schema)], threads),
         "list-floor": lambda: run_list([sys.executable, "-c", FLOOR, pg, schema], threads),
     }
@@ -191,7 +233,10 @@ def report(results: dict[tuple[str, str], Variant], labels: list[str]) -> None:
             if size != label:
                 continue
             nosync = results.get((label, "baseline-nosync"))
-            if name.startswith("migrate") and base:
+            if name == "migrate-pg":
+                base_pg = results.get((label, "baseline-pg"))
+                ratio = f"{v.rate / base_pg.rate:.1f}x baseline-pg" if base_pg else "-"
+            elif name.startswith("migrate") and base:
                 ratio = f"{v.rate / base.rate:.1f}x baseline"
                 ratio += f", {v.rate / nosync.rate:.1f}x nosync" if nosync else ""
             elif name == "list" and floor:

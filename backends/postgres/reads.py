@@ -177,14 +177,22 @@ def write_sizes(cur: psycopg.Cursor[Any], page: list[Row]) -> dict[Key, Row]:
 def thread_rows(cur: psycopg.Cursor[Any], selection: Selection, details: bool) -> Iterator[Row]:
     """``(thread, namespaces, checkpoints, first id, last id, bytes)`` per thread, in index order.
 
-    Without ``details`` only the checkpoints' primary key is read (an index-only scan when the
-    visibility map allows); with them, every row's size and the blob and write bytes, summed
-    per thread in SQL and joined there (no merge in Python, whose order is not the index's).
-    First and last ids are byte-order extremes, as every other store reports them."""
+    Without ``details`` only the checkpoints' primary key is read: grouped by thread and
+    namespace first, an order only the primary key gives, so the planner takes an index-only
+    scan of it. Grouped by thread alone it took the saver's ``thread_id`` index and read every
+    heap row for ``checkpoint_id`` (issue #24: 0.91–1.20 s against 1.17–1.35 s at 1M through
+    the server-side cursor, which never runs in parallel). With ``details``, every row's size
+    and the blob and write bytes, summed per thread in SQL and joined there (no merge in
+    Python, whose order is not the index's). First and last ids are byte-order extremes, as
+    every other store reports them."""
     clause, params = where(selection)
     ids = 'min(checkpoint_id COLLATE "C") AS lo, max(checkpoint_id COLLATE "C") AS hi'
     if not details:
-        query = f"SELECT thread_id, NULL, count(*), {ids}, NULL FROM checkpoints WHERE {clause} GROUP BY 1 ORDER BY 1"
+        query = (
+            f'SELECT thread_id, NULL, sum(n)::bigint, min(lo COLLATE "C"), max(hi COLLATE "C"), NULL FROM '
+            f"(SELECT thread_id, checkpoint_ns, count(*) AS n, {ids} FROM checkpoints WHERE {clause} GROUP BY 1, 2)"
+            " AS per_namespace GROUP BY 1 ORDER BY 1"
+        )
         args = params
     else:
         query = (
