@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -174,6 +175,10 @@ def write_sizes(cur: psycopg.Cursor[Any], page: list[Row]) -> dict[Key, Row]:
     return {row[:3]: row for row in cur.fetchall()}
 
 
+THREAD_CHUNK = 2000
+"""Threads per FETCH of ``thread_rows``' server-side cursor."""
+
+
 def thread_rows(cur: psycopg.Cursor[Any], selection: Selection, details: bool) -> Iterator[Row]:
     """``(thread, namespaces, checkpoints, first id, last id, bytes)`` per thread, in index order.
 
@@ -210,10 +215,12 @@ def thread_rows(cur: psycopg.Cursor[Any], selection: Selection, details: bool) -
     # measured against a bare GROUP BY (issue #24), and the setting ends with the snapshot.
     if cur.connection.info.server_version >= 110000:  # no JIT (nor its setting) before 11
         cur.execute("SET LOCAL jit = off")
-    with cur.connection.cursor(name="ckpt_threads") as named:  # server-side: one thread's row at a time
-        named.itersize = 2000
+    with cur.connection.cursor(name="ckpt_threads") as named:  # server-side: a chunk of threads at a time
         named.execute(query, args)
-        yield from named
+        # The next chunk is fetched in a thread while the caller works on this one: a server-side
+        # cursor computes rows only when asked, so a plain FETCH loop left the server idle while the
+        # client worked and the client idle while the server grouped (wall = both).
+        yield from chain.from_iterable(prefetched(iter(lambda: named.fetchmany(THREAD_CHUNK), [])))
 
 
 _BYTE_ORDERED = ("C", "POSIX")
