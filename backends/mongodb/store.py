@@ -210,6 +210,11 @@ class MongoStore(Store):
         query: dict[str, Any] = {}
         if selection.thread_id is not None:
             query["thread_id"] = selection.thread_id
+        elif selection.thread_from is not None or selection.thread_to is not None:
+            # A --jobs worker's range, on the key index: without it each worker read every document.
+            # MongoDB compares strings by their UTF-8 bytes, the code-point order ranges are cut in.
+            span = {"$gte": selection.thread_from} if selection.thread_from is not None else {}
+            query["thread_id"] = span | ({"$lt": selection.thread_to} if selection.thread_to is not None else {})
         if selection.checkpoint_ns is not None:
             query["checkpoint_ns"] = selection.checkpoint_ns
         bounds: dict[str, str] = {}

@@ -185,3 +185,25 @@ def test_int_versions_equal_the_walked_conversion(official_db: Path) -> None:
     converted = [to_int_versions(blob) for blob in blobs]
     assert converted == [_walked_int_versions(blob) for blob in blobs]
     assert sum(new != old for new, old in zip(converted, blobs)) >= 29  # the official store's versions changed
+
+
+def test_a_thread_range_reads_only_its_own_documents(cli: Cli, official_db: Path) -> None:
+    """A ``--jobs`` worker's range is a query on the key index: documents of other threads are not
+    read at all (they are made unreadable here; a reader that fetched them would report them)."""
+    from ckpt.backends.core.base import Selection
+
+    with mongo_database() as url:
+        assert cli("migrate", sqlite_url(official_db), url).exit_code == 0
+        with open_store(url) as store:
+            every = [r.key for r in store.records()]
+        _database(url)["checkpoints"].update_many({"thread_id": {"$ne": "thread-2"}}, {"$unset": {"checkpoint": ""}})
+        middle = Selection(thread_from="thread-2", thread_to="thread-3")
+        with open_store(url) as store:
+            read = [r.key for r in store.records(middle)]
+            assert store.read_problems() == []
+            listed = [s.thread_id for s in store.threads(middle, details=False)]
+        assert read == [k for k in every if k.thread_id == "thread-2"] and read
+        assert listed == ["thread-2"]
+        with open_store(url) as store:  # the whole store does meet them: the check can fail
+            list(store.records())
+            assert store.read_problems()
