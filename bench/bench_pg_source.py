@@ -22,6 +22,9 @@ Variants, each a fresh process, run round-robin per size (medians of ``--runs``)
 - ``migrate-pg`` and ``baseline-pg`` (only when named in ``--only``): the same two into PostgreSQL,
   each run into a new empty schema of the same server (dropped after): ``ckpt migrate`` with its
   defaults, and the loop ending in ``PostgresSaver.put``/``put_writes`` (``setup()`` first, untimed).
+- ``migrate-to`` and ``baseline-to`` (``--to URL`` of a Redis or MongoDB server): the same two into
+  that server, each run under a key prefix (Redis) or in a database (MongoDB) of its own, removed
+  after; the loop ends in ``RedisSaver``'s or ``MongoDBSaver``'s ``put``/``put_writes``.
 - ``list``: ``ckpt list PG?schema=S`` (JSON Lines into a pipe); ``list-floor``: ``python -c``
   that runs ``SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id`` with psycopg and
   prints each row (start-up, query and printing, nothing else).
@@ -42,7 +45,7 @@ from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_migrate import _sample_tree_rss  # noqa: E402  # the process-tree RSS sampler
-from common import Run, Variant  # noqa: E402
+from common import Run, Variant, redis_cleanup  # noqa: E402
 
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
 FLOOR = """
@@ -62,11 +65,22 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 pg, schema, out, limit, sync = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 on = lambda s: pg + ("&" if "?" in pg else "?") + "options=" + quote("-csearch_path=" + s)
-with PostgresSaver.from_conn_string(on(schema)) as source:
+from contextlib import ExitStack
+with PostgresSaver.from_conn_string(on(schema)) as source, ExitStack() as stack:
     if out.startswith("schema:"):  # a PostgreSQL target: PostgresSaver in that (empty) schema
         target = PostgresSaver(psycopg.connect(on(out[7:]), autocommit=True, prepare_threshold=0,
                                                row_factory=psycopg.rows.dict_row))  # fmt: skip
         target.setup()
+    elif out.startswith("redis:"):  # "redis:URL|PREFIX": RedisSaver under its own key prefix
+        from langgraph.checkpoint.redis import RedisSaver
+        url, prefix = out[6:].rsplit("|", 1)
+        target = stack.enter_context(RedisSaver.from_conn_string(
+            url, checkpoint_prefix=prefix, checkpoint_write_prefix=prefix + "_write"))  # fmt: skip
+        target.setup()
+    elif out.startswith("mongodb:"):  # "mongodb:URL|DB": MongoDBSaver in an empty database
+        from langgraph.checkpoint.mongodb import MongoDBSaver
+        url, db = out[8:].rsplit("|", 1)
+        target = stack.enter_context(MongoDBSaver.from_conn_string(url, db_name=db))
     else:
         target = SqliteSaver(sqlite3.connect(out, check_same_thread=False))
         target.setup()
@@ -151,6 +165,44 @@ def run_baseline_pg(pg: str, schema: str, limit: int) -> Run:
     return Run(float(seconds), int(done))
 
 
+@contextmanager
+def new_target(url: str) -> Iterator[tuple[str, str]]:
+    """``(ckpt URL, the loop's target spec)`` of an empty target of its own on the server at ``url``
+    (``--to``): a key prefix on Redis, a database on MongoDB; removed after the run."""
+    name = f"bpg{os.getpid()}x{next(_SCHEMAS)}"
+    if url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=None)
+        before = set(client.scan_iter(count=10_000))
+        try:
+            yield f"{url}?checkpoint_prefix={name}&checkpoint_write_prefix={name}_write", f"redis:{url}|{name}"
+        finally:
+            redis_cleanup(client, before, name)
+        return
+    import pymongo
+
+    base, _, query = url.partition("?")
+    try:
+        yield f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else ""), f"mongodb:{url}|{name}"
+    finally:
+        with pymongo.MongoClient(url) as client:
+            client.drop_database(name)
+
+
+def run_migrate_to(ckpt: str, pg: str, schema: str, to: str, total: int) -> Run:
+    with new_target(to) as (target, _spec):
+        seconds, rss, _ = timed([ckpt, "migrate", url(pg, schema), target])
+    return Run(seconds, total, rss)
+
+
+def run_baseline_to(pg: str, schema: str, to: str, limit: int) -> Run:
+    with new_target(to) as (_target, spec):
+        _, _, out = timed([sys.executable, "-c", BASELINE, pg, schema, spec, str(limit), "-"], subprocess.PIPE)
+    seconds, done = out.split()
+    return Run(float(seconds), int(done))
+
+
 def run_baseline(pg: str, schema: str, limit: int, sync: bool = True) -> Run:
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         cmd = [sys.executable, "-c", BASELINE, pg, schema, f"{tmp}/out.db", str(limit), "FULL" if sync else "OFF"]
@@ -188,6 +240,8 @@ def runners_for(args: argparse.Namespace, schema: str, total: int, threads: int,
         "migrate": lambda: run_migrate(CKPT, pg, schema, total),
         "baseline-pg": lambda: run_baseline_pg(pg, schema, args.baseline),
         "migrate-pg": lambda: run_migrate_pg(CKPT, pg, schema, total),
+        "baseline-to": lambda: run_baseline_to(pg, schema, args.to, args.baseline),
+        "migrate-to": lambda: run_migrate_to(CKPT, pg, schema, args.to, total),
         "list": lambda: run_list([CKPT, "list", url(pg, schema)], threads),
         "list-floor": lambda: run_list([sys.executable, "-c", FLOOR, pg, schema], threads),
     }
@@ -204,6 +258,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=5000, help="checkpoints the official loop copies")
     parser.add_argument("--only", default="baseline,migrate,migrate-before,list,list-floor")
     parser.add_argument("--ckpt-before", help="a command running older ckpt (see bench/README.md)")
+    parser.add_argument("--to", help="baseline-to/migrate-to: a Redis or MongoDB server URL (a new prefix/db a run)")
     parser.add_argument("--before-sizes", default="10k,100k", help="sizes at which to run --ckpt-before")
     args = parser.parse_args()
     chosen = args.only.split(",")
@@ -233,9 +288,9 @@ def report(results: dict[tuple[str, str], Variant], labels: list[str]) -> None:
             if size != label:
                 continue
             nosync = results.get((label, "baseline-nosync"))
-            if name == "migrate-pg":
-                base_pg = results.get((label, "baseline-pg"))
-                ratio = f"{v.rate / base_pg.rate:.1f}x baseline-pg" if base_pg else "-"
+            if name in ("migrate-pg", "migrate-to"):
+                base_pg = results.get((label, name.replace("migrate", "baseline")))
+                ratio = f"{v.rate / base_pg.rate:.1f}x {name.replace('migrate', 'baseline')}" if base_pg else "-"
             elif name.startswith("migrate") and base:
                 ratio = f"{v.rate / base.rate:.1f}x baseline"
                 ratio += f", {v.rate / nosync.rate:.1f}x nosync" if nosync else ""
