@@ -3,8 +3,9 @@
 Two ways to the same document. The exact path walks the unpacked msgpack with ``ToRedis`` and
 encodes with the standard library, as redis-py's ``json().set`` did. The fast path decodes in C
 (``decoded_for_redis``) and encodes with orjson; it is taken only where it provably gives the
-same JSON value: no loss counted, no bytes (orjson refuses them), string channel versions, and
-nothing orjson cannot encode. RedisJSON parses what it gets, so only the value has to match,
+same JSON value and the same loss counts: no bytes (orjson refuses them), string channel
+versions, no loss inside ``pending_sends`` (which the exact path never converts), and nothing
+orjson cannot encode. RedisJSON parses what it gets, so only the value has to match,
 not the text (orjson writes UTF-8 where the standard library writes ``\\u`` escapes).
 """
 
@@ -21,7 +22,14 @@ from ckpt.backends.core.errors import CorruptRecordError
 from ckpt.backends.core.ids import checkpoint_time
 from ckpt.backends.core.msgpack_raw import pack, unpack
 from ckpt.backends.core.versions import string_versions
-from ckpt.backends.redis.jsonform import ExtCache, Losses, ToRedis, decoded_for_redis, write_value_to_redis
+from ckpt.backends.redis.jsonform import (
+    ExtCache,
+    Losses,
+    ToRedis,
+    bytes_marker,
+    decoded_for_redis,
+    write_value_to_redis,
+)
 from ckpt.backends.redis.schema import EMPTY
 
 
@@ -33,17 +41,35 @@ def checkpoint_document(record: CheckpointRecord, losses: Losses) -> dict[str, A
 def encoded_checkpoint(record: CheckpointRecord, losses: Losses, cache: ExtCache) -> tuple[bytes, bool]:
     """``(JSON text of the checkpoint document, its has_writes)``, by the fast path when it applies."""
     _refuse(record)
-    fields = decoded_for_redis(record.checkpoint.data, cache)
-    if isinstance(fields, dict) and _string_versions(fields):
+    found = Losses()
+    fields = decoded_for_redis(record.checkpoint.data, cache, found)
+    # The exact path leaves pending_sends out before converting: losses counted inside them would not be its own.
+    if isinstance(fields, dict) and _string_versions(fields) and not (found and fields.get("pending_sends")):
         converted = {k: v for k, v in fields.items() if k != "pending_sends"}
         converted["channel_versions"] = {k: str(v) for k, v in (converted.get("channel_versions") or {}).items()}
         doc = _document(record, {"type": "json", **converted, "pending_sends": []})
-        try:
-            return orjson.dumps(doc), doc["has_writes"]
-        except TypeError:  # bytes somewhere (or an int orjson cannot hold): the exact path decides
-            pass
+        encoded = _encoded(doc)
+        if encoded is not None:
+            losses.update(found)
+            return encoded, doc["has_writes"]
     doc = checkpoint_document(record, losses)
     return json.dumps(doc).encode("utf-8"), doc["has_writes"]
+
+
+def _encoded(doc: dict[str, Any]) -> bytes | None:
+    """``doc`` as JSON text; bytes as ``ToRedis`` writes them (``{"__bytes__": base64}``, and the
+    checkpoint's type then ``msgpack``); ``None`` for anything else orjson refuses (an integer
+    past 64 bits): the exact path decides. Bytes inside an ext value never get here (the
+    decoder refused them), so the marker is all that ``ToRedis`` would have done to them."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        pass
+    doc["checkpoint"]["type"] = "msgpack"
+    try:
+        return orjson.dumps(doc, default=bytes_marker)
+    except TypeError:
+        return None
 
 
 def write_document(

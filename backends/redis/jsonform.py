@@ -135,8 +135,9 @@ class ToRedis:
         return self.value(arg)
 
 
-ExtCache = dict[tuple[int, bytes], Any]
-"""Ext values already converted, as encoded JSON (``orjson.Fragment``), by ``(code, packed payload)``."""
+ExtCache = dict[tuple[int, bytes], tuple[Any, "Losses | None"]]
+"""Ext values already converted, as encoded JSON (``orjson.Fragment``) with what their conversion
+could not keep (``None``: nothing), by ``(code, packed payload)``."""
 _CACHE_SIZE = 4096
 _FRAGMENT: Any = getattr(orjson, "Fragment", None)  # orjson >= 3.10
 
@@ -149,8 +150,11 @@ class _Decoded(ToRedis):
     """``ToRedis`` run inside ormsgpack's ext hook: plain values are decoded in C and reach it converted.
 
     A thread's checkpoints repeat its messages (each holds the whole list so far), so a converted
-    ext value is kept, encoded, in ``cache``: a repeat costs a hash and a lookup. Only lossless
-    conversions are cached, and the conversion is a function of the packed bytes alone.
+    ext value is kept, encoded, in ``cache`` with its losses: a repeat costs a hash and a lookup
+    and counts the same losses again, as the exact path counts each occurrence. The conversion
+    and its losses are a function of the packed bytes alone. Losses of nested ext values are
+    counted once, in the value that holds them (each hook counts into its own ``Losses`` and
+    hands it to the enclosing one).
     """
 
     def __init__(self, cache: ExtCache) -> None:
@@ -164,10 +168,16 @@ class _Decoded(ToRedis):
         key = (code, data)
         known = self.cache.get(key)
         if known is not None:
-            return known
-        converted = self._ext(code, ormsgpack.unpackb(data, ext_hook=self.hook))
-        if self.losses:
-            raise _Inexact
+            encoded, lost = known
+            if lost:
+                self.losses.update(lost)
+            return encoded
+        outer, self.losses = self.losses, Losses()
+        try:
+            converted = self._ext(code, ormsgpack.unpackb(data, ext_hook=self.hook))
+        finally:
+            lost, self.losses = self.losses, outer
+        outer.update(lost)
         if _FRAGMENT is None:
             return converted
         try:
@@ -176,7 +186,7 @@ class _Decoded(ToRedis):
             raise _Inexact from None
         if len(self.cache) >= _CACHE_SIZE:
             self.cache.clear()  # threads come one after another: old entries are rarely wanted again
-        self.cache[key] = encoded
+        self.cache[key] = (encoded, lost or None)
         return encoded
 
     def _message_kwargs(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -202,22 +212,36 @@ def _may_hold_non_finite(data: bytes) -> bool:
     return False
 
 
-def decoded_for_redis(data: bytes, cache: ExtCache) -> Any:
-    """``ToRedis(Losses()).value(unpack(data))``, decoded in C; ``None`` when that shortcut could differ.
+def decoded_for_redis(data: bytes, cache: ExtCache, losses: Losses) -> Any:
+    """``ToRedis(losses).value(unpack(data))``, decoded in C; ``None`` when that shortcut could differ.
 
     Ext values come out as ``orjson.Fragment`` (encode the result with ``orjson.dumps`` only).
-    The shortcut could differ where ``ToRedis`` counts a loss or rewrites a plain value:
-    non-finite floats (``_may_hold_non_finite``), map keys that are not strings (ormsgpack
-    refuses them without ``OPT_NON_STR_KEYS``), bytes in an ext value, and any ext value it
-    converts lossily. Bytes outside ext values come out as ``bytes``, which ``orjson.dumps``
-    refuses: callers take the exact path on its ``TypeError``.
+    What the ext values' conversion cannot keep (datetimes, pydantic models, …) is counted into
+    ``losses`` as ``ToRedis`` counts it; pass a fresh ``Losses`` and merge it only when the
+    result is used (a caller that falls back to the exact path counts there instead). The
+    shortcut could differ where ``ToRedis`` rewrites a plain value: non-finite floats
+    (``_may_hold_non_finite``), map keys that are not strings (ormsgpack refuses them without
+    ``OPT_NON_STR_KEYS``), and bytes in an ext value. Bytes outside ext values come out as
+    ``bytes``, which ``orjson.dumps`` refuses: callers take the exact path on its ``TypeError``.
+    (Lossy values were sent down the exact path too until issue #24: ~70% of a realistic store's
+    checkpoints, with datetimes and pydantic models, were converted in Python there.)
     """
     if _may_hold_non_finite(data):
         return None
+    decoder = _Decoded(cache)
     try:
-        return ormsgpack.unpackb(data, ext_hook=_Decoded(cache).hook)
+        value = ormsgpack.unpackb(data, ext_hook=decoder.hook)
     except (ormsgpack.MsgpackDecodeError, TypeError, ValueError):  # ValueError: also _Inexact from the hook
         return None
+    losses.update(decoder.losses)
+    return value
+
+
+def bytes_marker(value: Any) -> Any:
+    """orjson's ``default``: bytes as ``ToRedis`` marks them; anything else stays refused."""
+    if type(value) is bytes:
+        return {"__bytes__": _b64(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _key_text(key: Any) -> str:
@@ -239,12 +263,21 @@ def write_value_to_redis(
     """A pending-write payload as RedisSaver would store it (before its base64 step)."""
     if type_tag != "msgpack":
         return type_tag, data  # null, bytes, bytearray, json, pickle, encrypted: stored as they are
-    fast = decoded_for_redis(data, {} if cache is None else cache)
+    found = Losses()
+    fast = decoded_for_redis(data, {} if cache is None else cache, found)
     if fast is not None:
         try:
-            return "json", orjson.dumps(fast)
-        except TypeError:  # bytes inside (or anything orjson refuses): the exact path decides
-            pass
+            encoded = orjson.dumps(fast)
+        except TypeError:  # bytes inside (or anything orjson refuses)
+            try:
+                orjson.dumps(fast, default=bytes_marker)
+            except TypeError:  # not bytes alone: the exact path decides
+                pass
+            else:  # bytes, and nothing else orjson refuses: the exact path's answer, without its walk
+                return "msgpack", data
+        else:
+            losses.update(found)
+            return "json", encoded
     converter = ToRedis(Losses())
     converted = converter.value(unpack(data))
     if converter.had_bytes:
