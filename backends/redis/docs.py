@@ -3,9 +3,9 @@
 Two ways to the same document. The exact path walks the unpacked msgpack with ``ToRedis`` and
 encodes with the standard library, as redis-py's ``json().set`` did. The fast path decodes in C
 (``decoded_for_redis``) and encodes with orjson; it is taken only where it provably gives the
-same JSON value and the same loss counts: no bytes (orjson refuses them), string channel
-versions, no loss inside ``pending_sends`` (which the exact path never converts), and nothing
-orjson cannot encode. RedisJSON parses what it gets, so only the value has to match,
+same JSON value and the same loss counts: no bytes inside an ext value (plain bytes get the
+exact path's ``__bytes__`` marker), string channel versions, no loss inside ``pending_sends``
+(which the exact path never converts), and nothing else orjson cannot encode. RedisJSON parses what it gets, so only the value has to match,
 not the text (orjson writes UTF-8 where the standard library writes ``\\u`` escapes).
 """
 
