@@ -288,14 +288,9 @@ class MongoStore(Store):
         yield from thread_summaries(self._checkpoints, self._filter(selection), selection)
 
     def count(self, selection: Selection = Selection()) -> int | None:
-        if (
-            selection.thread_glob is None
-            and selection.shard is None
-            and selection.thread_from is None
-            and (selection.thread_to is None)
-        ):
+        if selection.thread_glob is None and selection.shard is None:  # the filter says it all (ranges too)
             return int(self._checkpoints.count_documents(self._filter(selection)))
-        # the filter expresses no glob, range or shard: count per thread, keep the threads selected
+        # the filter expresses no glob or shard: count per thread, keep the threads selected
         per_thread = self._checkpoints.aggregate(
             [{"$match": self._filter(selection)}, {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}]
         )

@@ -5,8 +5,9 @@ encodes with the standard library, as redis-py's ``json().set`` did. The fast pa
 (``decoded_for_redis``) and encodes with orjson; it is taken only where it provably gives the
 same JSON value and the same loss counts: no bytes inside an ext value (plain bytes get the
 exact path's ``__bytes__`` marker), string channel versions, no loss inside ``pending_sends``
-(which the exact path never converts), and nothing else orjson cannot encode. RedisJSON parses what it gets, so only the value has to match,
-not the text (orjson writes UTF-8 where the standard library writes ``\\u`` escapes).
+(which the exact path never converts), and nothing else orjson cannot encode. RedisJSON parses
+what it gets, so only the value has to match, not the text (orjson writes UTF-8 where the
+standard library writes ``\\u`` escapes).
 """
 
 from __future__ import annotations

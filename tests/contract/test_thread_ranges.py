@@ -25,6 +25,9 @@ def test_thread_ranges_are_half_open_and_cover_everything(
         assert keys(middle) == [k for k in every if k.thread_id == "thread-2"]
         assert [h.key for h in store.headers(middle)] == keys(middle)
         assert [t.thread_id for t in store.threads(middle)] == ["thread-2"]
+        assert [t.thread_id for t in store.threads(middle, details=False)] == ["thread-2"]
+        counted = store.count(middle)
+        assert counted is None or counted == len(keys(middle))
         assert keys(Selection(thread_from="thread-2 ", thread_to="thread-3")) == []  # "thread-2" < "thread-2 "
         ranges = list(thread_ranges(store, Selection(), 3))
         assert ranges[0][0] is None and ranges[-1][1] is None and len(ranges) >= 2
