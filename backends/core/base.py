@@ -416,6 +416,14 @@ class Store(ABC):
         return False
 
     @property
+    def ranges_read_by_index(self) -> bool:
+        """A thread range (``Selection.thread_from``/``thread_to``, a ``--jobs`` worker's share) is
+        read from an ordered index and costs about its share. ``False`` where every range costs a
+        pass over the whole store (no ordered index to range over): a parallel copy then cuts one
+        range per worker instead of several (``transfer.range_count``)."""
+        return True
+
+    @property
     def removed_on_failure(self) -> bool:
         """This open made the store, and a failure inside its ``with`` block removes it again."""
         return False

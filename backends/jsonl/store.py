@@ -73,6 +73,7 @@ class JsonlStore(Store):
     """A ``.jsonl`` or ``.jsonl.gz`` file (``-`` = stdin/stdout) in the ckpt export format."""
 
     kind = "jsonl"
+    ranges_read_by_index = False  # each range reads the file through
     capabilities = frozenset(
         {Capability.WRITE, Capability.BYTE_EXACT, Capability.PARENT_SENDS, Capability.INLINE_SENDS}
     )

@@ -307,7 +307,7 @@ def _copy_in_parallel(
             raise UsageError("--jobs needs a database target; a JSONL file is written by one writer")
     with open_store(source_url) as source:
         source.validate()
-        ranges = list(thread_ranges(source, selection, jobs * CHUNKS_PER_JOB))
+        ranges = list(thread_ranges(source, selection, range_count(source, jobs)))
     context = multiprocessing.get_context("spawn")  # no fork of a process holding connections
     events: Queue[tuple[int, int]] = context.Queue()
     stop = context.Event()
@@ -331,6 +331,13 @@ def _copy_in_parallel(
         for future in futures:
             total.merge(future.result())
     return total
+
+
+def range_count(source: Store, jobs: int) -> int:
+    """How many thread ranges ``jobs`` workers share: ``CHUNKS_PER_JOB`` each where a range costs
+    its share (an early worker takes the next range), one each where every range costs a pass
+    over the whole source (a Redis listing aggregate, a JSONL file read through)."""
+    return jobs * (CHUNKS_PER_JOB if source.ranges_read_by_index else 1)
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ckpt.backends import CheckpointRecord, Selection, open_store
-from ckpt.backends.ops.transfer import thread_ranges
+from ckpt.backends.ops.transfer import CHUNKS_PER_JOB, range_count, thread_ranges
 from tests.contract.conftest import StoreFactory
 from tests.contract.test_contract import _fill
 
@@ -33,3 +33,16 @@ def test_thread_ranges_are_half_open_and_cover_everything(
         assert ranges[0][0] is None and ranges[-1][1] is None and len(ranges) >= 2
         parts = [keys(Selection(thread_from=low, thread_to=high)) for low, high in ranges]
     assert sorted(map(str, (k for part in parts for k in part))) == sorted(map(str, every))  # each key once
+
+
+def test_a_parallel_copy_cuts_ranges_by_what_a_range_costs(
+    new_store_url: StoreFactory, official_records: list[CheckpointRecord]
+) -> None:
+    """Several ranges per worker where a range is read from an ordered index (an early worker takes
+    the next); one per worker where every range is a pass over the whole store: a Redis TAG field
+    has no order (each range runs the listing aggregate), a JSONL file is read through."""
+    url = new_store_url()
+    _fill(url, official_records)
+    with open_store(url) as store:
+        whole_pass = store.kind.startswith("redis") or store.kind in ("jsonl", "couchbase")
+        assert range_count(store, 2) == (2 if whole_pass else 2 * CHUNKS_PER_JOB)
