@@ -19,7 +19,7 @@ from ckpt.backends.core.errors import ExitCode
 from ckpt.backends.core.iterate import batched
 from tests.conftest import Cli, sqlite_url
 from tests.servers import postgres_schema
-from tests.support import saver_view
+from tests.support import saver_view, tuple_view
 
 
 def _bulk_store(official_db: Path, path: Path, copies: int) -> int:
@@ -123,6 +123,35 @@ def test_parallel_copy_out_of_postgresql_into_one_sqlite_file(cli: Cli, official
         # what the official savers see: SqliteSaver reads every thread as PostgresSaver reads the source
         for thread in threads:
             assert saver_view(target, thread) == saver_view(libpq, thread), thread
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
+
+
+@pytest.mark.parametrize("kind", ["mongodb", "redis"])
+def test_parallel_copy_out_of_a_server_reads_each_range_once(
+    cli: Cli, official_db: Path, tmp_path: Path, kind: str
+) -> None:
+    """MongoDB reads a worker's thread range from its key index, Redis (no ordered index) gives each
+    worker one range: with ``--jobs 2`` every checkpoint still arrives once, and the official
+    SqliteSaver reads every checkpoint of the target (``get_tuple``: checkpoint, metadata, parent,
+    pending writes, as plain data) as the source's own saver reads the source."""
+    from contextlib import AbstractContextManager
+
+    from tests.servers import fresh_redis, mongo_database
+
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 4)
+    target = tmp_path / "out.db"
+    server: AbstractContextManager[str] = mongo_database() if kind == "mongodb" else fresh_redis()
+    with server as url:
+        assert cli("migrate", sqlite_url(source), url).exit_code == 0
+        with open_store(url) as store:
+            keys = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in store.headers()]
+        result = cli("migrate", url, sqlite_url(target), "--jobs", "2", "--batch-size", "25", "--verify", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
+        assert len(keys) == total and tuple_view(target, keys) == tuple_view(url, keys)
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
 
