@@ -133,60 +133,43 @@ def run_migrate(ckpt: str, pg: str, schema: str, total: int) -> Run:
     return Run(seconds, total, rss)
 
 
-@contextmanager
-def new_schema(pg: str) -> Iterator[str]:
-    """An empty schema of its own for one run into PostgreSQL, dropped after it."""
-    import psycopg
-
-    name = f"bench_dst_{os.getpid()}_{next(_SCHEMAS)}"
-    with psycopg.connect(pg, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    try:
-        yield name
-    finally:
-        with psycopg.connect(pg, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
-
-
 _SCHEMAS = itertools.count()
 
 
-def run_migrate_pg(ckpt: str, pg: str, schema: str, total: int) -> Run:
-    with new_schema(pg) as target:
-        seconds, rss, _ = timed([ckpt, "migrate", url(pg, schema), url(pg, target)])
-    return Run(seconds, total, rss)
-
-
-def run_baseline_pg(pg: str, schema: str, limit: int) -> Run:
-    with new_schema(pg) as target:
-        cmd = [sys.executable, "-c", BASELINE, pg, schema, f"schema:{target}", str(limit), "-"]
-        _, _, out = timed(cmd, subprocess.PIPE)
-    seconds, done = out.split()
-    return Run(float(seconds), int(done))
-
-
 @contextmanager
-def new_target(url: str) -> Iterator[tuple[str, str]]:
-    """``(ckpt URL, the loop's target spec)`` of an empty target of its own on the server at ``url``
-    (``--to``): a key prefix on Redis, a database on MongoDB; removed after the run."""
+def new_target(server: str) -> Iterator[tuple[str, str]]:
+    """``(ckpt URL, the loop's target spec)`` of an empty target of its own on the server at ``server``:
+    a schema on PostgreSQL (``migrate-pg``: the source's server), a key prefix on Redis, a database
+    on MongoDB (``--to``); removed after the run."""
     name = f"bpg{os.getpid()}x{next(_SCHEMAS)}"
-    if url.startswith("redis"):
+    if server.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield url(server, name), f"schema:{name}"
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
+        return
+    if server.startswith("redis"):
         import redis
 
-        client = redis.Redis.from_url(url, socket_timeout=None)
+        client = redis.Redis.from_url(server, socket_timeout=None)
         before = set(client.scan_iter(count=10_000))
         try:
-            yield f"{url}?checkpoint_prefix={name}&checkpoint_write_prefix={name}_write", f"redis:{url}|{name}"
+            yield f"{server}?checkpoint_prefix={name}&checkpoint_write_prefix={name}_write", f"redis:{server}|{name}"
         finally:
             redis_cleanup(client, before, name)
         return
     import pymongo
 
-    base, _, query = url.partition("?")
+    base, _, query = server.partition("?")
     try:
-        yield f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else ""), f"mongodb:{url}|{name}"
+        yield f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else ""), f"mongodb:{server}|{name}"
     finally:
-        with pymongo.MongoClient(url) as client:
+        with pymongo.MongoClient(server) as client:
             client.drop_database(name)
 
 
@@ -238,8 +221,8 @@ def runners_for(args: argparse.Namespace, schema: str, total: int, threads: int,
         "baseline": lambda: run_baseline(pg, schema, args.baseline),
         "baseline-nosync": lambda: run_baseline(pg, schema, args.baseline, sync=False),
         "migrate": lambda: run_migrate(CKPT, pg, schema, total),
-        "baseline-pg": lambda: run_baseline_pg(pg, schema, args.baseline),
-        "migrate-pg": lambda: run_migrate_pg(CKPT, pg, schema, total),
+        "baseline-pg": lambda: run_baseline_to(pg, schema, pg, args.baseline),
+        "migrate-pg": lambda: run_migrate_to(CKPT, pg, schema, pg, total),
         "baseline-to": lambda: run_baseline_to(pg, schema, args.to, args.baseline),
         "migrate-to": lambda: run_migrate_to(CKPT, pg, schema, args.to, total),
         "list": lambda: run_list([CKPT, "list", url(pg, schema)], threads),

@@ -210,20 +210,16 @@ class MongoStore(Store):
         query: dict[str, Any] = {}
         if selection.thread_id is not None:
             query["thread_id"] = selection.thread_id
-        elif selection.thread_from is not None or selection.thread_to is not None:
-            # A --jobs worker's range, on the key index: without it each worker read every document.
-            # MongoDB compares strings by their UTF-8 bytes, the code-point order ranges are cut in.
-            span = {"$gte": selection.thread_from} if selection.thread_from is not None else {}
-            query["thread_id"] = span | ({"$lt": selection.thread_to} if selection.thread_to is not None else {})
+        # A --jobs worker's range, on the key index: without it each worker read every document.
+        # MongoDB compares strings by their UTF-8 bytes, the code-point order ranges are cut in.
+        elif threads := _half_open(selection.thread_from, selection.thread_to):
+            query["thread_id"] = threads
         if selection.checkpoint_ns is not None:
             query["checkpoint_ns"] = selection.checkpoint_ns
-        bounds: dict[str, str] = {}
-        if selection.since is not None:
-            bounds["$gte"] = lowest_id_at(selection.since)
-        if selection.until is not None:
-            bounds["$lt"] = lowest_id_at(selection.until)
-        if bounds:
-            query["checkpoint_id"] = bounds
+        since = None if selection.since is None else lowest_id_at(selection.since)
+        until = None if selection.until is None else lowest_id_at(selection.until)
+        if ids := _half_open(since, until):
+            query["checkpoint_id"] = ids
         return query
 
     def _ascending(
@@ -515,6 +511,16 @@ def _has_unique_index(collection: Any, keys: list[tuple[str, int]]) -> bool:
     """A unique index on exactly these fields, in order (directions aside: stand-ins report them loosely)."""
     fields = [name for name, _ in keys]
     return any(bool(i.get("unique")) and list(i["key"]) == fields for i in collection.list_indexes())
+
+
+def _half_open(low: str | None, high: str | None) -> dict[str, str]:
+    """``low <= value < high`` as a query operator; a missing bound is left out (empty: no bound)."""
+    bounds: dict[str, str] = {}
+    if low is not None:
+        bounds["$gte"] = low
+    if high is not None:
+        bounds["$lt"] = high
+    return bounds
 
 
 def _key_filter(key: CheckpointKey) -> dict[str, str]:
