@@ -118,12 +118,31 @@ def sqlite_error(error: sqlite3.Error, path: str) -> CkptError | None:
     return None
 
 
-def connect_for_write(path: str) -> sqlite3.Connection:
+def connect_for_write(path: str) -> tuple[sqlite3.Connection, bool]:
+    """A connection to ``path`` for an import or migrate, and whether this call made the file.
+
+    The file is claimed with ``O_EXCL`` (an empty file is an empty SQLite database): of shards
+    importing into one new file at once, exactly one made it, and only that one removes it again
+    when it fails (``remove_database``); the others found it there."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StoreNotFoundError(f"no such directory for SQLite file: {directory}")
     check_writable(path)
-    return connect(path, path)
+    created = claim_new_file(path)
+    try:
+        return connect(path, path), created
+    except BaseException:
+        if created:
+            remove_database(path)
+        raise
+
+
+def claim_new_file(path: str) -> bool:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 def relax_sync(conn: sqlite3.Connection) -> bool:

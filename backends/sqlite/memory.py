@@ -130,7 +130,7 @@ class SqliteMemory(MemoryStore):
     def open(cls, url: str, *, write: bool = False) -> SqliteMemory:
         path = sqlite_path(url)
         if write:
-            conn = connect_for_write(path)
+            conn, _ = connect_for_write(path)
         else:
             if not os.path.isfile(path):
                 raise StoreNotFoundError(f"no such SQLite file: {path}")

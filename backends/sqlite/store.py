@@ -114,8 +114,7 @@ class SqliteStore(Store):
             raise DataError(f"no file path in SQLite URL {url!r}")
         created = immutable = False
         if write and create:
-            created = not os.path.exists(path)
-            conn = _connect_for_write(path)
+            conn, created = _connect_for_write(path)
         else:
             if not os.path.isfile(path):
                 raise StoreNotFoundError(f"no such SQLite file: {path}")
@@ -195,7 +194,9 @@ class SqliteStore(Store):
         if fresh:
             # setup() switches new stores to WAL; an existing file keeps its journal mode.
             self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(SCHEMA_3_1_2)
+        # Both tables in one transaction: a shard opening the same new file at that moment sees
+        # none or both (autocommit, it saw `checkpoints` without `writes` and refused the file).
+        self._conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA_3_1_2}COMMIT;")
 
     def layout(self) -> dict[str, Any]:
         journal = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
