@@ -233,6 +233,17 @@ class WriteReport:
         self.writes_skipped += other.writes_skipped
 
 
+@dataclass
+class CopiedRows(WriteReport):
+    """One transaction of :meth:`Store.rows_from`: rows read from the source and what was new."""
+
+    checkpoints_read: int = 0
+    bytes_read: int = 0
+    left: tuple[CheckpointKey, ...] = ()
+    """Checkpoints of the batch not copied as rows, which the caller copies through ``records``
+    (rows that need a repair only a decoded record can have: PostgresSaver 1.0's inline Sends)."""
+
+
 class Store(ABC):
     """A connection to one checkpoint store, opened from a URL.
 
@@ -344,6 +355,16 @@ class Store(ABC):
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """Write one batch idempotently: rows already present are left alone and counted."""
         raise _missing(self, Capability.WRITE)
+
+    def rows_from(self, source: Store, selection: Selection, batch_size: int) -> Iterator[CopiedRows] | None:
+        """``selection`` of ``source`` copied in as stored rows, one transaction per ``batch_size``
+        checkpoints, without decoding a payload; ``None`` (the default) when this driver cannot.
+
+        A driver offers it for a source in its own layout (same saver, same layout version) and a
+        selection it can apply exactly on the server, where the rows it copies are what its saver
+        reads; a copy then goes through ``records`` and ``write`` only where it returns ``None``.
+        Idempotent as ``write``: rows already present are left alone and counted."""
+        return None
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:
         """Delete checkpoints with their writes; returns how many were deleted."""

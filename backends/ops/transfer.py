@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, Selection, Store, WriteReport
+from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, CopiedRows, Selection, Store, WriteReport
 from ckpt.backends.core.collector import fewer_collections
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError, UsageError
 from ckpt.backends.core.iterate import batched
@@ -90,6 +90,7 @@ def copy_records(
     progress: Progress | None = None,
     validated: bool = False,
     skip_bad: bool = False,
+    as_rows: bool = True,
 ) -> CopyReport:
     """Stream ``selection`` from ``source`` into ``target`` in batches; idempotent.
 
@@ -97,40 +98,68 @@ def copy_records(
     malformed input fails before anything is written. Each batch is one transaction on the
     target (for stores that have them). With ``skip_bad`` a record the target cannot take
     is reported in ``CopyReport.skipped`` and the rest of its batch is still written.
+    Where the target's driver copies the source's stored rows as they are
+    (``Store.rows_from``, e.g. PostgreSQL to PostgreSQL) it does, unless ``as_rows`` is false:
+    then every record is decoded and written as from any other store.
     """
     if not validated:
         source.validate()
     target.begin_copy(source.kind, source.layout(), redact(source_url))
     report = CopyReport()
-    records = source.records(selection)
-    if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
-        records = for_target(records, source, target)
+    rows = target.rows_from(source, selection, batch_size) if as_rows else None
     with fewer_collections():
-        for batch in batched(records, batch_size):
-            size = sum(record.size for record in batch)
-            report.add(_write_batch(target, batch, report, skip_bad))
-            report.checkpoints_read += len(batch)
-            report.bytes_read += size
-            if progress is not None:
-                progress(len(batch), size)
+        skipped = report.skipped if skip_bad else None  # bad records are named there (`skip_bad`)
+        if rows is None:
+            rows = _decoded_batches(source.records(selection), source, target, batch_size, skipped)
+        for done in rows:
+            _count_batch(report, done, progress)
+            if done.left:  # checkpoints the driver could not copy as rows: decoded, as from any store
+                left = (record for key in done.left if (record := source.get(key)) is not None)
+                for decoded in _decoded_batches(left, source, target, batch_size, skipped):
+                    _count_batch(report, decoded, progress)
     report.losses = target.conversion_losses()
     report.skipped += [f"read: {problem}" for problem in source.read_problems()]
     return report
 
 
-def _write_batch(target: Store, batch: list[CheckpointRecord], report: CopyReport, skip_bad: bool) -> WriteReport:
+def _count_batch(report: CopyReport, done: CopiedRows, progress: Progress | None) -> None:
+    report.add(done)
+    report.checkpoints_read += done.checkpoints_read
+    report.bytes_read += done.bytes_read
+    if progress is not None:
+        progress(done.checkpoints_read, done.bytes_read)
+
+
+def _decoded_batches(
+    records: Iterator[CheckpointRecord], source: Store, target: Store, batch_size: int, skipped: list[str] | None
+) -> Iterator[CopiedRows]:
+    """The copy every pair of stores has: ``source``'s records, converted where the target's saver
+    needs it, written a batch (one transaction) at a time."""
+    if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
+        records = for_target(records, source, target)
+    for batch in batched(records, batch_size):
+        done = _write_batch(target, batch, skipped)
+        done.checkpoints_read = len(batch)
+        done.bytes_read = sum(record.size for record in batch)
+        yield done
+
+
+def _write_batch(target: Store, batch: list[CheckpointRecord], skipped: list[str] | None) -> CopiedRows:
+    """One batch, one transaction; with ``skipped`` (``skip_bad``) a batch that holds a record the
+    target refuses is written again a record at a time, each refused one named there."""
+    done = CopiedRows()
     try:
-        return target.write(batch)
+        done.add(target.write(batch))
+        return done
     except CorruptRecordError:
-        if not skip_bad:
+        if skipped is None:
             raise
     # The batch's transaction rolled back: write one record at a time to isolate the bad ones.
-    done = WriteReport()
     for record in batch:
         try:
             done.add(target.write([record]))
         except CorruptRecordError as exc:
-            report.skipped.append(str(exc))
+            skipped.append(str(exc))
     return done
 
 

@@ -50,24 +50,38 @@ def stage_and_insert(conn: psycopg.Connection[Any], table: str, rows: list[tuple
     """Insert ``rows`` into ``table`` unless their primary key exists; returns how many were new."""
     if not rows:
         return 0
-    stage = sql.Identifier(f"ckpt_stage_{table}")
+    stage = stage_table(conn, table)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
-    conn.execute(
-        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
-            stage, sql.Identifier(table)
-        )
-    )
     with conn.cursor() as cur:
         set_json_dumps(_as_is, cur)  # this cursor only: the connection's JSON adapters stay as they are
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, columns)) as copy:
             copy.set_types(BINARY_TYPES[table])
             for row in rows:
                 copy.write_row(row)
-        cur.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                sql.Identifier(table), columns, columns, stage
-            )
+        return insert_staged(cur, table)
+
+
+def stage_table(conn: psycopg.Connection[Any], table: str) -> sql.Identifier:
+    """``table``'s staging table in this session (made on first use, emptied at each commit)."""
+    stage = sql.Identifier(f"ckpt_stage_{table}")
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+            stage, sql.Identifier(table)
         )
-        inserted = cur.rowcount
-        cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+    )
+    return stage
+
+
+def insert_staged(cur: psycopg.Cursor[Any], table: str) -> int:
+    """The staged rows whose primary key ``table`` lacks, inserted; returns how many. The
+    staging table is emptied for the next table's rows in the same transaction."""
+    stage = sql.Identifier(f"ckpt_stage_{table}")
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
+    cur.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+            sql.Identifier(table), columns, columns, stage
+        )
+    )
+    inserted = cur.rowcount
+    cur.execute(sql.SQL("TRUNCATE {}").format(stage))
     return inserted
