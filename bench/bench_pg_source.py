@@ -22,6 +22,7 @@ Variants, each a fresh process, run round-robin per size (medians of ``--runs``)
 - ``migrate-pg`` and ``baseline-pg`` (only when named in ``--only``): the same two into PostgreSQL,
   each run into a new empty schema of the same server (dropped after): ``ckpt migrate`` with its
   defaults, and the loop ending in ``PostgresSaver.put``/``put_writes`` (``setup()`` first, untimed).
+- ``migrate-pg-before``: ``migrate-pg`` with ``--ckpt-before CMD``.
 - ``migrate-to`` and ``baseline-to`` (``--to URL`` of a Redis or MongoDB server): the same two into
   that server, each run under a key prefix (Redis) or in a database (MongoDB) of its own, removed
   after; the loop ends in ``RedisSaver``'s or ``MongoDBSaver``'s ``put``/``put_writes``.
@@ -33,19 +34,17 @@ Variants, each a fresh process, run round-robin per size (medians of ``--runs``)
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_migrate import _sample_tree_rss  # noqa: E402  # the process-tree RSS sampler
-from common import Run, Variant, redis_cleanup  # noqa: E402
+from common import Run, Variant, new_target, url  # noqa: E402
 
 CKPT = os.path.join(os.path.dirname(sys.executable), "ckpt")
 FLOOR = """
@@ -123,54 +122,10 @@ def timed(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[floa
     return seconds, peak[0], out or b""
 
 
-def url(pg: str, schema: str) -> str:
-    return f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
-
-
 def run_migrate(ckpt: str, pg: str, schema: str, total: int) -> Run:
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         seconds, rss, _ = timed([ckpt, "migrate", url(pg, schema), f"sqlite:///{tmp}/out.db"])
     return Run(seconds, total, rss)
-
-
-_SCHEMAS = itertools.count()
-
-
-@contextmanager
-def new_target(server: str) -> Iterator[tuple[str, str]]:
-    """``(ckpt URL, the loop's target spec)`` of an empty target of its own on the server at ``server``:
-    a schema on PostgreSQL (``migrate-pg``: the source's server), a key prefix on Redis, a database
-    on MongoDB (``--to``); removed after the run."""
-    name = f"bpg{os.getpid()}x{next(_SCHEMAS)}"
-    if server.startswith("postgres"):
-        import psycopg
-
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield url(server, name), f"schema:{name}"
-        finally:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {name} CASCADE")
-        return
-    if server.startswith("redis"):
-        import redis
-
-        client = redis.Redis.from_url(server, socket_timeout=None)
-        before = set(client.scan_iter(count=10_000))
-        try:
-            yield f"{server}?checkpoint_prefix={name}&checkpoint_write_prefix={name}_write", f"redis:{server}|{name}"
-        finally:
-            redis_cleanup(client, before, name)
-        return
-    import pymongo
-
-    base, _, query = server.partition("?")
-    try:
-        yield f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else ""), f"mongodb:{server}|{name}"
-    finally:
-        with pymongo.MongoClient(server) as client:
-            client.drop_database(name)
 
 
 def run_migrate_to(ckpt: str, pg: str, schema: str, to: str, total: int) -> Run:
@@ -230,6 +185,7 @@ def runners_for(args: argparse.Namespace, schema: str, total: int, threads: int,
     }
     if args.ckpt_before and label in args.before_sizes.split(","):
         runners["migrate-before"] = lambda: run_migrate(args.ckpt_before, pg, schema, total)
+        runners["migrate-pg-before"] = lambda: run_migrate_to(args.ckpt_before, pg, schema, pg, total)
     return runners
 
 

@@ -19,8 +19,10 @@ the next run of the script; ``--flushall`` is then refused). Each run, alternati
 'redis://…?checkpoint_prefix=src…' TARGET`` on the whole store, and the official loop
 ``RedisSaver.list({thread})`` for each thread (ids read from STORE, not timed) →
 ``SqliteSaver.put``/``put_writes`` (``--to sqlite``: a new file each run, ``PRAGMA synchronous`` as
-sqlite3 leaves it) or ``PostgresSaver.put``/``put_writes`` (``--to postgresql://…``: a new schema
-each run, dropped after) on the first ``--baseline`` checkpoints. ``--floor`` adds two read floors
+sqlite3 leaves it), ``PostgresSaver.put``/``put_writes`` (``--to postgresql://…``: a new schema
+each run, dropped after), ``RedisSaver`` (``--to redis://…``: a key prefix of its own each run, on
+any server, the source's included) or ``MongoDBSaver`` (``--to mongodb://…``: a new database each
+run), on the first ``--baseline`` checkpoints. ``--floor`` adds two read floors
 to the rotation (``_read_floor``: every document read by ``JSON.MGET`` and parsed by orjson, nothing
 written; ``floor-script``: the same with the documents of each call joined by the server).
 """
@@ -41,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import CKPT, Run, Variant, copy_loop, print_table, redis_cleanup, source_count  # noqa: E402
+from common import CKPT, Run, Variant, copy_loop, new_target, print_table, redis_cleanup, source_count  # noqa: E402
 
 
 def server_cpu(pid: int | None) -> float:
@@ -93,7 +95,7 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int, help="the Redis server's pid, for its CPU seconds")
     parser.add_argument("--flushall", action="store_true", help="empty the server after each run (yours alone)")
     parser.add_argument("--from-redis", action="store_true", help="migrate Redis → --to (see the docstring)")
-    parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite, or a PostgreSQL URL")
+    parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite, or a PostgreSQL, Redis or MongoDB server URL")
     parser.add_argument("--floor", action="store_true", help="with --from-redis: also time the read floors")
     args = parser.parse_args()
     if args.from_redis:
@@ -168,22 +170,20 @@ def from_redis(args: argparse.Namespace) -> None:
         subprocess.run([CKPT, "migrate", f"sqlite:///{os.path.abspath(args.store)}", source, "--jobs", "2"], check=True)
     with sqlite3.connect(f"file:{args.store}?mode=ro", uri=True) as conn:
         threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
-    postgres = args.to.startswith("postgres")
     work = tempfile.mkdtemp(prefix="ckpt-bench-from-redis-")
     names = ["baseline", "ckpt"] + (["floor", "floor-script"] if args.floor else [])
     variants = {name: Variant(name) for name in names}
     for n in range(args.runs):
         for name in names if n % 2 == 0 else names[::-1]:
-            target, drop = _new_target(args.to, work, f"r{os.getpid()}_{n}_{name}")
-            load, server = os.getloadavg()[0], server_cpu(args.server_pid)
-            try:
+            with _target(args.to, work, f"r{os.getpid()}_{n}_{name}") as (target, spec):
+                load, server = os.getloadavg()[0], server_cpu(args.server_pid)
                 if name == "baseline":
                     cpu = time.process_time()
                     with (
                         RedisSaver.from_conn_string(
                             args.redis, checkpoint_prefix=SOURCE, checkpoint_write_prefix=f"{SOURCE}_write"
                         ) as reader,
-                        _saver(target, postgres) as writer,
+                        _saver(spec, args.to) as writer,
                     ):
                         run = _loop_by_thread(reader, writer, threads, args.baseline)
                     cpu = time.process_time() - cpu
@@ -194,8 +194,6 @@ def from_redis(args: argparse.Namespace) -> None:
                     run = _read_floor(client, total, scripted=name == "floor-script")
                     cpu = time.process_time() - cpu
                 server = server_cpu(args.server_pid) - server
-            finally:
-                drop()
             variants[name].runs.append(run)
             _print_run(n, name, run, cpu, server, load)
     _print_summary(variants)
@@ -231,52 +229,59 @@ def _read_floor(client: Any, total: int, *, scripted: bool) -> Run:
     return Run(time.perf_counter() - started, total)
 
 
-def _new_target(to: str, work: str, name: str) -> tuple[str, Any]:
-    """(target URL, its cleanup): a new SQLite file, or a new schema of the PostgreSQL server ``to``."""
-    if not to.startswith("postgres"):
-        path = os.path.join(work, f"{name}.db")
-
-        def remove() -> None:
-            for file in (path, path + "-wal", path + "-shm"):
-                if os.path.exists(file):
-                    os.remove(file)
-
-        return f"sqlite:///{path}", remove
-    import psycopg
-
-    with psycopg.connect(to, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-
-    def drop() -> None:
-        with psycopg.connect(to, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
-
-    return f"{to}{'&' if '?' in to else '?'}schema={name}", drop
+@contextmanager
+def _target(to: str, work: str, name: str) -> Iterator[tuple[str, str]]:
+    """(ckpt URL, the loop's target spec) of an empty target, removed after: a new SQLite file
+    (``sqlite``), else ``common.new_target`` on the server ``to`` (a schema, a key prefix, a database)."""
+    if to.startswith(("postgres", "redis", "mongodb")):
+        with new_target(to) as found:
+            yield found
+        return
+    path = os.path.join(work, f"{name}.db")
+    try:
+        yield f"sqlite:///{path}", path
+    finally:
+        for file in (path, path + "-wal", path + "-shm"):
+            if os.path.exists(file):
+                os.remove(file)
 
 
 @contextmanager
-def _saver(target: str, postgres: bool) -> Iterator[Any]:
-    """The official saver on a target from ``_new_target``, set up."""
-    if postgres:
+def _saver(spec: str, to: str) -> Iterator[Any]:
+    """The official saver on a target spec from ``_target``, set up (as bench_pg_source.py's loop)."""
+    if spec.startswith("schema:"):
         from urllib.parse import quote
 
         from langgraph.checkpoint.postgres import PostgresSaver
 
-        url, _, schema = target.rpartition("schema=")
-        url = url.rstrip("?&")
-        url += ("&" if "?" in url else "?") + "options=" + quote("-csearch_path=" + schema)
-        with PostgresSaver.from_conn_string(url) as saver:
+        on = to + ("&" if "?" in to else "?") + "options=" + quote("-csearch_path=" + spec[7:])
+        with PostgresSaver.from_conn_string(on) as saver:
             saver.setup()
             yield saver
-        return
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    elif spec.startswith("redis:"):
+        from langgraph.checkpoint.redis import RedisSaver
 
-    saver = SqliteSaver(sqlite3.connect(target.removeprefix("sqlite:///"), check_same_thread=False))
-    saver.setup()
-    try:
-        yield saver
-    finally:
-        saver.conn.close()
+        url, prefix = spec[6:].rsplit("|", 1)
+        with RedisSaver.from_conn_string(
+            url, checkpoint_prefix=prefix, checkpoint_write_prefix=prefix + "_write"
+        ) as rs:
+            rs.setup()
+            yield rs
+    elif spec.startswith("mongodb:"):
+        from langgraph.checkpoint.mongodb import MongoDBSaver
+
+        url, db = spec[8:].rsplit("|", 1)
+        with MongoDBSaver.from_conn_string(url, db_name=db) as saver:
+            yield saver
+    else:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        saver = SqliteSaver(sqlite3.connect(spec, check_same_thread=False))
+        saver.setup()
+        try:
+            yield saver
+        finally:
+            saver.conn.close()
 
 
 def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) -> Run:

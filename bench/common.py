@@ -1,7 +1,8 @@
-"""What bench_redis.py and bench_mongo.py share: timed runs, their medians, the official copy loop."""
+"""What the benchmarks share: timed runs, their medians, the official copy loop, empty targets on servers."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import statistics
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +115,50 @@ def print_table(variants: dict[str, Variant]) -> None:
     for v in variants.values():
         print(f"| {v.name} | {v.runs[0].checkpoints:,} | {v.seconds:.2f} | {v.rate:,.0f} | "
               f"{v.rate / base.rate:.1f} | {v.rss} |")  # fmt: skip
+
+
+# -- empty targets on a server -------------------------------------------------------------------------------------
+
+
+def url(pg: str, schema: str) -> str:
+    return f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
+
+
+_SCHEMAS = itertools.count()
+
+
+@contextmanager
+def new_target(server: str) -> Iterator[tuple[str, str]]:
+    """``(ckpt URL, the loop's target spec)`` of an empty target of its own on the server at ``server``:
+    a schema on PostgreSQL (``migrate-pg``: the source's server), a key prefix on Redis, a database
+    on MongoDB (``--to``); removed after the run."""
+    name = f"bpg{os.getpid()}x{next(_SCHEMAS)}"
+    if server.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield url(server, name), f"schema:{name}"
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
+        return
+    if server.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(server, socket_timeout=None)
+        before = set(client.scan_iter(count=10_000))
+        try:
+            yield f"{server}?checkpoint_prefix={name}&checkpoint_write_prefix={name}_write", f"redis:{server}|{name}"
+        finally:
+            redis_cleanup(client, before, name)
+        return
+    import pymongo
+
+    base, _, query = server.partition("?")
+    try:
+        yield f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else ""), f"mongodb:{server}|{name}"
+    finally:
+        with pymongo.MongoClient(server) as client:
+            client.drop_database(name)
