@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int, help="the Redis server's pid, for its CPU seconds")
     parser.add_argument("--flushall", action="store_true", help="empty the server after each run (yours alone)")
     parser.add_argument("--from-redis", action="store_true", help="migrate Redis → --to (see the docstring)")
-    parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite, or a PostgreSQL, Redis or MongoDB server URL")
+    parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite or a server URL")
     parser.add_argument("--floor", action="store_true", help="with --from-redis: also time the read floors")
     args = parser.parse_args()
     if args.from_redis:
@@ -188,7 +188,7 @@ def from_redis(args: argparse.Namespace) -> None:
                         run = _loop_by_thread(reader, writer, threads, args.baseline)
                     cpu = time.process_time() - cpu
                 elif name == "ckpt":
-                    run, cpu = run_ckpt_from(source, target, total)
+                    run, cpu = run_ckpt_from(source, target, total, args.jobs)
                 else:
                     cpu = time.process_time()
                     run = _read_floor(client, total, scripted=name == "floor-script")
@@ -306,9 +306,10 @@ def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) ->
     return Run(time.perf_counter() - started, done)
 
 
-def run_ckpt_from(source: str, target: str, total: int) -> tuple[Run, float]:
-    """(run, client CPU seconds) of ``ckpt migrate SOURCE TARGET``; checks every checkpoint was written."""
-    return _run_migrate([CKPT, "migrate", source, target, "-o", "json"], total)
+def run_ckpt_from(source: str, target: str, total: int, jobs: int | None = None) -> tuple[Run, float]:
+    """(run, client CPU seconds) of ``ckpt migrate SOURCE TARGET [--jobs N]``; checks every checkpoint was written."""
+    extra = ["--jobs", str(jobs)] if jobs else []
+    return _run_migrate([CKPT, "migrate", source, target, "-o", "json", *extra], total)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def migrate(
     from ckpt.backends.core.urls import redact
     from ckpt.backends.ops.api import migrate as migrate_stores
     from ckpt.backends.ops.api import plan_migration
-    from ckpt.backends.ops.transfer import auto_jobs, cap_jobs
+    from ckpt.backends.ops.parallel import auto_jobs, cap_jobs
     from ckpt.cli.console import info, warn
     from ckpt.cli.progress import copy_progress
 

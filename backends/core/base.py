@@ -173,7 +173,7 @@ class Selection:
     """A half-open range of thread ids, ``thread_from <= thread_id < thread_to`` in the order of
     the store it is applied to: code points (= UTF-8 bytes), except PostgreSQL, which compares
     in its columns' collation (the order of its index); how ``migrate --jobs`` hands each worker
-    its share of the threads, the bounds coming from that store (``transfer.thread_ranges``)."""
+    its share of the threads, the bounds coming from that store (``parallel.thread_ranges``)."""
     shard: Shard | None = None
     """``--shard K/N``: only the threads whose id hashes to shard K (``core.shards``); drivers
     push it into their query where they can and re-check every id they yield."""
@@ -441,8 +441,13 @@ class Store(ABC):
         """A thread range (``Selection.thread_from``/``thread_to``, a ``--jobs`` worker's share) is
         read from an ordered index and costs about its share. ``False`` where every range costs a
         pass over the whole store (no ordered index to range over): a parallel copy then cuts one
-        range per worker instead of several (``transfer.range_count``)."""
+        range per worker instead of several (``parallel.range_count``)."""
         return True
+
+    writes_wait_on_server: ClassVar[bool] = False
+    """``write`` spends much of its time waiting for a server process (PostgreSQL, Redis,
+    MongoDB): a copy then writes each batch in a thread while it reads and decodes the next. An
+    in-process store (SQLite, a JSONL file) keeps the one thread: its writes hold the GIL."""
 
     @property
     def removed_on_failure(self) -> bool:

@@ -54,6 +54,7 @@ class CouchbaseStore(Store):
     """A Couchbase bucket/scope written by CouchbaseSaver / AsyncCouchbaseSaver."""
 
     kind = "couchbase"
+    writes_wait_on_server = True
     ranges_read_by_index = False  # every read pages through the whole collection (no range in its N1QL)
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.INLINE_SENDS})

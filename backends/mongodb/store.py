@@ -118,6 +118,7 @@ class MongoStore(Store):
     """A MongoDB database written by MongoDBSaver."""
 
     kind = "mongodb"
+    writes_wait_on_server = True
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL, Capability.INLINE_SENDS})
 

@@ -146,8 +146,9 @@ def migrate(
     worker processes (``None``: decided by size and target; capped at the cores and at what free
     memory allows, ``report.jobs_note`` says so) each copy a range of threads;
     with ``verify``, both stores are compared afterwards as the target's saver will see them."""
-    from ckpt.backends.ops.transfer import DEFAULT_BATCH, auto_jobs, cap_jobs
-    from ckpt.backends.ops.transfer import migrate as copy_between
+    from ckpt.backends.ops.parallel import auto_jobs, cap_jobs
+    from ckpt.backends.ops.parallel import migrate as copy_between
+    from ckpt.backends.ops.transfer import DEFAULT_BATCH
 
     target = shard_path(target, selection.shard)  # an export file per shard: 'part-{shard}.jsonl'
     note = None

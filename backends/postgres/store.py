@@ -72,6 +72,7 @@ class PostgresStore(Store):
     """A PostgreSQL database written by PostgresSaver / AsyncPostgresSaver."""
 
     kind = "postgres"
+    writes_wait_on_server = True
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.PARENT_SENDS})
 

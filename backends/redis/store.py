@@ -83,6 +83,7 @@ class RedisStore(Store):
     """A Redis (RedisJSON + RediSearch) database written by RedisSaver / AsyncRedisSaver."""
 
     kind = "redis"
+    writes_wait_on_server = True
     ranges_read_by_index = False  # a TAG field has no order: each range runs the listing aggregate over every thread
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})

@@ -228,7 +228,7 @@ def test_list_requests_no_payload(kind: str, cli: Cli, official_db: Path) -> Non
 def test_planning_migrate_jobs_requests_no_payload(kind: str, cli: Cli, official_db: Path) -> None:
     """``migrate --jobs`` splits the source into thread ranges from its thread summaries alone."""
     from ckpt.backends import Selection, open_store
-    from ckpt.backends.ops.transfer import thread_ranges
+    from ckpt.backends.ops.parallel import thread_ranges
 
     with _server(kind) as url:
         assert cli("migrate", sqlite_url(official_db), url).exit_code == 0

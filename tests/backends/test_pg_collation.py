@@ -18,9 +18,10 @@ import psycopg
 import pytest
 
 from ckpt.backends import CheckpointKey, CheckpointRecord, Selection, open_store
-from ckpt.backends.ops import transfer
+from ckpt.backends.ops import parallel
 from ckpt.backends.ops.pairing import code_point_order
-from ckpt.backends.ops.transfer import migrate, plan_copy, thread_ranges
+from ckpt.backends.ops.parallel import migrate, thread_ranges
+from ckpt.backends.ops.transfer import plan_copy
 from ckpt.backends.ops.verify import verify
 from ckpt.backends.postgres import ranges as pg_ranges
 from ckpt.formats.semantic import semantic_digest
@@ -145,7 +146,7 @@ def test_thread_ranges_from_a_sample_are_disjoint_and_cover(
 
 def test_parallel_migrate_from_collated_ranges(source: str, records: list[CheckpointRecord], tmp_path: Path) -> None:
     target = sqlite_url(tmp_path / "jobs.db")
-    report = transfer.migrate(source, target, open_store, jobs=2)
+    report = parallel.migrate(source, target, open_store, jobs=2)
     assert report.checkpoints_read == len(records)
     with open_store(target) as sqlite:
         assert _keys(list(sqlite.records())) == _keys(records)

@@ -175,7 +175,7 @@ def test_migrate_jobs_are_capped_at_the_cores(cli: Cli, official_db: Path, tmp_p
 
 
 def test_cap_jobs() -> None:
-    from ckpt.backends.ops.transfer import cap_jobs
+    from ckpt.backends.ops.parallel import cap_jobs
 
     assert cap_jobs(1) == (1, None)
     workers, why = cap_jobs(10**6)

@@ -83,7 +83,7 @@ def test_parallel_jobs_copy_everything(cli: Cli, official_db: Path, tmp_path: Pa
 
 
 def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_path: Path) -> None:
-    from ckpt.backends.ops.transfer import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
+    from ckpt.backends.ops.parallel import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
 
     source = tmp_path / "bulk.db"
     total = _bulk_store(official_db, source, 10)

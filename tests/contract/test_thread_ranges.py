@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ckpt.backends import CheckpointRecord, Selection, open_store
-from ckpt.backends.ops.transfer import CHUNKS_PER_JOB, range_count, thread_ranges
+from ckpt.backends.ops.parallel import CHUNKS_PER_JOB, range_count, thread_ranges
 from tests.contract.conftest import StoreFactory
 from tests.contract.test_contract import _fill
 

@@ -1,0 +1,87 @@
+"""``core.iterate.behind``: a copy's writes in a thread while the next batch is read (issue #24)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ckpt.backends import open_store
+from ckpt.backends.core.iterate import behind
+from ckpt.backends.ops.transfer import copy_records
+from tests.conftest import sqlite_url
+from tests.servers import postgres_schema
+
+
+def test_results_come_in_order_and_the_next_item_is_made_while_one_is_at_work() -> None:
+    made = {n: threading.Event() for n in range(6)}
+
+    def items() -> Iterator[int]:
+        for n in range(5):
+            made[n].set()
+            yield n
+
+    def work(n: int) -> tuple[int, str, bool]:
+        overlapped = made[n + 1].wait(2) if n < 4 else True  # the next item is made meanwhile
+        return n * n, threading.current_thread().name, overlapped
+
+    results = list(behind(work, items()))
+    assert [r for r, _, _ in results] == [0, 1, 4, 9, 16]
+    assert all(name.startswith("ckpt-behind") and overlapped for _, name, overlapped in results)
+
+
+def test_nothing_after_a_failed_item_is_worked_on() -> None:
+    done: list[int] = []
+
+    def work(n: int) -> int:
+        if n == 2:
+            raise ValueError("item 2")
+        done.append(n)
+        return n
+
+    with pytest.raises(ValueError, match="item 2"):
+        list(behind(work, iter(range(6))))
+    assert done == [0, 1]
+
+
+def test_a_failure_making_items_waits_for_the_work_in_hand() -> None:
+    done: list[int] = []
+
+    def items() -> Iterator[int]:
+        yield 0
+        raise OSError("source gone")
+
+    def work(n: int) -> int:
+        threading.Event().wait(0.05)
+        done.append(n)
+        return n
+
+    with pytest.raises(OSError, match="source gone"):
+        list(behind(work, items()))
+    assert done == [0]
+
+
+def test_a_copy_into_a_server_store_writes_in_the_background(
+    official_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's writes wait on its server: batches are written by the ``ckpt-behind`` thread,
+    every checkpoint once, in the order read."""
+    with postgres_schema() as (url, _), open_store(sqlite_url(official_db)) as source:
+        with open_store(url, write=True) as target:
+            assert target.writes_wait_on_server and not source.writes_wait_on_server
+            written: list[tuple[str, list[str]]] = []
+            write = target.write
+
+            def spy(records: object) -> object:
+                batch = list(records)  # type: ignore[call-overload]
+                written.append((threading.current_thread().name, [r.key.checkpoint_id for r in batch]))
+                return write(batch)
+
+            monkeypatch.setattr(target, "write", spy)
+            report = copy_records(source, target, batch_size=4, as_rows=False)
+        keys = [h.key.checkpoint_id for h in source.headers()]
+        assert report.checkpoints_written == len(keys) and len(written) > 2
+        assert all(name.startswith("ckpt-behind") for name, _ in written)
+        assert [k for _, batch in written for k in batch] == keys
