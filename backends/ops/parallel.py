@@ -242,7 +242,7 @@ def _copy_range(
     with open_store(source_url) as source, open_store(target_url, write=True) as target:
         return copy_records(
             source, target, part, source_url=source_url, batch_size=batch_size, skip_bad=skip_bad,
-            progress=_worker_progress, validated=True,
+            progress=_worker_progress, validated=True, overlap=False,
         )  # fmt: skip
 
 

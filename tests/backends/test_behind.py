@@ -63,11 +63,13 @@ def test_a_failure_making_items_waits_for_the_work_in_hand() -> None:
     assert done == [0]
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 def test_a_copy_into_a_server_store_writes_in_the_background(
-    official_db: Path, monkeypatch: pytest.MonkeyPatch
+    official_db: Path, monkeypatch: pytest.MonkeyPatch, overlap: bool
 ) -> None:
-    """PostgreSQL's writes wait on its server: batches are written by the ``ckpt-behind`` thread,
-    every checkpoint once, in the order read."""
+    """PostgreSQL's writes wait on its server: batches are written by the ``ckpt-behind`` thread
+    (by the caller's with ``overlap=False``, as ``--jobs`` workers copy), every checkpoint once, in
+    the order read."""
     with postgres_schema() as (url, _), open_store(sqlite_url(official_db)) as source:
         with open_store(url, write=True) as target:
             assert target.writes_wait_on_server and not source.writes_wait_on_server
@@ -80,8 +82,9 @@ def test_a_copy_into_a_server_store_writes_in_the_background(
                 return write(batch)
 
             monkeypatch.setattr(target, "write", spy)
-            report = copy_records(source, target, batch_size=4, as_rows=False)
+            report = copy_records(source, target, batch_size=4, as_rows=False, overlap=overlap)
         keys = [h.key.checkpoint_id for h in source.headers()]
         assert report.checkpoints_written == len(keys) and len(written) > 2
-        assert all(name.startswith("ckpt-behind") for name, _ in written)
+        thread = "ckpt-behind" if overlap else threading.main_thread().name
+        assert all(name.startswith(thread) for name, _ in written)
         assert [k for _, batch in written for k in batch] == keys
