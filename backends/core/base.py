@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -355,6 +355,14 @@ class Store(ABC):
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """Write one batch idempotently: rows already present are left alone and counted."""
         raise _missing(self, Capability.WRITE)
+
+    def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
+        """``write`` in two steps: everything that needs no server (building rows or documents,
+        raising ``CorruptRecordError`` for a record this store cannot hold, nothing sent) is done
+        now, and the call returned sends it. ``write(r)`` is ``prepared_write(r)()``. A copy builds
+        the next batch while the one before is sent (``writes_wait_on_server``). Default: nothing
+        is prepared; the call writes."""
+        return lambda: self.write(records)
 
     def rows_from(self, source: Store, selection: Selection, batch_size: int) -> Iterator[CopiedRows] | None:
         """``selection`` of ``source`` copied in as stored rows, one transaction per ``batch_size``

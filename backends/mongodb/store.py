@@ -304,7 +304,11 @@ class MongoStore(Store):
         return replace(record, checkpoint=Payload("msgpack", to_int_versions(record.checkpoint.data)), extra=())
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
-        batch = list(records)
+        return self.prepared_write(list(records))()
+
+    def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
+        """The documents are built now; the returned call inserts them."""
+        batch = records
         now = datetime.now(timezone.utc)
         # (filter, fields) pairs; an inserted document is the filter's fields followed by the rest,
         # which is also what an upsert's $setOnInsert makes, so both paths store the same document.
@@ -314,6 +318,9 @@ class MongoStore(Store):
              self._write_document(w, now))
             for r in batch for w in r.writes
         ]  # fmt: skip
+        return lambda: self._put(checkpoints, writes)
+
+    def _put(self, checkpoints: list[tuple[Any, Any]], writes: list[tuple[Any, Any]]) -> WriteReport:
         put = self._insert if self._insert_only else self._upsert
         report = WriteReport()
         report.checkpoints_written = put(self._checkpoints, checkpoints)

@@ -129,32 +129,53 @@ def _decoded_batches(
     if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
         records = for_target(records, source, target)
 
-    def write(batch: list[CheckpointRecord]) -> CopiedRows:
-        done = _write_batch(target, batch, skipped)
-        done.checkpoints_read = len(batch)
-        done.bytes_read = sum(record.size for record in batch)
-        return done
+    def prepared(batch: list[CheckpointRecord]) -> Callable[[], CopiedRows]:
+        """The batch built for the target here; the call returned sends it (in a thread, maybe)."""
+        try:
+            send: Callable[[], WriteReport] | None = target.prepared_write(batch)
+        except CorruptRecordError:
+            if skipped is None:
+                raise
+            send = None  # a record it cannot hold: one at a time, in the call
 
-    batches = batched(records, batch_size)
-    # a server's time on one batch overlaps reading and decoding the next (Store.writes_wait_on_server)
-    yield from behind(write, batches) if overlap and target.writes_wait_on_server else map(write, batches)
+        def written() -> CopiedRows:
+            done = _write_batch(target, batch, send, skipped)
+            done.checkpoints_read = len(batch)
+            done.bytes_read = sum(record.size for record in batch)
+            return done
+
+        return written
+
+    calls = map(prepared, batched(records, batch_size))
+    # a server's time on one batch overlaps reading and building the next (Store.writes_wait_on_server)
+    yield from behind(_call, calls) if overlap and target.writes_wait_on_server else map(_call, calls)
 
 
-def _write_batch(target: Store, batch: list[CheckpointRecord], skipped: list[str] | None) -> CopiedRows:
-    """One batch, one transaction; with ``skipped`` (``skip_bad``) a batch that holds a record the
-    target refuses is written again a record at a time, each refused one named there."""
+def _call(send: Callable[[], CopiedRows]) -> CopiedRows:
+    return send()
+
+
+def _write_batch(
+    target: Store, batch: list[CheckpointRecord], send: Callable[[], WriteReport] | None, skipped: list[str] | None
+) -> CopiedRows:
+    """One batch, one transaction (``send``: the batch as ``prepared_write`` built it; ``None``:
+    it could not be built); with ``skipped`` (``skip_bad``) a batch that holds a record the target
+    refuses is written again a record at a time, each refused one named there."""
     done = CopiedRows()
-    try:
-        done.add(target.write(batch))
-        return done
-    except CorruptRecordError:
-        if skipped is None:
-            raise
-    # The batch's transaction rolled back: write one record at a time to isolate the bad ones.
+    if send is not None:
+        try:
+            done.add(send())
+            return done
+        except CorruptRecordError:
+            if skipped is None:
+                raise
+    # Nothing of the batch was written (its transaction rolled back): one record at a time isolates the bad ones.
     for record in batch:
         try:
             done.add(target.write([record]))
         except CorruptRecordError as exc:
+            if skipped is None:
+                raise
             skipped.append(str(exc))
     return done
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -318,8 +318,15 @@ class PostgresStore(Store):
         return in_server(self, policy, now, jobs)
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
-        batch = list(records)
-        ckpt_rows, blob_rows, write_rows = _rows_for(batch)
+        return self.prepared_write(list(records))()
+
+    def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
+        rows = _rows_for(records)  # the split into the saver's rows, before anything is sent
+        return lambda: self._insert(*rows)
+
+    def _insert(
+        self, ckpt_rows: list[tuple[Any, ...]], blob_rows: list[tuple[Any, ...]], write_rows: list[tuple[Any, ...]]
+    ) -> WriteReport:
         report = WriteReport()
         with self._conn.transaction():
             stage_and_insert(self._conn, "checkpoint_blobs", blob_rows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -311,17 +311,22 @@ class RedisStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
-        batch = list(records)
+        return self.prepared_write(list(records))()
+
+    def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
         # Every document is built before anything is sent: a record that cannot be stored fails
         # the batch with nothing written, so the caller's one-by-one retry counts exactly.
         flags: list[str | None] = []  # per checkpoint: its key when it has writes
-        blocks = [self._block(batch[i : i + _BLOCK], flags) for i in range(0, len(batch), _BLOCK)]
+        blocks = [self._block(records[i : i + _BLOCK], flags) for i in range(0, len(records), _BLOCK)]
         last = Block()
-        self._point_latest(last, batch)
-        self._expire(last, batch)  # after SET, which clears a key's TTL
+        self._point_latest(last, records)
+        self._expire(last, records)  # after SET, which clears a key's TTL
+        return lambda: self._send([*blocks, last], flags)
+
+    def _send(self, blocks: list[Block], flags: list[str | None]) -> WriteReport:
         pipeline, failed = Pipeline(self._r), True
         try:
-            for block in [*blocks, last]:
+            for block in blocks:
                 pipeline.send(block)
             results = pipeline.finish()
             # A checkpoint that was already there may lack has_writes for the writes just added.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,27 +65,34 @@ def test_a_failure_making_items_waits_for_the_work_in_hand() -> None:
 
 
 @pytest.mark.parametrize("overlap", [True, False])
-def test_a_copy_into_a_server_store_writes_in_the_background(
+def test_a_copy_into_a_server_store_sends_in_the_background(
     official_db: Path, monkeypatch: pytest.MonkeyPatch, overlap: bool
 ) -> None:
-    """PostgreSQL's writes wait on its server: batches are written by the ``ckpt-behind`` thread
-    (by the caller's with ``overlap=False``, as ``--jobs`` workers copy), every checkpoint once, in
-    the order read."""
+    """PostgreSQL's writes wait on its server: each batch is built (split into the saver's rows) by
+    the caller's thread and sent by the ``ckpt-behind`` thread (by the caller's, with
+    ``overlap=False``, as ``--jobs`` workers copy), every checkpoint once, in the order read."""
     with postgres_schema() as (url, _), open_store(sqlite_url(official_db)) as source:
         with open_store(url, write=True) as target:
             assert target.writes_wait_on_server and not source.writes_wait_on_server
-            written: list[tuple[str, list[str]]] = []
-            write = target.write
+            built: list[str] = []
+            sent: list[tuple[str, list[str]]] = []
+            prepare = target.prepared_write
 
-            def spy(records: object) -> object:
-                batch = list(records)  # type: ignore[call-overload]
-                written.append((threading.current_thread().name, [r.key.checkpoint_id for r in batch]))
-                return write(batch)
+            def spy(records: list[Any]) -> Callable[[], Any]:
+                built.append(threading.current_thread().name)
+                send = prepare(records)
 
-            monkeypatch.setattr(target, "write", spy)
+                def sending() -> Any:
+                    sent.append((threading.current_thread().name, [r.key.checkpoint_id for r in records]))
+                    return send()
+
+                return sending
+
+            monkeypatch.setattr(target, "prepared_write", spy)
             report = copy_records(source, target, batch_size=4, as_rows=False, overlap=overlap)
         keys = [h.key.checkpoint_id for h in source.headers()]
-        assert report.checkpoints_written == len(keys) and len(written) > 2
-        thread = "ckpt-behind" if overlap else threading.main_thread().name
-        assert all(name.startswith(thread) for name, _ in written)
-        assert [k for _, batch in written for k in batch] == keys
+        assert report.checkpoints_written == len(keys) and len(sent) > 2
+        main = threading.main_thread().name
+        assert set(built) == {main}
+        assert all(name.startswith("ckpt-behind" if overlap else main) for name, _ in sent)
+        assert [k for _, batch in sent for k in batch] == keys
