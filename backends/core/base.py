@@ -452,6 +452,9 @@ class Store(ABC):
         range per worker instead of several (``parallel.range_count``)."""
         return True
 
+    one_writer: ClassVar[bool] = False
+    """The server applies writes one at a time (Redis): a second ``--jobs`` worker writing only
+    queues behind the first, so a copy into it keeps one worker unless told otherwise."""
     writes_wait_on_server: ClassVar[bool] = False
     """``write`` spends much of its time waiting for a server process (PostgreSQL, Redis,
     MongoDB): a copy then writes each batch in a thread while it reads and decodes the next. An

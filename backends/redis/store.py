@@ -84,6 +84,7 @@ class RedisStore(Store):
 
     kind = "redis"
     writes_wait_on_server = True
+    one_writer = True  # out of PostgreSQL, 100k: 12.4 and 14.9 s with one worker, 15.4 and 15.7 s with two
     ranges_read_by_index = False  # a TAG field has no order: each range runs the listing aggregate over every thread
     schemes = SCHEMES
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})

@@ -100,6 +100,7 @@ def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_
     assert auto_jobs(sqlite_url(source), 10**6, url) == min(2, os.cpu_count() or 1)
     assert auto_jobs(str(tmp_path / "out.jsonl"), 10**6, url) == 1
     assert auto_jobs(sqlite_url(source), 10**6, sqlite_url(official_db)) == 1
+    assert auto_jobs("redis://127.0.0.1:6379", 10**6, url) == 1  # one server thread writes: one worker
 
 
 def test_parallel_copy_out_of_postgresql_into_one_sqlite_file(cli: Cli, official_db: Path, tmp_path: Path) -> None:
