@@ -282,7 +282,9 @@ class SqliteMemory(MemoryStore):
                 found.append(f"{orphans} orphan vector(s): SqliteStore.delete leaves an item's vectors behind")
         if self._has_ttl():
             expired = self._conn.execute(
-                "SELECT count(*) FROM store WHERE expires_at IS NOT NULL AND expires_at < CURRENT_TIMESTAMP"
+                # julianday: the adapter's text has microseconds and a zone, CURRENT_TIMESTAMP whole
+                # seconds, so comparing the texts missed an item for up to a second after it expired
+                "SELECT count(*) FROM store WHERE expires_at IS NOT NULL AND julianday(expires_at) < julianday('now')"
             ).fetchone()[0]
             if expired:
                 found.append(

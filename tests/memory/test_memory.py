@@ -388,3 +388,20 @@ def test_show_prints_values_as_json_in_every_format(tmp_path: Path, cli: Cli) ->
         missing = cli("memory", "show", url, "users/43")
         assert missing.exit_code == ExitCode.NOT_FOUND and "no namespace 'users/43'" in missing.stderr
         assert cli("memory", "show", url, "users/42", "nope").exit_code == ExitCode.NOT_FOUND
+
+
+def test_an_item_expired_within_the_current_second_is_reported(tmp_path: Path) -> None:
+    """``expires_at`` has microseconds and ``CURRENT_TIMESTAMP`` whole seconds: as texts, an item
+    that expired 0.3 s ago in the same second compared as not expired yet."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'mem.db'}"
+    with _kind("sqlite").official(url) as store:
+        store.put(("tmp",), "gone", {"text": "soon"})
+    while datetime.now(timezone.utc).microsecond < 500_000:  # late in a second: 0.3 s ago is the same second
+        time.sleep(0.05)
+    past = str(datetime.now(timezone.utc) - timedelta(milliseconds=300))
+    with sqlite3.connect(tmp_path / "mem.db") as conn:
+        conn.execute("UPDATE store SET expires_at = ?, ttl_minutes = 1", (past,))
+    with open_memory(url) as memory:
+        assert any(f.startswith("1 expired memory item(s)") for f in memory.findings()), memory.findings()
