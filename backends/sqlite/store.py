@@ -90,7 +90,10 @@ class SqliteStore(Store):
         self.path = path
         self.writable = writable
         self._created = created
-        """This open made the file (a new import or migrate target): a failed run removes it again."""
+        """This open made the file (a new import or migrate target): a failed run removes it again,
+        unless another writer's checkpoints are in it (``_others_wrote``)."""
+        self._own_checkpoints = 0
+        """Checkpoints this open's committed writes added."""
         self.immutable = False
         """Opened with ``immutable=1``: a WAL file on read-only media without its ``-wal`` file."""
         self._create = writable and create
@@ -140,16 +143,27 @@ class SqliteStore(Store):
         """Close; a driver error raised in the block becomes one ``CkptError`` naming the file
         (corrupt pages: ``DataError``; full disk, I/O error: ``StorageError``), and a file this
         open created is removed again (with its ``-wal``/``-shm``/``-journal``) when the block failed."""
+        remove = self._created and isinstance(exc, Exception) and not self._others_wrote()
         with suppress(sqlite3.Error):
             self.close()
         if exc is None:
             return
-        if self._created and isinstance(exc, Exception):
+        if remove:
             _remove_database(self.path)
         if isinstance(exc, sqlite3.Error) or isinstance(exc.__context__, sqlite3.Error):
             error = _translated(exc, self.path)
             if error is not exc:
                 raise error from exc
+
+    def _others_wrote(self) -> bool:
+        """The file holds checkpoints this open did not write: other shards of an import or migrate
+        into the same new file, whose rows a failure here must not take with it. An unreadable
+        file counts as this open's alone (removed, as before)."""
+        try:
+            row = self._conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None and int(row[0]) > self._own_checkpoints
 
     @classmethod
     def new_at(cls, url: str) -> bool:
@@ -407,6 +421,7 @@ class SqliteStore(Store):
                 writes,
             )
             report.writes_written = conn.total_changes - before
+        self._own_checkpoints += report.checkpoints_written  # committed
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
         report.writes_skipped = len(writes) - report.writes_written
         return report

@@ -1,8 +1,9 @@
 """A new SQLite target opened by several writers at once (the shards of one import, issue #23).
 
 Each shard opens the same not-yet-existing file for writing; whichever is first sets it up as
-the saver's ``setup()`` would. Another shard looking at that moment must see no tables or both,
-and only the shard that made the file may remove it when it fails.
+the saver's ``setup()`` would. Another shard looking at that moment must see no tables or both;
+only the shard that made the file may remove it when it fails, and not once another shard's
+checkpoints are in it.
 """
 
 from __future__ import annotations
@@ -57,3 +58,26 @@ def test_only_the_writer_that_made_the_file_removes_it(tmp_path: Path) -> None:
     with pytest.raises(DataError), first:
         raise DataError("the first shard failed too")
     assert not path.exists()
+
+
+def test_a_failing_maker_keeps_the_file_when_another_writer_committed_to_it(tmp_path: Path, official_db: Path) -> None:
+    """Shard A made the file, shard B committed its threads into it, then A failed: removing the
+    file would take B's finished work with it. It stays, holding what both committed."""
+    with SqliteStore.open(f"sqlite:///{official_db}") as example:
+        records = list(example.records())
+    mine = [r for r in records if r.key.thread_id == "thread-1"]
+    theirs = [r for r in records if r.key.thread_id == "thread-2"]
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    maker = SqliteStore.open(url, write=True)
+    with SqliteStore.open(url, write=True) as other:
+        assert other.write(theirs).checkpoints_written == len(theirs)
+    with pytest.raises(DataError), maker:
+        maker.write(mine)
+        raise DataError("a bad line in the maker's input")
+    with SqliteStore.open(url) as kept:
+        assert sorted(h.key.thread_id for h in kept.headers()) == sorted(r.key.thread_id for r in mine + theirs)
+    lone = f"sqlite:///{tmp_path / 'lone.db'}"
+    with pytest.raises(DataError), SqliteStore.open(lone, write=True) as alone:
+        alone.write(mine)
+        raise DataError("nobody else wrote here")
+    assert not (tmp_path / "lone.db").exists(), "a file holding only the failed run's rows is removed"
