@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,17 +130,22 @@ def _decoded_batches(
     if finds(target) != LANGGRAPH:  # a target whose saver finds Sends both ways (JSONL) takes them as they are
         records = for_target(records, source, target)
 
+    # Building a batch may change the target's conversion state (loss counts, caches): only one
+    # thread builds at a time, this one, or the sender when it writes a bad batch record by record.
+    building = threading.Lock()
+
     def prepared(batch: list[CheckpointRecord]) -> Callable[[], CopiedRows]:
         """The batch built for the target here; the call returned sends it (in a thread, maybe)."""
         try:
-            send: Callable[[], WriteReport] | None = target.prepared_write(batch)
+            with building:
+                send: Callable[[], WriteReport] | None = target.prepared_write(batch)
         except CorruptRecordError:
             if skipped is None:
                 raise
             send = None  # a record it cannot hold: one at a time, in the call
 
         def written() -> CopiedRows:
-            done = _write_batch(target, batch, send, skipped)
+            done = _write_batch(target, batch, send, skipped, building)
             done.checkpoints_read = len(batch)
             done.bytes_read = sum(record.size for record in batch)
             return done
@@ -156,7 +162,11 @@ def _call(send: Callable[[], CopiedRows]) -> CopiedRows:
 
 
 def _write_batch(
-    target: Store, batch: list[CheckpointRecord], send: Callable[[], WriteReport] | None, skipped: list[str] | None
+    target: Store,
+    batch: list[CheckpointRecord],
+    send: Callable[[], WriteReport] | None,
+    skipped: list[str] | None,
+    building: threading.Lock,
 ) -> CopiedRows:
     """One batch, one transaction (``send``: the batch as ``prepared_write`` built it; ``None``:
     it could not be built); with ``skipped`` (``skip_bad``) a batch that holds a record the target
@@ -172,7 +182,8 @@ def _write_batch(
     # Nothing of the batch was written (its transaction rolled back): one record at a time isolates the bad ones.
     for record in batch:
         try:
-            done.add(target.write([record]))
+            with building:
+                done.add(target.write([record]))
         except CorruptRecordError as exc:
             if skipped is None:
                 raise

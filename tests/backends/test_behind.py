@@ -96,3 +96,38 @@ def test_a_copy_into_a_server_store_sends_in_the_background(
         assert set(built) == {main}
         assert all(name.startswith("ckpt-behind" if overlap else main) for name, _ in sent)
         assert [k for _, batch in sent for k in batch] == keys
+
+
+def test_a_bad_batch_is_written_record_by_record_while_no_other_batch_is_built(
+    official_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``skip_bad``, a batch holding a record the target refuses goes record by record in the
+    sending thread; building a batch changes the target's state (loss counts, caches), so the
+    copy's thread never builds the next one meanwhile."""
+    from dataclasses import replace
+
+    from ckpt.backends.core.base import Payload
+    from ckpt.backends.ops.transfer import _decoded_batches
+
+    with open_store(sqlite_url(official_db)) as source, postgres_schema() as (url, _):
+        records = list(source.records())
+        bad = {records[i].key for i in range(1, len(records), 7)}
+        broken = [replace(r, checkpoint=Payload("pickle", b"\x80")) if r.key in bad else r for r in records]
+        with open_store(url, write=True) as target:
+            building, overlapped = [0], []
+            prepare = target.prepared_write
+
+            def spy(batch: list[Any]) -> Callable[[], Any]:
+                building[0] += 1
+                overlapped.append(building[0] > 1)
+                try:
+                    threading.Event().wait(0.01)  # widen the window another builder would fall into
+                    return prepare(batch)
+                finally:
+                    building[0] -= 1
+
+            monkeypatch.setattr(target, "prepared_write", spy)
+            skipped: list[str] = []
+            done = list(_decoded_batches(iter(broken), source, target, 5, skipped, overlap=True))
+    assert sum(d.checkpoints_written for d in done) == len(records) - len(bad)
+    assert len(skipped) == len(bad) and not any(overlapped)
