@@ -444,13 +444,11 @@ class Store(ABC):
         reads its files, without reading them through first (issue #24). Default: no."""
         return False
 
-    @property
-    def ranges_read_by_index(self) -> bool:
-        """A thread range (``Selection.thread_from``/``thread_to``, a ``--jobs`` worker's share) is
-        read from an ordered index and costs about its share. ``False`` where every range costs a
-        pass over the whole store (no ordered index to range over): a parallel copy then cuts one
-        range per worker instead of several (``parallel.range_count``)."""
-        return True
+    ranges_read_by_index: ClassVar[bool] = True
+    """A thread range (``Selection.thread_from``/``thread_to``, a ``--jobs`` worker's share) is
+    read from an ordered index and costs about its share. ``False`` where every range costs a
+    pass over the whole store (no ordered index to range over): a parallel copy then cuts one
+    range per worker instead of several (``parallel.range_count``)."""
 
     one_writer: ClassVar[bool] = False
     """The server applies writes one at a time (Redis): a second ``--jobs`` worker writing only

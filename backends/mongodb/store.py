@@ -308,15 +308,14 @@ class MongoStore(Store):
 
     def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
         """The documents are built now; the returned call inserts them."""
-        batch = records
         now = datetime.now(timezone.utc)
         # (filter, fields) pairs; an inserted document is the filter's fields followed by the rest,
         # which is also what an upsert's $setOnInsert makes, so both paths store the same document.
-        checkpoints = [(_key_filter(r.key), self._document(r, now)) for r in batch]
+        checkpoints = [(_key_filter(r.key), self._document(r, now)) for r in records]
         writes = [
             ({**_key_filter(r.key), "task_id": w.task_id, "task_path": w.task_path, "idx": w.idx},
              self._write_document(w, now))
-            for r in batch for w in r.writes
+            for r in records for w in r.writes
         ]  # fmt: skip
         return lambda: self._put(checkpoints, writes)
 
