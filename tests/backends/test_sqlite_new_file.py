@@ -16,6 +16,7 @@ import pytest
 from ckpt.backends.core.errors import DataError
 from ckpt.backends.sqlite import connect as sqlite_connect
 from ckpt.backends.sqlite.store import SqliteStore
+from tests.support import tuple_view
 
 
 def _tables(path: Path) -> set[str]:
@@ -76,6 +77,9 @@ def test_a_failing_maker_keeps_the_file_when_another_writer_committed_to_it(tmp_
         raise DataError("a bad line in the maker's input")
     with SqliteStore.open(url) as kept:
         assert sorted(h.key.thread_id for h in kept.headers()) == sorted(r.key.thread_id for r in mine + theirs)
+        keys = [h.key_tuple for h in kept.headers()]
+    # SqliteSaver reads every checkpoint that survived as it reads it in the store both came from
+    assert tuple_view(tmp_path / "new.db", keys) == tuple_view(official_db, keys)
     lone = f"sqlite:///{tmp_path / 'lone.db'}"
     with pytest.raises(DataError), SqliteStore.open(lone, write=True) as alone:
         alone.write(mine)
