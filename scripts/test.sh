@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a developer's: installs what it needs into .venv,
-# starts the servers the tests talk to (a real PostgreSQL 15, Valkey with RedisJSON + RediSearch, the
+# starts the servers the tests talk to (a real PostgreSQL 15, two Valkeys with RedisJSON + RediSearch, the
 # nx-27017 MongoDB wire-protocol server, pgserver's PostgreSQL 16 with pgvector for the memory
 # vector tests, and a three-node Valkey Redis Cluster with the same modules; scripts/services.sh), type-checks,
 # lints, tests. Every server test must run: a missing server fails the suite (CKPT_REQUIRE_BACKENDS).
@@ -21,7 +21,7 @@ fi
 .venv/bin/python -c 'import ckpt.cli, langgraph.checkpoint.sqlite' # fail here, not in 50 tests, if the install broke
 
 echo "== servers"
-eval "$(bash scripts/services.sh start pg redis mongo pgvector rcluster)"
+eval "$(bash scripts/services.sh start pg redis redis2 mongo pgvector rcluster)"
 export CKPT_REQUIRE_BACKENDS=1
 if [[ ${CI:-} == true ]]; then trap 'bash scripts/services.sh stop' EXIT; fi
 echo "MongoDB: the tests run against nx-27017 (a MongoDB wire-protocol server over SQLite), not a real mongod."

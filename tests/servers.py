@@ -21,6 +21,7 @@ SERVER_URL_VARS = {
     "mongodb": "CKPT_TEST_MONGODB_URL",
     "pgvector": "CKPT_TEST_PGVECTOR_URL",  # a PostgreSQL with the pgvector extension (services.sh start pgvector)
     "rcluster": "CKPT_TEST_REDIS_CLUSTER_URL",  # a Redis Cluster (services.sh start rcluster)
+    "redis2": "CKPT_TEST_REDIS2_URL",  # a second Redis server (services.sh start redis2): Redis → Redis
 }
 
 
@@ -28,7 +29,7 @@ def server_url(name: str) -> str:
     var = SERVER_URL_VARS[name]
     url = os.environ.get(var)
     if not url:
-        which = f" {name}" if name in ("pgvector", "rcluster") else ""  # not in services.sh's default set
+        which = f" {name}" if name in ("pgvector", "rcluster", "redis2") else ""  # not in services.sh's default set
         message = f'{name}: {var} is not set (start it with: eval "$(bash scripts/services.sh start{which})")'
         if os.environ.get("CKPT_REQUIRE_BACKENDS"):
             pytest.fail(message)
@@ -78,11 +79,12 @@ def redis_prefix() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_redis() -> Iterator[str]:
-    """The whole Redis server, emptied (for tests that run the official RedisSaver on default keys)."""
+def fresh_redis(server: str = "redis") -> Iterator[str]:
+    """The whole Redis server, emptied (for tests that run the official RedisSaver on default keys);
+    ``redis2``: the second server (a Redis → Redis copy whose stores must not share registries)."""
     import redis
 
-    base = server_url("redis")
+    base = server_url(server)
     client = redis.Redis.from_url(base)
     client.flushall()
     try:

@@ -242,6 +242,9 @@ class CopiedRows(WriteReport):
     left: tuple[CheckpointKey, ...] = ()
     """Checkpoints of the batch not copied as rows, which the caller copies through ``records``
     (rows that need a repair only a decoded record can have: PostgresSaver 1.0's inline Sends)."""
+    left_threads: tuple[str, ...] = ()
+    """Threads of the batch not copied as rows at all: the caller copies the selection's
+    checkpoints of each through ``records`` (a Redis thread with a document in an older form)."""
 
 
 class Store(ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, CopiedRows, Selection, Store, WriteReport
@@ -100,13 +100,20 @@ def copy_records(
             rows = _decoded_batches(source.records(selection), source, target, batch_size, skipped, overlap)
         for done in rows:
             _count_batch(report, done, progress)
-            if done.left:  # checkpoints the driver could not copy as rows: decoded, as from any store
-                left = (record for key in done.left if (record := source.get(key)) is not None)
+            if done.left or done.left_threads:  # what the driver could not copy as rows: decoded
+                left = _left_records(source, selection, done)
                 for decoded in _decoded_batches(left, source, target, batch_size, skipped, overlap):
                     _count_batch(report, decoded, progress)
     report.losses = target.conversion_losses()
     report.skipped += [f"read: {problem}" for problem in source.read_problems()]
     return report
+
+
+def _left_records(source: Store, selection: Selection, done: CopiedRows) -> Iterator[CheckpointRecord]:
+    """The records of what a rows copy handed back, as from any store."""
+    yield from (record for key in done.left if (record := source.get(key)) is not None)
+    for thread_id in done.left_threads:
+        yield from source.records(replace(selection, thread_id=thread_id))
 
 
 def _count_batch(report: CopyReport, done: CopiedRows, progress: Progress | None) -> None:

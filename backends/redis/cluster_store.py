@@ -51,7 +51,7 @@ from ckpt.backends.redis import CLUSTER_SCHEMES
 from ckpt.backends.redis import records as redis_records
 from ckpt.backends.redis.cluster import NodeBatch, by_name, connect, glob_escape, on_every_primary, scan
 from ckpt.backends.redis.cluster_delete import ClusterJanitor
-from ckpt.backends.redis.docs import encoded_checkpoint, encoded_write
+from ckpt.backends.redis.docs import StoredCheckpoint
 from ckpt.backends.redis.records import is_misfiled
 from ckpt.backends.redis.schema import ensure_indexes, missing_modules, stored_ns
 from ckpt.backends.redis.store import RedisStore
@@ -263,51 +263,54 @@ class RedisClusterStore(RedisStore):
     def write(self, records: Iterable[CheckpointRecord]) -> WriteReport:
         """One batch in four idempotent steps (see the module's doc); every document is built first,
         so a record that cannot be stored fails the batch with nothing written."""
-        batch = list(records)
-        built = []
-        for record in batch:
-            key = self._checkpoint_key(record.key)
-            document, has_writes = encoded_checkpoint(record, self.losses, self._ext_cache)
-            writes = [
-                (self._write_key(record.key, w), encoded_write(record.key, w, self.losses, self._ext_cache), w.idx)
-                for w in record.writes
-            ]
-            built.append((record, key, document, has_writes, writes))
+        return self._write_stored([self.stored(record) for record in records])
+
+    def prepared_documents(self, batch: list[StoredCheckpoint]) -> Callable[[], WriteReport]:
+        return lambda: self._write_stored(batch)
+
+    def document_batches(self, selection: Selection) -> None:
+        """None: a cluster's documents are read key by key, not by search (``rows_from``)."""
+        return None
+
+    def _write_stored(self, built: list[StoredCheckpoint]) -> WriteReport:
         report = WriteReport()
         step = NodeBatch(self._r)  # 1: the writes and their registry entries
-        for record, _, _, _, writes in built:
-            for write_key, write_doc, _ in writes:
-                step.add(write_key, "JSON.SET", write_key, b"$", write_doc, b"NX")
-            if writes:
-                zset = self._zset_key(record.key)
+        for stored in built:
+            write_keys = [self._write_key(stored.key, task_id, idx) for task_id, idx, _ in stored.writes]
+            for write_key, (_, _, document) in zip(write_keys, stored.writes):
+                step.add(write_key, "JSON.SET", write_key, b"$", document, b"NX")
+            if write_keys:
+                zset = self._zset_key(stored.key)
                 # RedisSaver scores a key by its position in the put_writes call: its idx for a
                 # task's regular writes, 0 for a special write (idx < 0), which comes alone.
-                step.add(zset, "ZADD", zset, *[x for k, _, idx in writes for x in (max(idx, 0), k)])
-        for (_, _, _, _, writes), reply in zip(built, _per_record(step.run(), built)):
+                scored = [x for k, (_, idx, _) in zip(write_keys, stored.writes) for x in (max(idx, 0), k)]
+                step.add(zset, "ZADD", zset, *scored)
+        for stored, reply in zip(built, _per_record(step.run(), built)):
             written = sum(1 for r in reply if r is not None)
             report.writes_written += written
-            report.writes_skipped += len(writes) - written
+            report.writes_skipped += len(stored.writes) - written
         step = NodeBatch(self._r)  # 2: the checkpoint documents
-        for _, key, document, _, _ in built:
-            step.add(key, "JSON.SET", key, b"$", document, b"NX")
-        stored = step.run()
-        report.checkpoints_written = sum(1 for r in stored if r is not None)
-        report.checkpoints_skipped = len(stored) - report.checkpoints_written
+        keys = [self._checkpoint_key(stored.key) for stored in built]
+        for key, stored in zip(keys, built):
+            step.add(key, "JSON.SET", key, b"$", stored.document, b"NX")
+        new = step.run()
+        report.checkpoints_written = sum(1 for r in new if r is not None)
+        report.checkpoints_skipped = len(new) - report.checkpoints_written
         step = NodeBatch(self._r)  # an existing checkpoint may lack has_writes for the writes just added
-        for (_, key, _, has_writes, _), new in zip(built, stored):
-            if has_writes and new is None:
+        for key, stored, reply in zip(keys, built, new):
+            if stored.has_writes and reply is None:
                 step.add(key, "JSON.SET", key, b"$.has_writes", b"true")
         step.run()
-        self._point_latest_per_key(batch)  # 3
-        self._expire_per_key(batch)  # 4: after SET, which clears a key's TTL
+        self._point_latest_per_key([stored.key for stored in built])  # 3
+        self._expire_per_key(built)  # 4: after SET, which clears a key's TTL
         return report
 
-    def _point_latest_per_key(self, batch: list[CheckpointRecord]) -> None:
+    def _point_latest_per_key(self, keys: list[CheckpointKey]) -> None:
         newest: dict[tuple[str, str], CheckpointKey] = {}
-        for record in batch:
-            slot = (record.key.thread_id, record.key.checkpoint_ns)
-            if slot not in newest or record.key.checkpoint_id > newest[slot].checkpoint_id:
-                newest[slot] = record.key
+        for key in keys:
+            slot = (key.thread_id, key.checkpoint_ns)
+            if slot not in newest or key.checkpoint_id > newest[slot].checkpoint_id:
+                newest[slot] = key
         read = NodeBatch(self._r)
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         for pointer in pointers:
@@ -318,17 +321,17 @@ class RedisClusterStore(RedisStore):
                 step.add(pointer, "SET", pointer, self._checkpoint_key(key))
         step.run()
 
-    def _expire_per_key(self, batch: list[CheckpointRecord]) -> None:
+    def _expire_per_key(self, built: list[StoredCheckpoint]) -> None:
         step = NodeBatch(self._r)
-        for record in batch:
-            ttl_ms = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms")
-            if not ttl_ms:
+        for stored in built:
+            if not stored.ttl_ms:
                 continue
-            keys = [self._checkpoint_key(record.key), self._latest_key(record.key.thread_id, record.key.checkpoint_ns)]
-            keys += [self._write_key(record.key, w) for w in record.writes]
-            keys += [self._zset_key(record.key)] if record.writes else []
-            for key in keys:
-                step.add(key, "PEXPIRE", key, int(ttl_ms))
+            key = stored.key
+            keys = [self._checkpoint_key(key), self._latest_key(key.thread_id, key.checkpoint_ns)]
+            keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
+            keys += [self._zset_key(key)] if stored.writes else []
+            for each in keys:
+                step.add(each, "PEXPIRE", each, int(stored.ttl_ms))
         step.run()
 
     # -- deleting (cluster_delete.py: single-key steps in a reader-safe order) -------
@@ -354,12 +357,12 @@ class RedisClusterStore(RedisStore):
         raise UsageError("ckpt upgrade does not run on a Redis Cluster: move the store to a single server first")
 
 
-def _per_record(replies: list[Any], built: list[Any]) -> Iterator[list[Any]]:
-    """Step 1's replies cut per record: its writes' replies (its ZADD's reply dropped)."""
+def _per_record(replies: list[Any], built: list[StoredCheckpoint]) -> Iterator[list[Any]]:
+    """Step 1's replies cut per checkpoint: its writes' replies (its ZADD's reply dropped)."""
     at = 0
-    for _, _, _, _, writes in built:
-        yield replies[at : at + len(writes)]
-        at += len(writes) + (1 if writes else 0)
+    for stored in built:
+        yield replies[at : at + len(stored.writes)]
+        at += len(stored.writes) + (1 if stored.writes else 0)
 
 
 def _text(value: Any) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,6 +33,21 @@ from ckpt.backends.redis.jsonform import (
     write_value_to_redis,
 )
 from ckpt.backends.redis.schema import EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """One checkpoint's documents as a RedisSaver store holds them, encoded for the wire: built from
+    a record (``RedisStore.stored``) or taken as stored from another Redis store (``rowcopy``)."""
+
+    key: CheckpointKey
+    document: bytes
+    has_writes: bool
+    """The document's own ``has_writes`` (a document already stored gets it set when true)."""
+    writes: tuple[tuple[str, int, bytes], ...]
+    """``(task_id, idx, document)`` of each write, keyed and registered by the target."""
+    ttl_ms: int | None
+    """Milliseconds every key of the checkpoint expires in (``None`` or 0: no TTL)."""
 
 
 def checkpoint_document(record: CheckpointRecord, losses: Losses) -> dict[str, Any]:

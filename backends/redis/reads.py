@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -62,6 +62,16 @@ class _Batch:
         self.searchable = searchable
 
 
+class DocumentBatch(NamedTuple):
+    """A batch of threads with the documents a search found for them: candidates (tags fold
+    case), each to be kept only when the thread id it names is one of ``searchable``."""
+
+    threads: list[str]
+    searchable: list[str]
+    checkpoints: list[Stamped]
+    writes: list[tuple[str, Doc]]
+
+
 class BatchReader:
     """The records of a selection, thread by thread in thread order (see the module's doc)."""
 
@@ -85,6 +95,11 @@ class BatchReader:
         self._convert = Converter()
 
     def records(self) -> Iterator[CheckpointRecord]:
+        for batch in self.fetched():
+            yield from self._assemble(batch)
+
+    def fetched(self) -> Iterator[DocumentBatch]:
+        """Each batch's documents as fetched, in thread order (what ``records`` converts)."""
         batches = self._batches()
         conn = Connection(self._r)
         try:
@@ -93,8 +108,8 @@ class BatchReader:
             while current is not None:
                 reply = conn.read() if sent else None
                 following = next(batches, None)
-                sent = self._request(conn, following)  # the server fetches it while this one is converted
-                yield from self._assemble(current, self._fetched(current, reply))
+                sent = self._request(conn, following)  # the server fetches it while this one is used
+                yield DocumentBatch(current.threads, current.searchable, *self._fetched(current, reply))
                 current = following
         finally:
             conn.close()
@@ -154,8 +169,8 @@ class BatchReader:
 
     # -- records ----------------------------------------------------------------------
 
-    def _assemble(self, batch: _Batch, fetched: Fetched) -> Iterator[CheckpointRecord]:
-        checkpoints, writes = fetched
+    def _assemble(self, batch: DocumentBatch) -> Iterator[CheckpointRecord]:
+        checkpoints, writes = batch.checkpoints, batch.writes
         wanted = set(batch.searchable)
         found: dict[str, list[Stamped]] = {}
         for key, doc, ttl in checkpoints:

@@ -26,7 +26,7 @@ from ckpt.backends.core.base import (
     Capability,
     CheckpointKey,
     CheckpointRecord,
-    PendingWrite,
+    CopiedRows,
     Selection,
     Store,
     ThreadSummary,
@@ -44,12 +44,18 @@ from ckpt.backends.core.msgpack_raw import unpack
 from ckpt.backends.core.urls import redact
 from ckpt.backends.redis import SCHEMES
 from ckpt.backends.redis import records as _records
-from ckpt.backends.redis.docs import checkpoint_document, encoded_checkpoint, encoded_write, write_document
+from ckpt.backends.redis.docs import (
+    StoredCheckpoint,
+    checkpoint_document,
+    encoded_checkpoint,
+    encoded_write,
+    write_document,
+)
 from ckpt.backends.redis.fetch import documents
 from ckpt.backends.redis.jsonform import ExtCache, Losses
 from ckpt.backends.redis.listing import thread_summaries
 from ckpt.backends.redis.prune import Janitor
-from ckpt.backends.redis.reads import BatchReader
+from ckpt.backends.redis.reads import BatchReader, DocumentBatch
 from ckpt.backends.redis.records import blob_bytes, is_misfiled
 from ckpt.backends.redis.schema import (
     EMPTY,
@@ -287,10 +293,12 @@ class RedisStore(Store):
 
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
         """A batch of threads at a time, the next batch's commands in flight (``redis_reads``)."""
-        reader = BatchReader(
+        return self._reader(selection).records()
+
+    def _reader(self, selection: Selection) -> BatchReader:
+        return BatchReader(
             self._r, self.prefix, (self._index, self._write_index), selection, self._inline_blobs, _searchable
         )
-        return reader.records()
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():
@@ -302,7 +310,10 @@ class RedisStore(Store):
     def stored_form(self, record: CheckpointRecord) -> CheckpointRecord:
         doc = checkpoint_document(record, self.losses)
         key = record.key
-        writes = [_records.write(self._write_key(key, w), write_document(key, w, self.losses)) for w in record.writes]
+        writes = [
+            _records.write(self._write_key(key, w.task_id, w.idx), write_document(key, w, self.losses))
+            for w in record.writes
+        ]
         ttl = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms", -1)
         return _records.record(doc, {(key.checkpoint_ns, key.checkpoint_id): writes}, ttl)
 
@@ -317,12 +328,47 @@ class RedisStore(Store):
     def prepared_write(self, records: list[CheckpointRecord]) -> Callable[[], WriteReport]:
         # Every document is built before anything is sent: a record that cannot be stored fails
         # the batch with nothing written, so the caller's one-by-one retry counts exactly.
+        return self.prepared_documents([self.stored(record) for record in records])
+
+    def stored(self, record: CheckpointRecord) -> StoredCheckpoint:
+        """``record`` as RedisSaver stores it; ``CorruptRecordError`` when it cannot be."""
+        self._checkpoint_key(record.key)  # refuses a key RedisSaver could not read back, first
+        document, has_writes = encoded_checkpoint(record, self.losses, self._ext_cache)
+        writes = tuple(
+            (w.task_id, w.idx, encoded_write(record.key, w, self.losses, self._ext_cache)) for w in record.writes
+        )
+        ttl = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms")
+        return StoredCheckpoint(record.key, document, has_writes, writes, ttl)
+
+    def prepared_documents(self, batch: list[StoredCheckpoint]) -> Callable[[], WriteReport]:
+        """``prepared_write`` of documents already encoded (from records, or another Redis store's
+        as they are: ``rows_from``): one MULTI/EXEC pipeline, sent by the call returned."""
         flags: list[str | None] = []  # per checkpoint: its key when it has writes
-        blocks = [self._block(records[i : i + _BLOCK], flags) for i in range(0, len(records), _BLOCK)]
+        blocks = [self._block(batch[i : i + _BLOCK], flags) for i in range(0, len(batch), _BLOCK)]
         last = Block()
-        self._point_latest(last, records)
-        self._expire(last, records)  # after SET, which clears a key's TTL
+        self._point_latest(last, [stored.key for stored in batch])
+        self._expire(last, batch)  # after SET, which clears a key's TTL
         return lambda: self._send([*blocks, last], flags)
+
+    def rows_from(self, source: Store, selection: Selection, batch_size: int) -> Iterator[CopiedRows] | None:
+        """Another Redis store's documents as they are stored (``rowcopy``), when both are in the
+        current layout and the source is read by search (a single server)."""
+        if not (isinstance(source, RedisStore) and self.writable and self._current() and source._current()):
+            return None
+        batches = source.document_batches(selection)
+        if batches is None:
+            return None
+        from ckpt.backends.redis.rowcopy import copy_documents
+
+        return copy_documents(batches, source._keys, self, selection)
+
+    def document_batches(self, selection: Selection) -> Iterator[DocumentBatch] | None:
+        """The documents of ``selection`` as fetched, a batch of threads at a time (``rows_from``)."""
+        return self._reader(selection).fetched()
+
+    def _current(self) -> bool:
+        """Whether the search indexes have today's names (>= 0.3; rows copy only between such)."""
+        return (self._index, self._write_index) == (self.prefix, self.write_prefix)
 
     def _send(self, blocks: list[Block], flags: list[str | None]) -> WriteReport:
         pipeline, failed = Pipeline(self._r), True
@@ -349,26 +395,23 @@ class RedisStore(Store):
                 report.writes_skipped += 0 if result else 1
         return report
 
-    def _block(self, records: list[CheckpointRecord], flags: list[str | None], *, staged: bool = False) -> Block:
-        """The documents of ``records``, each only where absent; ``staged`` (upgrade): checkpoints
+    def _block(self, batch: list[StoredCheckpoint], flags: list[str | None], *, staged: bool = False) -> Block:
+        """The documents of ``batch``, each only where absent; ``staged`` (upgrade): checkpoints
         overwrite their staging keys and writes their own keys (``backends/redis/upgrade.py``)."""
         block, nx = Block(), not staged
-        for record in records:
-            key = self._checkpoint_key(record.key)
-            document, has_writes = encoded_checkpoint(record, self.losses, self._ext_cache)
-            block.json_set("checkpoint", STAGING + key if staged else key, b"$", document, nx=nx)
-            flags.append(key if has_writes else None)
+        for stored in batch:
+            key = self._checkpoint_key(stored.key)
+            block.json_set("checkpoint", STAGING + key if staged else key, b"$", stored.document, nx=nx)
+            flags.append(key if stored.has_writes else None)
             zset: list[str | int] = []
-            for write in record.writes:
-                write_key = self._write_key(record.key, write)
-                block.json_set(
-                    "write", write_key, b"$", encoded_write(record.key, write, self.losses, self._ext_cache), nx=nx
-                )
+            for task_id, idx, document in stored.writes:
+                write_key = self._write_key(stored.key, task_id, idx)
+                block.json_set("write", write_key, b"$", document, nx=nx)
                 # RedisSaver scores a key by its position in the put_writes call: its idx for a
                 # task's regular writes, 0 for a special write (idx < 0), which comes alone.
-                zset += [max(write.idx, 0), write_key]
+                zset += [max(idx, 0), write_key]
             if zset:
-                block.add("zset", "ZADD", self._zset_key(record.key), *zset)
+                block.add("zset", "ZADD", self._zset_key(stored.key), *zset)
         return block
 
     # -- upgrading (backends/redis/upgrade.py) -------------------------------------
@@ -386,11 +429,11 @@ class RedisStore(Store):
         checkpoints under staging keys, filed under their own keys once all are staged (a 0.0.x
         store filed each checkpoint under its parent's id, so a document overwritten early could
         hold a checkpoint not yet stored anywhere else)."""
-        batch = list(records)
+        batch = [self.stored(record) for record in records]
         flags: list[str | None] = []
         blocks = [self._block(batch[i : i + _BLOCK], flags, staged=True) for i in range(0, len(batch), _BLOCK)]
         last = Block()
-        self._point_latest(last, batch)
+        self._point_latest(last, [stored.key for stored in batch])
         self._expire(last, batch, staged=True)
         pipeline, failed = Pipeline(self._r), True
         try:
@@ -402,28 +445,28 @@ class RedisStore(Store):
             pipeline.close(failed=failed)
         return len(batch)
 
-    def _expire(self, block: Block, batch: list[CheckpointRecord], *, staged: bool = False) -> None:
+    def _expire(self, block: Block, batch: list[StoredCheckpoint], *, staged: bool = False) -> None:
         """TTLs as RedisSaver's ``default_ttl`` sets them (``--ttl``), else the source's own (Redis→Redis).
         A staged checkpoint's TTL moves with it when it is filed (RENAME keeps it)."""
-        for record in batch:
-            ttl_ms = self.ttl_ms if self.ttl_ms is not None else record.extra_value("redis.ttl_ms")
-            if not ttl_ms:
+        for stored in batch:
+            if not stored.ttl_ms:
                 continue
-            checkpoint_key = self._checkpoint_key(record.key)
+            key = stored.key
+            checkpoint_key = self._checkpoint_key(key)
             keys = [STAGING + checkpoint_key if staged else checkpoint_key]
-            keys.append(self._latest_key(record.key.thread_id, record.key.checkpoint_ns))
-            keys += [self._write_key(record.key, w) for w in record.writes]
-            if record.writes:
-                keys.append(self._zset_key(record.key))
-            for key in keys:
-                block.add("ttl", "PEXPIRE", key, int(ttl_ms))
+            keys.append(self._latest_key(key.thread_id, key.checkpoint_ns))
+            keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
+            if stored.writes:
+                keys.append(self._zset_key(key))
+            for each in keys:
+                block.add("ttl", "PEXPIRE", each, int(stored.ttl_ms))
 
-    def _point_latest(self, block: Block, batch: list[CheckpointRecord]) -> None:
+    def _point_latest(self, block: Block, keys: list[CheckpointKey]) -> None:
         newest: dict[tuple[str, str], CheckpointKey] = {}
-        for record in batch:
-            slot = (record.key.thread_id, record.key.checkpoint_ns)
-            if slot not in newest or record.key.checkpoint_id > newest[slot].checkpoint_id:
-                newest[slot] = record.key
+        for key in keys:
+            slot = (key.thread_id, key.checkpoint_ns)
+            if slot not in newest or key.checkpoint_id > newest[slot].checkpoint_id:
+                newest[slot] = key
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         current = self._r.mget(pointers) if pointers else []
         for key, pointer, existing in zip(newest.values(), pointers, current):
@@ -432,15 +475,15 @@ class RedisStore(Store):
                 block.add("latest", "SET", pointer, target)
 
     def _checkpoint_key(self, key: CheckpointKey) -> str:
-        _refuse_unreadable(key)
+        refuse_unreadable(key)
         return self._keys.checkpoint(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
 
     def _latest_key(self, thread_id: str, ns: str) -> str:
         return self._keys.latest(thread_id, ns)
 
-    def _write_key(self, key: CheckpointKey, write: PendingWrite) -> str:
+    def _write_key(self, key: CheckpointKey, task_id: str, idx: int) -> str:
         stem = self._keys.write_stem(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
-        return f"{stem}{write.task_id}:{write.idx}"
+        return f"{stem}{task_id}:{idx}"
 
     def _zset_key(self, key: CheckpointKey) -> str:
         return self._keys.zset(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
@@ -499,7 +542,7 @@ _TAG_MAX_BYTES = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _refuse_unreadable(key: CheckpointKey) -> None:
+def refuse_unreadable(key: CheckpointKey) -> None:
     """Refuse, before anything is written, a key RedisSaver could not read back.
 
     Thread ids with ``:`` make RedisSaver's keys ambiguous. The thread id, namespace and checkpoint
