@@ -12,7 +12,7 @@ then ``JSON.MGET`` through redis-py (whose replies the standard library's ``json
   this process converts and the caller writes (one thread: no lock contention with the writer).
 - a document belongs to the thread it names (``$.thread_id``, compared exactly, as before): the
   union only finds candidates (tags fold case). A thread id whose own tag query never matches
-  (``store._tag_problem``: a ``,``, edge spaces, control characters, > 4096 bytes) was never found
+  (``schema.tag_problem``: a ``,``, edge spaces, control characters, > 4096 bytes) was never found
   by its per-thread search either, so it stays out of the union and reads as before: no documents.
 - conversion goes through ``records.Converter`` (bounded caches by JSON text).
 

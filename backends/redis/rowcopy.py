@@ -35,7 +35,7 @@ from ckpt.backends.core.iterate import behind
 from ckpt.backends.redis.docs import StoredCheckpoint
 from ckpt.backends.redis.reads import DocumentBatch
 from ckpt.backends.redis.records import is_misfiled
-from ckpt.backends.redis.schema import KeySpace, stored_ns
+from ckpt.backends.redis.schema import KeySpace, refuse_unreadable, stored_ns
 
 if TYPE_CHECKING:
     from ckpt.backends.redis.store import RedisStore
@@ -110,8 +110,6 @@ def _thread(
 ) -> list[StoredCheckpoint]:
     """One thread's selected checkpoints in key order; ``_NotAsStored`` when any document is not
     as today's saver writes it (see the module's doc)."""
-    from ckpt.backends.redis.store import refuse_unreadable
-
     writes = _writes(write_docs)
     found: dict[CheckpointKey, StoredCheckpoint] = {}
     for stored_key, doc, ttl in checkpoints:

@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ckpt.backends.core.base import CheckpointKey
+from ckpt.backends.core.errors import CorruptRecordError
+
 EMPTY = "__empty__"
 """How RedisSaver stores the empty string (root namespace) in keys and tag fields."""
 
@@ -136,3 +139,48 @@ class KeySpace:
         ``:`` in a thread id, so only the stored documents can tell which split is meant."""
         parts = pointer.split(":")[1:]
         return [(":".join(parts[:i]), stored_ns(":".join(parts[i:]))) for i in range(1, len(parts))]
+
+
+_TAG_MAX_BYTES = 4096
+"""The longest TAG value RediSearch matches (UTF-8 bytes): a longer one is stored but never found."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def refuse_unreadable(key: CheckpointKey) -> None:
+    """Refuse, before anything is written, a key RedisSaver could not read back.
+
+    Thread ids with ``:`` make RedisSaver's keys ambiguous. The thread id, namespace and checkpoint
+    id are also RediSearch TAG fields that ``RedisSaver.list`` (and ckpt) search by; measured by
+    writing through the official RedisSaver and reading back (tests/backends/test_redis_tags.py),
+    these are stored but never found again: a ``,`` (the tags' separator), a leading or trailing
+    space (trimmed), a C0 control character or DEL (tab, newline, escape sequences; NUL breaks the
+    query), and more than 4096 UTF-8 bytes. Unicode spaces, other punctuation and case are fine.
+    """
+    if ":" in key.thread_id:
+        raise CorruptRecordError(f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously")
+    for label, value in (("thread id", key.thread_id), ("namespace", key.checkpoint_ns), ("id", key.checkpoint_id)):
+        problem = tag_problem(value)
+        if problem is not None:
+            raise CorruptRecordError(
+                f"{key}: a {label} {problem} is stored by RedisSaver but never found by its search index "
+                "(RediSearch TAG); nothing of this batch was written"
+            )
+
+
+def searchable(thread_id: str) -> bool:
+    """Whether RediSearch finds this thread id by its tag (``tag_problem``; an empty id is no tag)."""
+    return bool(thread_id) and tag_problem(thread_id) is None
+
+
+def tag_problem(value: str) -> str | None:
+    if "," in value:
+        return "containing ',' (RediSearch's tag separator)"
+    control = _CONTROL.search(value)
+    if control is not None:
+        return f"containing the control character U+{ord(control.group()):04X}"
+    if value != value.strip(" "):
+        return "with a leading or trailing space (RediSearch trims tags)"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > _TAG_MAX_BYTES:
+        return f"of {size} UTF-8 bytes (RediSearch matches tags of at most {_TAG_MAX_BYTES})"
+    return None

@@ -13,7 +13,6 @@ batch; documents are set with NX, so a rerun writes nothing twice.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -63,7 +62,9 @@ from ckpt.backends.redis.schema import (
     KeySpace,
     ensure_indexes,
     missing_modules,
+    refuse_unreadable,
     scan_keys,
+    searchable,
     tag_query,
 )
 from ckpt.backends.redis.wire import Block, Pipeline
@@ -297,7 +298,7 @@ class RedisStore(Store):
 
     def _reader(self, selection: Selection) -> BatchReader:
         return BatchReader(
-            self._r, self.prefix, (self._index, self._write_index), selection, self._inline_blobs, _searchable
+            self._r, self.prefix, (self._index, self._write_index), selection, self._inline_blobs, searchable
         )
 
     def count(self, selection: Selection = Selection()) -> int | None:
@@ -537,49 +538,4 @@ def _flag_block(keys: list[str]) -> Block:
     return block
 
 
-_TAG_MAX_BYTES = 4096
-"""The longest TAG value RediSearch matches (UTF-8 bytes): a longer one is stored but never found."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def refuse_unreadable(key: CheckpointKey) -> None:
-    """Refuse, before anything is written, a key RedisSaver could not read back.
-
-    Thread ids with ``:`` make RedisSaver's keys ambiguous. The thread id, namespace and checkpoint
-    id are also RediSearch TAG fields that ``RedisSaver.list`` (and ckpt) search by; measured by
-    writing through the official RedisSaver and reading back (tests/backends/test_redis_tags.py),
-    these are stored but never found again: a ``,`` (the tags' separator), a leading or trailing
-    space (trimmed), a C0 control character or DEL (tab, newline, escape sequences; NUL breaks the
-    query), and more than 4096 UTF-8 bytes. Unicode spaces, other punctuation and case are fine.
-    """
-    if ":" in key.thread_id:
-        raise CorruptRecordError(f"{key}: thread ids containing ':' cannot be stored in RedisSaver keys unambiguously")
-    for label, value in (("thread id", key.thread_id), ("namespace", key.checkpoint_ns), ("id", key.checkpoint_id)):
-        problem = _tag_problem(value)
-        if problem is not None:
-            raise CorruptRecordError(
-                f"{key}: a {label} {problem} is stored by RedisSaver but never found by its search index "
-                "(RediSearch TAG); nothing of this batch was written"
-            )
-
-
 __all__ = ["RedisStore", "is_misfiled"]
-
-
-def _searchable(thread_id: str) -> bool:
-    """Whether RediSearch finds this thread id by its tag (``_tag_problem``; an empty id is no tag)."""
-    return bool(thread_id) and _tag_problem(thread_id) is None
-
-
-def _tag_problem(value: str) -> str | None:
-    if "," in value:
-        return "containing ',' (RediSearch's tag separator)"
-    control = _CONTROL.search(value)
-    if control is not None:
-        return f"containing the control character U+{ord(control.group()):04X}"
-    if value != value.strip(" "):
-        return "with a leading or trailing space (RediSearch trims tags)"
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > _TAG_MAX_BYTES:
-        return f"of {size} UTF-8 bytes (RediSearch matches tags of at most {_TAG_MAX_BYTES})"
-    return None

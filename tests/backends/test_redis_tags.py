@@ -83,27 +83,27 @@ def test_the_refusal_list_is_what_redissaver_cannot_read_back(name: str, thread_
     """RedisSaver itself writes the id; whether its own list() finds it again decides the class."""
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from ckpt.backends.redis.store import _tag_problem
+    from ckpt.backends.redis.schema import tag_problem
 
     with _official_saver() as saver:
         config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
         saver.put(config, empty_checkpoint(), {"source": "input", "step": 1}, {})
         readable = _listed_by_official_saver(saver, thread_id) == 1
     assert readable == (name in READABLE)
-    assert (_tag_problem(thread_id) is None) == readable
+    assert (tag_problem(thread_id) is None) == readable
 
 
 def test_namespaces_follow_the_same_rules() -> None:
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from ckpt.backends.redis.store import _tag_problem
+    from ckpt.backends.redis.schema import tag_problem
 
     with _official_saver() as saver:
         for i, ns in enumerate([" lead", "a,b", "c\x01x", "x" * 4097, "node:abc", "mid dle"]):
             config = {"configurable": {"thread_id": f"ns-{i}", "checkpoint_ns": ns}}
             saver.put(config, empty_checkpoint(), {"source": "input", "step": 1}, {})
             readable = _listed_by_official_saver(saver, f"ns-{i}", ns) == 1
-            assert (_tag_problem(ns) is None) == readable, repr(ns)
+            assert (tag_problem(ns) is None) == readable, repr(ns)
 
 
 def _source_with_threads(official_db: Path, tmp_path: Path, ids: list[str]) -> Path:
