@@ -14,7 +14,7 @@ With ``--server-pid`` it also reports the server's CPU seconds per run (from ``/
 Redis server no test runs against: the tests' ``fresh_redis`` fixture empties its server.
 
 ``--from-redis`` measures the other direction (issue #24: migrate from Redis ≥ 10x the official
-loop). STORE is loaded once into the server under the prefix ``src`` (``ckpt migrate``, kept for
+loop). STORE is loaded once into the server under the prefix ``src`` (``--source-prefix``; ``ckpt migrate``, kept for
 the next run of the script; ``--flushall`` is then refused). Each run, alternating: ``ckpt migrate
 'redis://…?checkpoint_prefix=src…' TARGET`` on the whole store, and the official loop
 ``RedisSaver.list({thread})`` for each thread (ids read from STORE, not timed) →
@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--from-redis", action="store_true", help="migrate Redis → --to (see the docstring)")
     parser.add_argument("--to", default="sqlite", help="with --from-redis: sqlite or a server URL")
     parser.add_argument("--floor", action="store_true", help="with --from-redis: also time the read floors")
+    parser.add_argument(
+        "--source-prefix", default="src", help="with --from-redis: the key prefix STORE is loaded under (one per store)"
+    )
     args = parser.parse_args()
     if args.from_redis:
         if args.flushall:
@@ -155,17 +158,15 @@ def _print_summary(variants: dict[str, Variant]) -> None:
     print(f"\nper-run ratios: {', '.join(f'{r:.1f}' for r in ratios)}")
 
 
-SOURCE = "src"  # --from-redis: the loaded store's key prefix (writes: src_write)
-
-
 def from_redis(args: argparse.Namespace) -> None:
     import redis
     from langgraph.checkpoint.redis import RedisSaver
 
     client = redis.Redis.from_url(args.redis, socket_timeout=None, protocol=2)
     total = source_count(args.store)
-    source = f"{args.redis}?checkpoint_prefix={SOURCE}&checkpoint_write_prefix={SOURCE}_write"
-    if sum(1 for _ in client.scan_iter(match=f"{SOURCE}:*", count=10_000)) != total:
+    prefix = args.source_prefix  # the loaded store's key prefix (writes: PREFIX_write)
+    source = f"{args.redis}?checkpoint_prefix={prefix}&checkpoint_write_prefix={prefix}_write"
+    if sum(1 for _ in client.scan_iter(match=f"{prefix}:*", count=10_000)) != total:
         print(f"loading {args.store} into {source} …", flush=True)
         subprocess.run([CKPT, "migrate", f"sqlite:///{os.path.abspath(args.store)}", source, "--jobs", "2"], check=True)
     with sqlite3.connect(f"file:{args.store}?mode=ro", uri=True) as conn:
@@ -181,17 +182,18 @@ def from_redis(args: argparse.Namespace) -> None:
                     cpu = time.process_time()
                     with (
                         RedisSaver.from_conn_string(
-                            args.redis, checkpoint_prefix=SOURCE, checkpoint_write_prefix=f"{SOURCE}_write"
+                            args.redis, checkpoint_prefix=prefix, checkpoint_write_prefix=f"{prefix}_write"
                         ) as reader,
                         _saver(spec, args.to) as writer,
                     ):
-                        run = _loop_by_thread(reader, writer, threads, args.baseline)
+                        drop_sends = args.to.startswith("postgres")
+                        run = _loop_by_thread(reader, writer, threads, args.baseline, drop_sends=drop_sends)
                     cpu = time.process_time() - cpu
                 elif name == "ckpt":
                     run, cpu = run_ckpt_from(source, target, total, args.jobs)
                 else:
                     cpu = time.process_time()
-                    run = _read_floor(client, total, scripted=name == "floor-script")
+                    run = _read_floor(client, prefix, total, scripted=name == "floor-script")
                     cpu = time.process_time() - cpu
                 server = server_cpu(args.server_pid) - server
             variants[name].runs.append(run)
@@ -209,7 +211,7 @@ return '[' .. table.concat(docs, ',') .. ']'
 """
 
 
-def _read_floor(client: Any, total: int, *, scripted: bool) -> Run:
+def _read_floor(client: Any, prefix: str, total: int, *, scripted: bool) -> Run:
     """The least a reader does: every checkpoint and write key of the source (SCAN), every document
     read by ``JSON.MGET`` (500 keys a call, bytes replies, no response callback) and parsed by orjson;
     nothing converted or written. ``scripted``: each call's documents joined by the server into one
@@ -217,7 +219,7 @@ def _read_floor(client: Any, total: int, *, scripted: bool) -> Run:
     import orjson
 
     started, docs = time.perf_counter(), 0
-    for pattern in (f"{SOURCE}:*", f"{SOURCE}_write:*"):
+    for pattern in (f"{prefix}:*", f"{prefix}_write:*"):
         keys = list(client.scan_iter(match=pattern, count=10_000))
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
@@ -284,8 +286,13 @@ def _saver(spec: str, to: str) -> Iterator[Any]:
             saver.conn.close()
 
 
-def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) -> Run:
-    """The official copy loop, thread by thread (as bench_pg_source.py's), on the first ``limit`` checkpoints."""
+def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int, *, drop_sends: bool = False) -> Run:
+    """The official copy loop, thread by thread (as bench_pg_source.py's), on the first ``limit`` checkpoints.
+
+    ``drop_sends`` (into PostgreSQL): RedisSaver hands each v4 checkpoint back with the Sends of its
+    parent's writes in ``pending_sends``, which PostgresSaver.put stores as JSONB and cannot encode
+    (``TypeError: Object of type Send is not JSON serializable``); the loop leaves the field out, as
+    an app's copy loop must (the Sends still come as the parent's pending writes)."""
     import langchain_core.messages  # noqa: F401  # imported lazily by the first loads_typed; not timed
 
     started, done = time.perf_counter(), 0
@@ -294,7 +301,10 @@ def _loop_by_thread(reader: Any, writer: Any, threads: list[str], limit: int) ->
             config = item.parent_config or {
                 "configurable": {k: v for k, v in item.config["configurable"].items() if k != "checkpoint_id"}
             }
-            writer.put(config, item.checkpoint, item.metadata, item.checkpoint["channel_versions"])
+            checkpoint = item.checkpoint
+            if drop_sends:
+                checkpoint = {k: v for k, v in checkpoint.items() if k != "pending_sends"}
+            writer.put(config, checkpoint, item.metadata, checkpoint["channel_versions"])
             by_task: dict[str, list[tuple[str, Any]]] = {}
             for task_id, channel, value in item.pending_writes or ():
                 by_task.setdefault(task_id, []).append((channel, value))
