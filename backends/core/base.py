@@ -372,9 +372,10 @@ class Store(ABC):
         checkpoints, without decoding a payload; ``None`` (the default) when this driver cannot.
 
         A driver offers it for a source in its own layout (same saver, same layout version) and a
-        selection it can apply exactly on the server, where the rows it copies are what its saver
-        reads; a copy then goes through ``records`` and ``write`` only where it returns ``None``.
-        Idempotent as ``write``: rows already present are left alone and counted."""
+        selection it applies exactly (PostgreSQL in SQL, Redis on each fetched document), where the
+        rows it copies are what its saver reads; a copy then goes through ``records`` and ``write``
+        only where it returns ``None``, and for what a batch hands back (``CopiedRows.left``,
+        ``left_threads``). Idempotent as ``write``: rows already present are left alone and counted."""
         return None
 
     def delete(self, keys: Iterable[CheckpointKey]) -> int:

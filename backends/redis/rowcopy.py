@@ -18,8 +18,11 @@ documents with their identifying fields, and JSON orjson encodes exactly (no int
 bits, no lone surrogate). Any other thread is handed back whole (``CopiedRows.left_threads``)
 and copied through records, with that path's repairs and errors.
 
-The next batch is fetched by the source's server while this one is keyed, and sent to the
-target in a thread while the one after is keyed (``core.iterate.behind``): one batch in flight.
+A batch is the reader's (whole threads, about 500 checkpoints; a bigger thread alone), not the
+copy's ``batch_size``: Redis has no transaction around it anyway (each MULTI/EXEC block is applied
+whole, and every command in it is safe to repeat). The next batch is fetched by the source's server
+while this one is keyed, and sent to the target in a thread while the one after is keyed
+(``core.iterate.behind``): one batch in flight.
 """
 
 from __future__ import annotations
