@@ -208,3 +208,26 @@ def test_into_a_cluster_the_documents_as_stored_are_read_by_redissaver_in_cluste
         assert tuple_view(cluster, keys) == tuple_view(source, keys)
         with open_store(cluster) as store_out, open_store(source, write=True) as store_in:
             assert store_in.rows_from(store_out, Selection(), 500) is None  # a cluster is not read by search
+
+
+def test_a_thread_the_target_cannot_hold_is_refused_or_skipped_as_by_the_records_path(
+    servers: tuple[str, str],
+) -> None:
+    """RedisSaver writes ``user:42`` unescaped; its keys are ambiguous, so ckpt refuses to write it.
+    The rows copy hands its thread back and the records path refuses it (nothing of that batch is
+    written) or, with ``skip_bad``, names it and copies the rest."""
+    from ckpt.backends.core.errors import CorruptRecordError
+    from examples.graphs import build_graph, config
+
+    source, target = servers
+    with official_saver(source) as saver:
+        build_graph(saver).invoke({"messages": [("user", "hi")]}, config("user:42"))
+    keys = _keys(source)
+    assert any(k[0] == "user:42" for k in keys)
+    with open_store(source) as store_in, open_store(target, write=True) as store_out:
+        with pytest.raises(CorruptRecordError, match="':'"):
+            copy_records(store_in, store_out, Selection(), batch_size=50)
+        report = copy_records(store_in, store_out, Selection(), batch_size=50, skip_bad=True)
+    assert report.skipped and all("user:42" in line for line in report.skipped)
+    kept = [k for k in keys if k[0] != "user:42"]
+    assert _keys(target) == kept and tuple_view(target, kept) == tuple_view(source, kept)
