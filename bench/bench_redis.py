@@ -20,7 +20,8 @@ the next run of the script; ``--flushall`` is then refused). Each run, alternati
 ``RedisSaver.list({thread})`` for each thread (ids read from STORE, not timed) →
 ``SqliteSaver.put``/``put_writes`` (``--to sqlite``: a new file each run, ``PRAGMA synchronous`` as
 sqlite3 leaves it), ``PostgresSaver.put``/``put_writes`` (``--to postgresql://…``: a new schema
-each run, dropped after), ``RedisSaver`` (``--to redis://…``: a key prefix of its own each run, on
+each run, dropped after; the checkpoint without the ``pending_sends`` RedisSaver adds, which
+PostgresSaver's JSONB cannot hold), ``RedisSaver`` (``--to redis://…``: a key prefix of its own each run, on
 any server, the source's included) or ``MongoDBSaver`` (``--to mongodb://…``: a new database each
 run), on the first ``--baseline`` checkpoints. ``--floor`` adds two read floors
 to the rotation (``_read_floor``: every document read by ``JSON.MGET`` and parsed by orjson, nothing
