@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ckpt.backends.redis.store import RedisStore
 
 Doc = dict[str, Any]
-Writes = dict[tuple[str, str], list[tuple[str, int, bytes]]]
+Writes = dict[tuple[str, str], list[tuple[str, int, Doc]]]
 """A thread's writes by ``(checkpoint_ns, checkpoint_id)``: ``(task_id, idx, document)``."""
 
 
@@ -123,10 +123,11 @@ def _thread(
             raise _NotAsStored from None
         if key in found:  # filed twice (a killed upgrade): the records path chooses
             raise _NotAsStored
-        own = tuple(writes.pop((key.checkpoint_ns, key.checkpoint_id), ()))
-        if selection.matches(key):
+        own = writes.pop((key.checkpoint_ns, key.checkpoint_id), [])
+        if selection.matches(key):  # encoded only when copied
             expires = ttl_ms if ttl_ms is not None else (ttl if ttl > 0 else None)
-            found[key] = StoredCheckpoint(key, _encoded(doc), bool(doc.get("has_writes")), own, expires)
+            encoded = tuple((task_id, idx, _encoded(w)) for task_id, idx, w in own)
+            found[key] = StoredCheckpoint(key, _encoded(doc), bool(doc.get("has_writes")), encoded, expires)
     return [found[key] for key in sorted(found, key=lambda k: (k.checkpoint_ns, k.checkpoint_id))]
 
 
@@ -153,7 +154,7 @@ def _writes(docs: list[Doc]) -> Writes:
             raise _NotAsStored
         if type(idx) is not int or not isinstance(doc.get("channel"), str):
             raise _NotAsStored
-        found.setdefault((stored_ns(ns), checkpoint_id), []).append((task_id, idx, _encoded(doc)))
+        found.setdefault((stored_ns(ns), checkpoint_id), []).append((task_id, idx, doc))
     for each in found.values():
         each.sort(key=lambda w: (w[0], w[1]))  # as the records path orders a checkpoint's writes
     return found
