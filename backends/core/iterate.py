@@ -34,3 +34,8 @@ def behind(work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
             pending = pool.submit(work, item)
         if pending is not None:
             yield pending.result()
+
+
+def called(call: Callable[[], R]) -> R:
+    """``call()``: the work of ``behind`` (or ``map``) over calls prepared in advance."""
+    return call()

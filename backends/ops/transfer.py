@@ -11,7 +11,7 @@ from typing import Any
 from ckpt.backends.core.base import CheckpointHeader, CheckpointRecord, CopiedRows, Selection, Store, WriteReport
 from ckpt.backends.core.collector import fewer_collections
 from ckpt.backends.core.errors import CorruptRecordError, NotAStoreError, StoreNotFoundError
-from ckpt.backends.core.iterate import batched, behind
+from ckpt.backends.core.iterate import batched, behind, called
 from ckpt.backends.core.merge import attach
 from ckpt.backends.core.shards import Shard
 from ckpt.backends.core.urls import redact
@@ -161,11 +161,7 @@ def _decoded_batches(
 
     calls = map(prepared, batched(records, batch_size))
     # a server's time on one batch overlaps reading and building the next (Store.writes_wait_on_server)
-    yield from behind(_call, calls) if overlap and target.writes_wait_on_server else map(_call, calls)
-
-
-def _call(send: Callable[[], CopiedRows]) -> CopiedRows:
-    return send()
+    yield from behind(called, calls) if overlap and target.writes_wait_on_server else map(called, calls)
 
 
 def _write_batch(

@@ -290,7 +290,7 @@ class RedisClusterStore(RedisStore):
             report.writes_written += written
             report.writes_skipped += len(stored.writes) - written
         step = NodeBatch(self._r)  # 2: the checkpoint documents
-        keys = [self._checkpoint_key(stored.key) for stored in built]
+        keys = [self._stored_key(stored.key) for stored in built]
         for key, stored in zip(keys, built):
             step.add(key, "JSON.SET", key, b"$", stored.document, b"NX")
         new = step.run()
@@ -318,7 +318,7 @@ class RedisClusterStore(RedisStore):
         step = NodeBatch(self._r)
         for key, pointer, existing in zip(newest.values(), pointers, read.run()):
             if existing is None or _text(existing).rsplit(":", 1)[-1] < key.checkpoint_id:
-                step.add(pointer, "SET", pointer, self._checkpoint_key(key))
+                step.add(pointer, "SET", pointer, self._stored_key(key))
         step.run()
 
     def _expire_per_key(self, built: list[StoredCheckpoint]) -> None:
@@ -327,7 +327,7 @@ class RedisClusterStore(RedisStore):
             if not stored.ttl_ms:
                 continue
             key = stored.key
-            keys = [self._checkpoint_key(key), self._latest_key(key.thread_id, key.checkpoint_ns)]
+            keys = [self._stored_key(key), self._latest_key(key.thread_id, key.checkpoint_ns)]
             keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
             keys += [self._zset_key(key)] if stored.writes else []
             for each in keys:

@@ -38,7 +38,8 @@ from ckpt.backends.redis.schema import EMPTY
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """One checkpoint's documents as a RedisSaver store holds them, encoded for the wire: built from
-    a record (``RedisStore.stored``) or taken as stored from another Redis store (``rowcopy``)."""
+    a record (``RedisStore.stored``) or taken as stored from another Redis store (``rowcopy``).
+    Either way its key was checked then (``schema.refuse_unreadable``), and is not again."""
 
     key: CheckpointKey
     document: bytes

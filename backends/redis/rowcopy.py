@@ -34,7 +34,7 @@ import orjson
 
 from ckpt.backends.core.base import CheckpointKey, CopiedRows, Selection
 from ckpt.backends.core.errors import CorruptRecordError
-from ckpt.backends.core.iterate import behind
+from ckpt.backends.core.iterate import behind, called
 from ckpt.backends.redis.docs import StoredCheckpoint
 from ckpt.backends.redis.reads import DocumentBatch
 from ckpt.backends.redis.records import is_misfiled
@@ -69,11 +69,7 @@ def copy_documents(
 
         return sent
 
-    return behind(_call, map(prepared, batches))
-
-
-def _call(send: Callable[[], CopiedRows]) -> CopiedRows:
-    return send()
+    return behind(called, map(prepared, batches))
 
 
 def _taken(

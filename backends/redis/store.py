@@ -333,7 +333,7 @@ class RedisStore(Store):
 
     def stored(self, record: CheckpointRecord) -> StoredCheckpoint:
         """``record`` as RedisSaver stores it; ``CorruptRecordError`` when it cannot be."""
-        self._checkpoint_key(record.key)  # refuses a key RedisSaver could not read back, first
+        refuse_unreadable(record.key)  # first: a key RedisSaver could not read back
         document, has_writes = encoded_checkpoint(record, self.losses, self._ext_cache)
         writes = tuple(
             (w.task_id, w.idx, encoded_write(record.key, w, self.losses, self._ext_cache)) for w in record.writes
@@ -401,7 +401,7 @@ class RedisStore(Store):
         overwrite their staging keys and writes their own keys (``backends/redis/upgrade.py``)."""
         block, nx = Block(), not staged
         for stored in batch:
-            key = self._checkpoint_key(stored.key)
+            key = self._stored_key(stored.key)
             block.json_set("checkpoint", STAGING + key if staged else key, b"$", stored.document, nx=nx)
             flags.append(key if stored.has_writes else None)
             zset: list[str | int] = []
@@ -453,7 +453,7 @@ class RedisStore(Store):
             if not stored.ttl_ms:
                 continue
             key = stored.key
-            checkpoint_key = self._checkpoint_key(key)
+            checkpoint_key = self._stored_key(key)
             keys = [STAGING + checkpoint_key if staged else checkpoint_key]
             keys.append(self._latest_key(key.thread_id, key.checkpoint_ns))
             keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
@@ -471,12 +471,16 @@ class RedisStore(Store):
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         current = self._r.mget(pointers) if pointers else []
         for key, pointer, existing in zip(newest.values(), pointers, current):
-            target = self._checkpoint_key(key)
+            target = self._stored_key(key)
             if existing is None or existing.decode().rsplit(":", 1)[-1] < key.checkpoint_id:
                 block.add("latest", "SET", pointer, target)
 
     def _checkpoint_key(self, key: CheckpointKey) -> str:
         refuse_unreadable(key)
+        return self._stored_key(key)
+
+    def _stored_key(self, key: CheckpointKey) -> str:
+        """The key of a ``StoredCheckpoint``'s checkpoint, checked when it was made."""
         return self._keys.checkpoint(key.thread_id, key.checkpoint_ns, key.checkpoint_id)
 
     def _latest_key(self, thread_id: str, ns: str) -> str:
