@@ -22,6 +22,7 @@ from ckpt.backends.core.base import Selection
 from ckpt.backends.core.ids import checkpoint_time
 from ckpt.backends.core.shards import Shard
 from ckpt.backends.ops.transfer import copy_records
+from examples.graphs import config
 from tests.histories import write_histories
 from tests.servers import fresh_redis
 from tests.support import official_saver, populate_official, resume, saver_view, tuple_view
@@ -231,3 +232,32 @@ def test_a_thread_the_target_cannot_hold_is_refused_or_skipped_as_by_the_records
     assert report.skipped and all("user:42" in line for line in report.skipped)
     kept = [k for k in keys if k[0] != "user:42"]
     assert _keys(target) == kept and tuple_view(target, kept) == tuple_view(source, kept)
+
+
+@pytest.mark.parametrize("kind", ["redis2", "cluster"])
+def test_what_the_target_held_reads_the_same_after_the_copy(servers: tuple[str, str], kind: str) -> None:
+    """A target the app already writes to (RedisSaver ran the same graph there, so the same thread
+    ids hold other checkpoints) and a thread copied before: RedisSaver's ``get_tuple`` of every
+    checkpoint the target held is the same after the copy, and every copied one is the source's."""
+    from tests.oracle import snapshot
+    from tests.servers import fresh_redis_cluster
+
+    source, second = servers
+    with fresh_redis_cluster() if kind == "cluster" else fresh_redis("redis2") as target:
+        populate_official(target, threads=3)
+        _copy(source, target, Selection(thread_id="thread-1"))
+        before, latest = snapshot(target, target), _latest(target)
+        _copy(source, target)
+        after = snapshot(target, target)
+        assert {key: after[key] for key in before} == before
+        assert _latest(target) == latest  # the app's newer checkpoints stay each thread's latest
+        copied = snapshot(source, source)
+        assert {key: after[key] for key in copied} == copied
+        assert set(after) == set(before) | set(copied)
+
+
+def _latest(url: str) -> dict[str, str]:
+    """The checkpoint RedisSaver resumes each example thread from (``get_tuple`` without an id)."""
+    with official_saver(url) as saver:
+        found = {t: saver.get_tuple(config(t)) for t in ("thread-1", "thread-2", "thread-3")}
+    return {t: tuple_.config["configurable"]["checkpoint_id"] for t, tuple_ in found.items() if tuple_ is not None}
