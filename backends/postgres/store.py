@@ -51,7 +51,7 @@ from ckpt.backends.postgres.rows import residual as _residual
 from ckpt.backends.postgres.rows import rows_for as _rows_for
 from ckpt.backends.postgres.rows import version_text as _version_text
 from ckpt.backends.postgres.rows import where as _where
-from ckpt.backends.postgres.writes import stage_and_insert
+from ckpt.backends.postgres.writes import CopyMode, insert_rows
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import Policy, ServerPrune
@@ -84,6 +84,7 @@ class PostgresStore(Store):
         self.writable = writable
         self._setup = setup
         self._code_point_order: bool | None = None
+        self._copy_mode = CopyMode()
         self._layout = self._detect()
 
     @classmethod
@@ -329,9 +330,9 @@ class PostgresStore(Store):
     ) -> WriteReport:
         report = WriteReport()
         with self._conn.transaction():
-            stage_and_insert(self._conn, "checkpoint_blobs", blob_rows)
-            report.checkpoints_written = stage_and_insert(self._conn, "checkpoints", ckpt_rows)
-            report.writes_written = stage_and_insert(self._conn, "checkpoint_writes", write_rows)
+            insert_rows(self._conn, "checkpoint_blobs", blob_rows, self._copy_mode)
+            report.checkpoints_written = insert_rows(self._conn, "checkpoints", ckpt_rows, self._copy_mode)
+            report.writes_written = insert_rows(self._conn, "checkpoint_writes", write_rows, self._copy_mode)
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written
         report.writes_skipped = len(write_rows) - report.writes_written
         return report

@@ -1,0 +1,112 @@
+"""Checkpoint and write rows ``COPY``ed straight into PostgresSaver's tables while nothing conflicts
+(``backends/postgres/writes.py``), staged with ``ON CONFLICT DO NOTHING`` as soon as a row is there:
+what PostgresSaver reads afterwards, and which path each batch took."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ckpt.backends import open_store
+from ckpt.backends.core.base import CheckpointRecord, Selection
+from ckpt.backends.postgres import writes
+from tests.conftest import sqlite_url
+from tests.servers import postgres_schema
+from tests.support import resume, saver_view
+
+THREADS = ("thread-1", "thread-2", "thread-3")
+
+
+def _records(db: Path, thread_id: str) -> list[CheckpointRecord]:
+    return list(open_store(sqlite_url(db)).records(Selection(thread_id=thread_id)))
+
+
+@pytest.fixture
+def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables whose rows took the staging table, in call order (the real function still runs)."""
+    calls: list[str] = []
+    real = writes.stage_and_insert
+
+    def spy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> int:
+        calls.append(table)
+        return real(conn, table, rows)
+
+    monkeypatch.setattr(writes, "stage_and_insert", spy)
+    return calls
+
+
+def _rows(libpq: str, thread_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(libpq) as conn:
+        query = "SELECT * FROM {} WHERE thread_id = %s ORDER BY 1, 2, 3, 4"
+        return {
+            table: conn.execute(query.format(table), [thread_id]).fetchall()
+            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        }
+
+
+def test_a_fresh_target_takes_checkpoints_and_writes_without_staging(
+    official_db: Path, db_copy: Path, staged: list[str]
+) -> None:
+    with postgres_schema() as (url, libpq):
+        store = open_store(url, write=True)
+        try:
+            for thread_id in THREADS:
+                report = store.write(_records(official_db, thread_id))
+                assert report.checkpoints_skipped == report.writes_skipped == 0
+                assert report.checkpoints_written == len(_records(official_db, thread_id))
+        finally:
+            store.close()
+        assert staged == ["checkpoint_blobs"] * 3  # blob rows repeat along a thread: always staged
+        for thread_id in THREADS:
+            assert saver_view(libpq, thread_id) == saver_view(official_db, thread_id)
+        after = resume(libpq, "thread-3")
+        assert [m.content for m in after["messages"]] == [m.content for m in resume(db_copy, "thread-3")["messages"]]
+
+
+def test_rows_already_there_send_the_batch_through_staging_and_stay_as_they_were(
+    official_db: Path, staged: list[str]
+) -> None:
+    first = _records(official_db, "thread-1")
+    with postgres_schema() as (url, libpq):
+        store = open_store(url, write=True)
+        try:
+            store.write(first[: len(first) // 2])
+        finally:
+            store.close()
+        with psycopg.connect(libpq, autocommit=True) as conn:  # as if the app had changed what it wrote
+            conn.execute("UPDATE checkpoints SET metadata = metadata || '{\"app\": 1}'::jsonb")
+        kept = _rows(libpq, "thread-1")
+        staged.clear()
+
+        store = open_store(url, write=True)  # a new session: rows go straight in until one conflicts
+        try:
+            resumed = store.write(first)  # half of it is there: the COPY fails whole, the batch is staged
+            assert (resumed.checkpoints_written, resumed.checkpoints_skipped) == (
+                len(first) - len(first) // 2,
+                len(first) // 2,
+            )
+            assert staged == ["checkpoint_blobs", "checkpoints", "checkpoint_writes"]
+            staged.clear()
+            store.write(_records(official_db, "thread-2"))  # staged still, and every row was new...
+            assert staged == ["checkpoint_blobs", "checkpoints", "checkpoint_writes"]
+            staged.clear()
+            store.write(_records(official_db, "thread-3"))  # ...so the next batch goes straight in again
+            assert staged == ["checkpoint_blobs"]
+            again = store.write(_records(official_db, "thread-3"))  # a rerun: nothing new, nothing changed
+            assert (again.checkpoints_written, again.writes_written) == (0, 0)
+        finally:
+            store.close()
+
+        after = _rows(libpq, "thread-1")
+        for table, rows in kept.items():  # the app's rows as they were
+            assert [row for row in after[table] if row in rows] == rows
+        for thread_id in ("thread-2", "thread-3"):
+            assert saver_view(libpq, thread_id) == saver_view(official_db, thread_id)
+        history = saver_view(libpq, "thread-1")
+        expected = saver_view(official_db, "thread-1")
+        assert [h["config"] for h in history] == [h["config"] for h in expected]
+        assert [h["values"] for h in history] == [h["values"] for h in expected]
+        assert [h["pending_writes"] for h in history] == [h["pending_writes"] for h in expected]
