@@ -51,7 +51,7 @@ from ckpt.backends.postgres.rows import residual as _residual
 from ckpt.backends.postgres.rows import rows_for as _rows_for
 from ckpt.backends.postgres.rows import version_text as _version_text
 from ckpt.backends.postgres.rows import where as _where
-from ckpt.backends.postgres.writes import CopyMode, insert_rows
+from ckpt.backends.postgres.writes import CopyMode, insert_blobs, insert_rows
 
 if TYPE_CHECKING:
     from ckpt.backends.core.policy import Policy, ServerPrune
@@ -330,7 +330,7 @@ class PostgresStore(Store):
     ) -> WriteReport:
         report = WriteReport()
         with self._conn.transaction():
-            insert_rows(self._conn, "checkpoint_blobs", blob_rows, self._copy_mode)
+            insert_blobs(self._conn, blob_rows, ckpt_rows[0][0] if ckpt_rows else None, self._copy_mode)
             report.checkpoints_written = insert_rows(self._conn, "checkpoints", ckpt_rows, self._copy_mode)
             report.writes_written = insert_rows(self._conn, "checkpoint_writes", write_rows, self._copy_mode)
         report.checkpoints_skipped = len(ckpt_rows) - report.checkpoints_written

@@ -6,8 +6,13 @@ table instead, inside a savepoint: a row already there (a rerun, an app writing 
 the ``COPY`` fail whole, the savepoint undoes it, and the batch takes the safe form (issue #24: the
 staging pass cost PostgreSQL ~1.2 CPU-s per 100k checkpoints, ~12% of migrate Redis → PostgreSQL).
 After a conflict the table stays staged until a staged batch finds every row new (a rerun stays
-staged; a resumed copy goes back to ``COPY`` once it is past what it had copied). Blob rows are always
-staged: a channel's version is shared along a thread, so the next batch of a thread repeats them.
+staged; a resumed copy goes back to ``COPY`` once it is past what it had copied).
+
+Blob rows are keyed by channel version, which checkpoints along a thread share: a thread cut between
+two batches repeats some of its blob rows in the second. Batches come in thread order, so only a
+batch's first thread can be such a thread: its blob rows always take the safe form, and the other
+threads' go straight in like the rest (``insert_blobs``). Nothing is skipped on the strength of what
+an earlier batch wrote: a row that is there only changes the route, never what ends up stored.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ def _as_is(text: str) -> str:
     return text  # the checkpoint/metadata JSON is built as text already: never re-serialize it
 
 
-_DIRECT_TABLES = frozenset({"checkpoints", "checkpoint_writes"})
+_DIRECT_TABLES = frozenset({"checkpoints", "checkpoint_writes", "checkpoint_blobs"})
 
 
 class CopyMode:
@@ -90,6 +95,18 @@ def insert_rows(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
     inserted = stage_and_insert(conn, table, rows)
     mode.staged(table, all_new=inserted == len(rows))
     return inserted
+
+
+def insert_blobs(
+    conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], first_thread: str | None, mode: CopyMode
+) -> None:
+    """A batch's blob rows: those of ``first_thread`` (the batch's first, maybe cut from the batch
+    before) staged, the others as ``insert_rows`` takes them (see the module's doc)."""
+    carried = [row for row in rows if row[0] == first_thread]
+    if carried:
+        stage_and_insert(conn, "checkpoint_blobs", carried)
+        rows = [row for row in rows if row[0] != first_thread]
+    insert_rows(conn, "checkpoint_blobs", rows, mode)
 
 
 def stage_and_insert(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> int:
