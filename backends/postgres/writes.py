@@ -6,7 +6,9 @@ table instead, inside a savepoint: a row already there (a rerun, an app writing 
 the ``COPY`` fail whole, the savepoint undoes it, and the batch takes the safe form (issue #24: the
 staging pass cost PostgreSQL ~1.2 CPU-s per 100k checkpoints, ~12% of migrate Redis → PostgreSQL).
 After a conflict the table stays staged until a staged batch finds every row new (a rerun stays
-staged; a resumed copy goes back to ``COPY`` once it is past what it had copied).
+staged; a resumed copy goes back to ``COPY`` once it is past what it had copied). A table whose
+row-level security applies to the user refuses ``COPY FROM`` altogether: it is staged for the rest
+of the session (``INSERT`` honours the policies).
 
 Blob rows are keyed by channel version, which checkpoints along a thread share: a thread cut between
 two batches repeats some of its blob rows in the second. Batches come in thread order, so only a
@@ -69,9 +71,14 @@ class CopyMode:
 
     def __init__(self) -> None:
         self._staged: set[str] = set()
+        self._refused: set[str] = set()
 
     def direct(self, table: str) -> bool:
-        return table in _DIRECT_TABLES and table not in self._staged
+        return table in _DIRECT_TABLES and table not in self._staged and table not in self._refused
+
+    def refused(self, table: str) -> None:
+        """The server refuses ``COPY`` into ``table`` itself (row-level security): staged for good."""
+        self._refused.add(table)
 
     def staged(self, table: str, *, all_new: bool) -> None:
         if all_new:
@@ -92,6 +99,8 @@ def insert_rows(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
             return len(rows)
         except psycopg.errors.UniqueViolation:
             pass  # a row is there: the savepoint undid the COPY, the rows go the safe way
+        except psycopg.errors.FeatureNotSupported:
+            mode.refused(table)  # "COPY FROM not supported with row-level security": INSERT is
     inserted = stage_and_insert(conn, table, rows)
     mode.staged(table, all_new=inserted == len(rows))
     return inserted

@@ -4,8 +4,10 @@ what PostgresSaver reads afterwards, and which path each batch took."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -125,3 +127,40 @@ def test_rows_already_there_send_the_batch_through_staging_and_stay_as_they_were
         assert [h["config"] for h in history] == [h["config"] for h in expected]
         assert [h["values"] for h in history] == [h["values"] for h in expected]
         assert [h["pending_writes"] for h in history] == [h["pending_writes"] for h in expected]
+
+
+def test_tables_under_row_level_security_take_the_staging_pass(
+    official_db: Path, staged: list[tuple[str, set[str]]]
+) -> None:
+    """PostgreSQL refuses ``COPY FROM`` into a table whose row-level security applies to the user
+    (a common setup on hosted PostgreSQL): the rows go through the staging table instead."""
+    role = f"ckpt_rls_{uuid.uuid4().hex[:8]}"
+    with postgres_schema() as (url, libpq):
+        schema = parse_qs(urlsplit(url).query)["schema"][0]
+        admin = open_store(url, write=True)  # creates the saver's tables, as the app's owner would
+        admin.close()
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+            conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+            conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
+            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+                conn.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+                conn.execute(f"CREATE POLICY everything ON {table} TO {role} USING (true) WITH CHECK (true)")
+        try:
+            parts = urlsplit(url)
+            as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+            store = open_store(as_role, write=True)
+            try:
+                for thread_id in THREADS:
+                    report = store.write(_records(official_db, thread_id))
+                    assert report.checkpoints_written == len(_records(official_db, thread_id))
+            finally:
+                store.close()
+            # refused once per table, then staged without trying again
+            assert _tables(staged) == ["checkpoint_blobs", "checkpoints", "checkpoint_writes"] * 3
+            for thread_id in THREADS:
+                assert saver_view(libpq, thread_id) == saver_view(official_db, thread_id)
+        finally:
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                conn.execute(f"DROP OWNED BY {role}")
+                conn.execute(f"DROP ROLE {role}")
