@@ -100,7 +100,7 @@ def insert_rows(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
         except psycopg.errors.UniqueViolation:
             pass  # a row is there: the savepoint undid the COPY, the rows go the safe way
         except psycopg.errors.FeatureNotSupported:
-            mode.refused(table)  # "COPY FROM not supported with row-level security": INSERT is
+            mode.refused(table)  # "COPY FROM not supported with row-level security"; INSERT honours it
     inserted = stage_and_insert(conn, table, rows)
     mode.staged(table, all_new=inserted == len(rows))
     return inserted

@@ -164,3 +164,29 @@ def test_tables_under_row_level_security_take_the_staging_pass(
             with psycopg.connect(libpq, autocommit=True) as conn:
                 conn.execute(f"DROP OWNED BY {role}")
                 conn.execute(f"DROP ROLE {role}")
+
+
+def test_threads_out_of_order_fall_back_to_staging_for_the_repeated_blobs(
+    official_db: Path, staged: list[tuple[str, set[str]]]
+) -> None:
+    """An input not in thread order (a hand-made JSONL file): thread-1's second half comes after
+    other threads, so its repeated blob rows are not the batch's first thread's; their ``COPY``
+    fails, the batch's blobs are staged, nothing is lost."""
+    first, second, third = (_records(official_db, thread_id) for thread_id in THREADS)
+    half = len(first) // 2
+    with postgres_schema() as (url, libpq):
+        store = open_store(url, write=True)
+        try:
+            for batch in ([*first[:half]], [*second], [*third, *first[half:]]):
+                report = store.write(batch)
+                assert (report.checkpoints_written, report.checkpoints_skipped) == (len(batch), 0)
+        finally:
+            store.close()
+        assert staged == [
+            ("checkpoint_blobs", {"thread-1"}),
+            ("checkpoint_blobs", {"thread-2"}),
+            ("checkpoint_blobs", {"thread-3"}),  # the first thread's, then the rest after the failed COPY
+            ("checkpoint_blobs", {"thread-1"}),
+        ]
+        for thread_id in THREADS:
+            assert saver_view(libpq, thread_id) == saver_view(official_db, thread_id)
