@@ -451,8 +451,8 @@ class Store(ABC):
     ranges_read_by_index: ClassVar[bool] = True
     """A thread range (``Selection.thread_from``/``thread_to``, a ``--jobs`` worker's share) is
     read from an ordered index and costs about its share. ``False`` where every range costs a
-    pass over the whole store (no ordered index to range over): a parallel copy then cuts one
-    range per worker instead of several (``parallel.range_count``)."""
+    pass over the whole store (no ordered index to range over): a parallel copy then gives each
+    worker one hash shard of the threads instead of several ranges (``parallel.worker_parts``)."""
 
     one_writer: ClassVar[bool] = False
     """The server applies writes one at a time (Redis): a second ``--jobs`` worker writing only

@@ -64,6 +64,15 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+def split_shard(shard: Shard | None, part: int, parts: int) -> Shard:
+    """Part ``part`` of ``parts`` of ``shard``'s threads (of every thread when ``None``): shard K
+    of M split N ways is shard ``K + M*part`` of ``M*N`` (``h mod MN = K + M*part`` exactly when
+    ``h mod M = K`` and ``(h // M) mod N = part``), so the parts are disjoint and cover ``shard``."""
+    if shard is None:
+        return Shard(part, parts)
+    return Shard(shard.index + shard.count * part, shard.count * parts)
+
+
 def parse_shard(text: str, environ: dict[str, str] | None = None) -> Shard:
     """``K/N``, or ``auto/N`` taking K from ``$JOB_COMPLETION_INDEX``."""
     env = os.environ if environ is None else environ

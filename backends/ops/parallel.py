@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ckpt.backends.core.base import Selection, Store
 from ckpt.backends.core.errors import UsageError
 from ckpt.backends.core.resources import available_memory, usable_cores
+from ckpt.backends.core.shards import split_shard
 from ckpt.backends.core.urls import scheme_of
 from ckpt.backends.ops.transfer import DEFAULT_BATCH, CopyReport, Opener, Progress, copy_records
 
@@ -75,9 +76,9 @@ def auto_jobs(target_url: str, checkpoints: int | None, source_url: str | None =
     on one connection; two workers keep both cores busy. Out of PostgreSQL into SQLite (issue
     #24): reading and assembling the saver's rows is the Python half, and two workers took
     10.3-11.3 s against 14.4-17.1 s for one, though their SQLite writes take turns on its lock.
-    Out of Redis every range needs a list of every thread: with one range per worker
-    (``range_count``) two workers took the same time as one at 100k and 0.83x at 1M, so an
-    explicit ``--jobs 2`` pays on big Redis stores and the default stays 1. A JSONL file has one
+    Out of Redis every part needs a list of every thread: with one part per worker
+    (``worker_parts``) two workers took the same time as one at 100k and 0.83x at 1M, so an
+    explicit ``--jobs 2`` pays on big Redis stores and the default stays 1 (into PostgreSQL: 2). A JSONL file has one
     writer, and so has a Redis server (``Store.one_writer``): out of PostgreSQL into Redis one
     worker, which builds a batch while the last is sent, took 12.4-14.9 s against 15.4-15.7 s.
     """
@@ -131,13 +132,14 @@ def _copy_in_parallel(
     progress: Progress | None,
     skip_bad: bool,
 ) -> CopyReport:
-    """``jobs`` worker processes, each copying contiguous ranges of thread ids in normal batches.
+    """``jobs`` worker processes, each copying parts of the threads (``worker_parts``: contiguous
+    ranges of thread ids, or hash shards) in normal batches.
 
     Processes, not threads: splitting checkpoints is CPU-bound Python, and each worker has its
     own connections, so the client work of one worker overlaps the server work of another on
-    different cores. Ranges are disjoint (strictly increasing bounds), so two workers never
-    insert the same keys and cannot deadlock on them; each range goes in the usual batches,
-    one transaction each, so a kill leaves whole batches and a rerun completes the copy.
+    different cores. Parts are disjoint (ranges by strictly increasing bounds, shards by hash), so
+    two workers never insert the same keys and cannot deadlock on them; each part goes in the usual
+    batches, one transaction each, so a kill leaves whole batches and a rerun completes the copy.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -147,17 +149,16 @@ def _copy_in_parallel(
             raise UsageError("--jobs needs a database target; a JSONL file is written by one writer")
     with open_store(source_url) as source:
         source.validate()
-        ranges = list(thread_ranges(source, selection, range_count(source, jobs)))
+        parts = worker_parts(source, selection, jobs)
     context = multiprocessing.get_context("spawn")  # no fork of a process holding connections
     events: Queue[tuple[int, int]] = context.Queue()
     stop = context.Event()
     total = CopyReport()
     with ProcessPoolExecutor(
-        min(jobs, len(ranges)), mp_context=context, initializer=_init_worker, initargs=(events, stop, os.getpid())
+        min(jobs, len(parts)), mp_context=context, initializer=_init_worker, initargs=(events, stop, os.getpid())
     ) as pool:
         futures = [
-            pool.submit(_copy_range, source_url, target_url, open_store, part, batch_size, skip_bad)
-            for part in (replace(selection, thread_from=lo, thread_to=hi) for lo, hi in ranges)
+            pool.submit(_copy_range, source_url, target_url, open_store, part, batch_size, skip_bad) for part in parts
         ]
         try:
             _relay_progress(futures, events, progress)
@@ -173,11 +174,20 @@ def _copy_in_parallel(
     return total
 
 
-def range_count(source: Store, jobs: int) -> int:
-    """How many thread ranges ``jobs`` workers share: ``CHUNKS_PER_JOB`` each where a range costs
-    its share (an early worker takes the next range), one each where every range costs a pass
-    over the whole source (a Redis listing aggregate, a JSONL file read through)."""
-    return jobs * (CHUNKS_PER_JOB if source.ranges_read_by_index else 1)
+def worker_parts(source: Store, selection: Selection, jobs: int) -> list[Selection]:
+    """The parts of ``selection`` that ``jobs`` workers share, a task each.
+
+    ``CHUNKS_PER_JOB`` thread ranges per worker where a range is read from an ordered index and
+    costs its share (an early worker takes the next range). Where every part costs a pass over the
+    whole source anyway (a Redis listing aggregate, a JSONL file read through), one hash shard of
+    the threads per worker (``core.shards``, within the user's ``--shard`` if any): disjoint and
+    covering like ranges, and planned without a pass of its own (a Redis store's listing blocks its
+    server for ~0.4 s per 100k checkpoints).
+    """
+    if not source.ranges_read_by_index:
+        return [replace(selection, shard=split_shard(selection.shard, part, jobs)) for part in range(jobs)]
+    ranges = thread_ranges(source, selection, jobs * CHUNKS_PER_JOB)
+    return [replace(selection, thread_from=low, thread_to=high) for low, high in ranges]
 
 
 @runtime_checkable

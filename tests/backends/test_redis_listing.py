@@ -188,3 +188,24 @@ def test_a_thread_with_no_documents_in_the_time_window_is_not_listed(
     last = max(checkpoint_time(r.key.checkpoint_id) or 0 for r in records)
     assert fast_rows(url, Selection(since=last + 1)) == []
     assert fast_rows(url, Selection(until=0.0)) == []
+
+
+def test_a_parallel_copy_plans_its_parts_without_a_listing(store_url: tuple[str, list[CheckpointRecord]]) -> None:
+    """``migrate --jobs N`` from Redis gives each worker a hash shard: the plan runs no aggregate
+    (each worker's own listing is the only one), and the shards' records are the whole store's."""
+    from ckpt.backends.ops.parallel import worker_parts
+
+    url, _ = store_url
+    with open_store(url) as store:
+        client = redis.Redis.from_url(url.split("?", 1)[0])
+
+        def aggregates() -> int:
+            stats = client.info("commandstats")
+            return int(stats.get("cmdstat_FT.AGGREGATE", {}).get("calls", 0))
+
+        before = aggregates()
+        parts = worker_parts(store, Selection(), 2)
+        assert aggregates() == before
+        whole = sorted(str(r.key) for r in store.records())
+        assert sorted(str(r.key) for part in parts for r in store.records(part)) == whole
+        assert aggregates() >= before + 2  # each part's reader listed its threads: the count is real

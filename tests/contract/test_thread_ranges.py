@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ckpt.backends import CheckpointRecord, Selection, open_store
-from ckpt.backends.ops.parallel import CHUNKS_PER_JOB, range_count, thread_ranges
+from ckpt.backends.core.shards import Shard, split_shard
+from ckpt.backends.ops.parallel import CHUNKS_PER_JOB, thread_ranges, worker_parts
 from tests.contract.conftest import StoreFactory
 from tests.contract.test_contract import _fill
 
@@ -35,14 +36,37 @@ def test_thread_ranges_are_half_open_and_cover_everything(
     assert sorted(map(str, (k for part in parts for k in part))) == sorted(map(str, every))  # each key once
 
 
-def test_a_parallel_copy_cuts_ranges_by_what_a_range_costs(
+def test_a_parallel_copy_cuts_parts_by_what_a_part_costs(
     new_store_url: StoreFactory, official_records: list[CheckpointRecord]
 ) -> None:
     """Several ranges per worker where a range is read from an ordered index (an early worker takes
-    the next); one per worker where every range is a pass over the whole store: a Redis TAG field
-    has no order (each range runs the listing aggregate), a JSONL file is read through."""
+    the next); one hash shard per worker where every part is a pass over the whole store (a Redis
+    TAG field has no order: each part runs the listing aggregate; a JSONL file is read through),
+    planned without a pass of its own. Either way each checkpoint is in exactly one part, within a
+    user's ``--shard`` too."""
     url = new_store_url()
     _fill(url, official_records)
     with open_store(url) as store:
         whole_pass = store.kind.startswith("redis") or store.kind in ("jsonl", "couchbase")
-        assert range_count(store, 2) == (2 if whole_pass else 2 * CHUNKS_PER_JOB)
+        parts = worker_parts(store, Selection(), 2)
+        if whole_pass:
+            assert [p.shard for p in parts] == [Shard(0, 2), Shard(1, 2)]
+        else:
+            assert len(parts) <= 2 * CHUNKS_PER_JOB and all(p.shard is None for p in parts)
+
+        def keys(selection: Selection) -> list[str]:
+            return sorted(str(r.key) for r in store.records(selection))
+
+        assert sorted(k for p in parts for k in keys(p)) == keys(Selection())
+        mine = Selection(shard=Shard(1, 2))
+        assert sorted(k for p in worker_parts(store, mine, 3) for k in keys(p)) == keys(mine)
+
+
+def test_a_shard_split_in_parts_is_the_shard() -> None:
+    threads = [f"thread-{n}" for n in range(2000)]
+    for shard in (None, Shard(0, 1), Shard(2, 5)):
+        whole = [t for t in threads if shard is None or shard.holds(t)]
+        parts = [split_shard(shard, part, 3) for part in range(3)]
+        held = [[t for t in threads if p.holds(t)] for p in parts]
+        assert sorted(t for h in held for t in h) == sorted(whole)  # covering, each thread once
+        assert all(held)  # 2,000 ids: no part is empty
