@@ -1,6 +1,7 @@
-"""Checkpoint and write rows ``COPY``ed straight into PostgresSaver's tables while nothing conflicts
-(``backends/postgres/writes.py``), staged with ``ON CONFLICT DO NOTHING`` as soon as a row is there:
-what PostgresSaver reads afterwards, and which path each batch took."""
+"""Rows ``COPY``ed straight into PostgresSaver's tables while nothing conflicts
+(``backends/postgres/writes.py``), staged with ``ON CONFLICT DO NOTHING`` as soon as a row is there,
+for the blob rows a thread cut between batches repeats, and under row-level security: what
+PostgresSaver reads afterwards, and which path each batch took."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ THREADS = ("thread-1", "thread-2", "thread-3")
 
 
 def _records(db: Path, thread_id: str) -> list[CheckpointRecord]:
-    return list(open_store(sqlite_url(db)).records(Selection(thread_id=thread_id)))
+    with open_store(sqlite_url(db)) as store:
+        return list(store.records(Selection(thread_id=thread_id)))
 
 
 @pytest.fixture
