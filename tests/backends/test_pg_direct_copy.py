@@ -18,7 +18,7 @@ from ckpt.backends.core.base import CheckpointRecord, Selection
 from ckpt.backends.postgres import writes
 from tests.conftest import sqlite_url
 from tests.servers import postgres_schema
-from tests.support import resume, saver_view
+from tests.support import resume, saver_view, tuple_view
 
 THREADS = ("thread-1", "thread-2", "thread-3")
 
@@ -98,6 +98,8 @@ def test_rows_already_there_send_the_batch_through_staging_and_stay_as_they_were
         with psycopg.connect(libpq, autocommit=True) as conn:  # as if the app had changed what it wrote
             conn.execute("UPDATE checkpoints SET metadata = metadata || '{\"app\": 1}'::jsonb")
         kept = _rows(libpq, "thread-1")
+        held = [(row[0], row[1], row[2]) for row in kept["checkpoints"]]
+        seen_before = tuple_view(libpq, held)  # PostgresSaver's reading of every checkpoint already there
         staged.clear()
 
         store = open_store(url, write=True)  # a new session: rows go straight in until one conflicts
@@ -122,6 +124,7 @@ def test_rows_already_there_send_the_batch_through_staging_and_stay_as_they_were
         after = _rows(libpq, "thread-1")
         for table, rows in kept.items():  # the app's rows as they were
             assert [row for row in after[table] if row in rows] == rows
+        assert tuple_view(libpq, held) == seen_before
         for thread_id in ("thread-2", "thread-3"):
             assert saver_view(libpq, thread_id) == saver_view(official_db, thread_id)
         history = saver_view(libpq, "thread-1")

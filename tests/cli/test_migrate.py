@@ -133,7 +133,7 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
     cli: Cli, official_db: Path, tmp_path: Path, kind: str
 ) -> None:
     """MongoDB reads a worker's thread range from its key index, Redis (no ordered index) gives each
-    worker one range: with ``--jobs 2`` every checkpoint still arrives once, and the official
+    worker one hash shard: with ``--jobs 2`` every checkpoint still arrives once, and the official
     SqliteSaver reads every checkpoint of the target (``get_tuple``: checkpoint, metadata, parent,
     pending writes, as plain data) as the source's own saver reads the source."""
     from contextlib import AbstractContextManager
@@ -155,6 +155,35 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
         assert len(keys) == total and tuple_view(target, keys) == tuple_view(url, keys)
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
+
+
+def test_parallel_copy_out_of_redis_into_postgresql_the_app_already_wrote(
+    cli: Cli, official_db: Path, tmp_path: Path
+) -> None:
+    """Two workers on hash shards of a Redis store write into a PostgreSQL schema where the app's
+    PostgresSaver already ran the graph: PostgresSaver reads every checkpoint the app wrote exactly
+    as before, every copied checkpoint as RedisSaver reads the source, and nothing else appeared."""
+    from tests.servers import fresh_redis
+    from tests.support import populate_official
+
+    source = tmp_path / "bulk.db"
+    total = _bulk_store(official_db, source, 4)
+    with fresh_redis() as redis_url, postgres_schema() as (url, libpq):
+        assert cli("migrate", sqlite_url(source), redis_url).exit_code == 0
+        populate_official(libpq, 2)
+        with open_store(url) as pg:
+            held = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in pg.headers()]
+        with open_store(redis_url) as store:
+            keys = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in store.headers()]
+        assert held and len(keys) == total and not set(held) & set(keys)
+        before = tuple_view(libpq, held)
+        result = cli("migrate", redis_url, url, "--jobs", "2", "--batch-size", "25", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["checkpoints_written"] == total
+        assert tuple_view(libpq, held) == before
+        assert tuple_view(libpq, keys) == tuple_view(redis_url, keys)
+        with open_store(url) as pg:
+            assert sorted(str(h.key) for h in pg.headers()) == sorted(str(CheckpointKey(*k)) for k in held + keys)
 
 
 def _children(pid: int) -> list[int]:
