@@ -78,8 +78,8 @@ def auto_jobs(target_url: str, checkpoints: int | None, source_url: str | None =
     10.3-11.3 s against 14.4-17.1 s for one, though their SQLite writes take turns on its lock.
     Out of Redis every part needs a list of every thread: with one part per worker
     (``worker_parts``) two workers took the same time as one at 100k and 0.83x at 1M, so an
-    explicit ``--jobs 2`` pays on big Redis stores and the default stays 1 (into PostgreSQL: 2). A JSONL file has one
-    writer, and so has a Redis server (``Store.one_writer``): out of PostgreSQL into Redis one
+    explicit ``--jobs 2`` pays on big Redis stores and the default stays 1 (into PostgreSQL: 2).
+    A JSONL file has one writer, and so has a Redis server (``Store.one_writer``): out of PostgreSQL into Redis one
     worker, which builds a batch while the last is sent, took 12.4-14.9 s against 15.4-15.7 s.
     """
     if (checkpoints or 0) < AUTO_JOBS_MIN_CHECKPOINTS or scheme_of(target_url) == "jsonl":

@@ -63,9 +63,6 @@ def _as_is(text: str) -> str:
     return text  # the checkpoint/metadata JSON is built as text already: never re-serialize it
 
 
-_DIRECT_TABLES = frozenset({"checkpoints", "checkpoint_writes", "checkpoint_blobs"})
-
-
 class CopyMode:
     """One session's choice per table: ``COPY`` straight in, or staged (see the module's doc)."""
 
@@ -74,7 +71,7 @@ class CopyMode:
         self._refused: set[str] = set()
 
     def direct(self, table: str) -> bool:
-        return table in _DIRECT_TABLES and table not in self._staged and table not in self._refused
+        return table not in self._staged and table not in self._refused
 
     def refused(self, table: str) -> None:
         """The server refuses ``COPY`` into ``table`` itself (row-level security): staged for good."""

@@ -54,7 +54,7 @@ from ckpt.backends.redis.cluster_delete import ClusterJanitor
 from ckpt.backends.redis.docs import StoredCheckpoint
 from ckpt.backends.redis.records import is_misfiled
 from ckpt.backends.redis.schema import ensure_indexes, missing_modules, stored_ns
-from ckpt.backends.redis.store import RedisStore
+from ckpt.backends.redis.store import RedisStore, newest_per_thread
 
 _PAGE = 500
 """Keys per ``NodeBatch`` of document reads."""
@@ -306,11 +306,7 @@ class RedisClusterStore(RedisStore):
         return report
 
     def _point_latest_per_key(self, keys: list[CheckpointKey]) -> None:
-        newest: dict[tuple[str, str], CheckpointKey] = {}
-        for key in keys:
-            slot = (key.thread_id, key.checkpoint_ns)
-            if slot not in newest or key.checkpoint_id > newest[slot].checkpoint_id:
-                newest[slot] = key
+        newest = newest_per_thread(keys)
         read = NodeBatch(self._r)
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         for pointer in pointers:
@@ -324,14 +320,8 @@ class RedisClusterStore(RedisStore):
     def _expire_per_key(self, built: list[StoredCheckpoint]) -> None:
         step = NodeBatch(self._r)
         for stored in built:
-            if not stored.ttl_ms:
-                continue
-            key = stored.key
-            keys = [self._stored_key(key), self._latest_key(key.thread_id, key.checkpoint_ns)]
-            keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
-            keys += [self._zset_key(key)] if stored.writes else []
-            for each in keys:
-                step.add(each, "PEXPIRE", each, int(stored.ttl_ms))
+            for key in self._expiring_keys(stored):
+                step.add(key, "PEXPIRE", key, int(stored.ttl_ms or 0))
         step.run()
 
     # -- deleting (cluster_delete.py: single-key steps in a reader-safe order) -------

@@ -71,6 +71,23 @@ class DocumentBatch(NamedTuple):
     checkpoints: list[Stamped]
     writes: list[tuple[str, Doc]]
 
+    def by_thread(self) -> Iterator[tuple[str, list[Stamped], list[tuple[str, Doc]]]]:
+        """Each of ``threads`` in order, with the checkpoint and write documents that name it
+        exactly (none for a thread that is not ``searchable``)."""
+        wanted = set(self.searchable)
+        checkpoints: dict[str, list[Stamped]] = {}
+        for key, doc, ttl in self.checkpoints:
+            thread_id = doc.get("thread_id") if isinstance(doc, dict) else None
+            if isinstance(thread_id, str) and thread_id in wanted:
+                checkpoints.setdefault(thread_id, []).append((key, doc, ttl))
+        writes: dict[str, list[tuple[str, Doc]]] = {}
+        for key, doc in self.writes:
+            thread_id = doc.get("thread_id") if isinstance(doc, dict) else None
+            if isinstance(thread_id, str) and thread_id in wanted:
+                writes.setdefault(thread_id, []).append((key, doc))
+        for thread_id in self.threads:
+            yield thread_id, checkpoints.get(thread_id, []), writes.get(thread_id, [])
+
 
 class BatchReader:
     """The records of a selection, thread by thread in thread order (see the module's doc)."""
@@ -170,20 +187,8 @@ class BatchReader:
     # -- records ----------------------------------------------------------------------
 
     def _assemble(self, batch: DocumentBatch) -> Iterator[CheckpointRecord]:
-        checkpoints, writes = batch.checkpoints, batch.writes
-        wanted = set(batch.searchable)
-        found: dict[str, list[Stamped]] = {}
-        for key, doc, ttl in checkpoints:
-            thread_id = doc.get("thread_id")
-            if isinstance(thread_id, str) and thread_id in wanted:
-                found.setdefault(thread_id, []).append((key, doc, ttl))
-        written: dict[str, list[tuple[str, Doc]]] = {}
-        for key, doc in writes:
-            thread_id = doc.get("thread_id")
-            if isinstance(thread_id, str) and thread_id in wanted:
-                written.setdefault(thread_id, []).append((key, doc))
-        for thread_id in batch.threads:
-            yield from self._thread(found.get(thread_id, []), written.get(thread_id, []))
+        for _, found, written in batch.by_thread():
+            yield from self._thread(found, written)
 
     def _thread(self, found: list[Stamped], write_docs: list[tuple[str, Doc]]) -> Iterator[CheckpointRecord]:
         """One thread's records, as the per-thread reader made them."""

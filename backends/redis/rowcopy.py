@@ -76,24 +76,11 @@ def _taken(
     batch: DocumentBatch, source_keys: KeySpace, ttl_ms: int | None, selection: Selection
 ) -> tuple[list[StoredCheckpoint], list[str]]:
     """The batch's checkpoints as the target stores them, and the threads handed back."""
-    wanted = set(batch.searchable)
-    checkpoints: dict[str, list[tuple[str, Doc, int]]] = {}
-    for key, doc, ttl in batch.checkpoints:
-        thread_id = doc.get("thread_id") if isinstance(doc, dict) else None
-        if isinstance(thread_id, str) and thread_id in wanted:  # the search's candidates fold case
-            checkpoints.setdefault(thread_id, []).append((key, doc, ttl))
-    writes: dict[str, list[Doc]] = {}
-    for _, doc in batch.writes:
-        thread_id = doc.get("thread_id") if isinstance(doc, dict) else None
-        if isinstance(thread_id, str) and thread_id in wanted:
-            writes.setdefault(thread_id, []).append(doc)
     stored: list[StoredCheckpoint] = []
     left: list[str] = []
-    for thread_id in batch.threads:
+    for thread_id, checkpoints, writes in batch.by_thread():
         try:
-            stored += _thread(
-                thread_id, checkpoints.get(thread_id, []), writes.get(thread_id, []), source_keys, ttl_ms, selection
-            )
+            stored += _thread(thread_id, checkpoints, [doc for _, doc in writes], source_keys, ttl_ms, selection)
         except _NotAsStored:
             left.append(thread_id)
     return stored, left

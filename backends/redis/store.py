@@ -450,24 +450,25 @@ class RedisStore(Store):
         """TTLs as RedisSaver's ``default_ttl`` sets them (``--ttl``), else the source's own (Redis→Redis).
         A staged checkpoint's TTL moves with it when it is filed (RENAME keeps it)."""
         for stored in batch:
-            if not stored.ttl_ms:
-                continue
-            key = stored.key
-            checkpoint_key = self._stored_key(key)
-            keys = [STAGING + checkpoint_key if staged else checkpoint_key]
-            keys.append(self._latest_key(key.thread_id, key.checkpoint_ns))
-            keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
-            if stored.writes:
-                keys.append(self._zset_key(key))
-            for each in keys:
-                block.add("ttl", "PEXPIRE", each, int(stored.ttl_ms))
+            for key in self._expiring_keys(stored, staged=staged):
+                block.add("ttl", "PEXPIRE", key, int(stored.ttl_ms or 0))
+
+    def _expiring_keys(self, stored: StoredCheckpoint, *, staged: bool = False) -> list[str]:
+        """The keys a checkpoint's TTL applies to (none without one): its document, its thread's
+        latest pointer, its writes and their registry, as RedisSaver expires them."""
+        if not stored.ttl_ms:
+            return []
+        key = stored.key
+        checkpoint_key = self._stored_key(key)
+        keys = [STAGING + checkpoint_key if staged else checkpoint_key]
+        keys.append(self._latest_key(key.thread_id, key.checkpoint_ns))
+        keys += [self._write_key(key, task_id, idx) for task_id, idx, _ in stored.writes]
+        if stored.writes:
+            keys.append(self._zset_key(key))
+        return keys
 
     def _point_latest(self, block: Block, keys: list[CheckpointKey]) -> None:
-        newest: dict[tuple[str, str], CheckpointKey] = {}
-        for key in keys:
-            slot = (key.thread_id, key.checkpoint_ns)
-            if slot not in newest or key.checkpoint_id > newest[slot].checkpoint_id:
-                newest[slot] = key
+        newest = newest_per_thread(keys)
         pointers = [self._latest_key(t, ns) for t, ns in newest]
         current = self._r.mget(pointers) if pointers else []
         for key, pointer, existing in zip(newest.values(), pointers, current):
@@ -540,6 +541,16 @@ def _flag_block(keys: list[str]) -> Block:
     for key in keys:
         block.json_set("flag", key, b"$.has_writes", b"true", nx=False)
     return block
+
+
+def newest_per_thread(keys: list[CheckpointKey]) -> dict[tuple[str, str], CheckpointKey]:
+    """The newest of ``keys`` per ``(thread, namespace)``: where a latest pointer may move."""
+    newest: dict[tuple[str, str], CheckpointKey] = {}
+    for key in keys:
+        slot = (key.thread_id, key.checkpoint_ns)
+        if slot not in newest or key.checkpoint_id > newest[slot].checkpoint_id:
+            newest[slot] = key
+    return newest
 
 
 __all__ = ["RedisStore", "is_misfiled"]
