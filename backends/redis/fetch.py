@@ -1,32 +1,34 @@
-"""A batch of threads' documents from the server: one script call, or plain commands (issue #24).
+"""A batch of threads' documents from the server by plain commands, a batch ahead (issue #24).
 
 redis-py's reply parser is Python: profiled on a 100k-checkpoint migrate, parsing the replies of
 ``FT.SEARCH`` (one bulk string per key) and ``JSON.MGET`` (one per document) took about as long as
-converting the documents. So a batch is fetched by one script (``_FETCH``) that searches both
-indexes, reads every document and each checkpoint key's ``PTTL``, and returns five bulk strings of
-JSON: the checkpoint keys, the write keys (``cjson``), the documents as ``JSON.MGET`` gave them
-(joined, ``null`` for a missing key) and the TTLs. orjson parses each in one call; where it refuses
-one (an integer past 64 bits, a lone surrogate, a key that is not UTF-8) the standard library's
-``json`` reads it as redis-py did.
+converting the documents. A Lua script that searched, read and joined a batch's documents into five
+strings fixed the client's side but cost the server's one thread ~1.7 CPU-s per 100k checkpoints
+(the joining; the reads themselves are ~1.5 s), which the workers of a ``--jobs 2`` copy queue on.
+So a batch is read by plain commands (``Fetcher``): one ``FT.SEARCH`` per index for the batch's
+keys, ``JSON.MGET`` in chunks and a ``PTTL`` per checkpoint key, the next batch's commands sent
+before this one's documents are handed on; the replies are walked in one buffer off the socket
+(``resp.Replies``) and each document is parsed by orjson; where orjson refuses one (an integer
+past 64 bits, a lone surrogate) the standard library's ``json`` reads it as redis-py did.
 
-Where scripts cannot run (ACLs, ``FT.SEARCH`` refused inside a script) or a batch is too big for
-one reply (``_LIMIT`` keys, ``_MAX_BYTES``), the same reads go through plain commands on one raw
-connection (``fetch_plain``): the two searches, ``JSON.MGET`` in chunks and a ``PTTL`` per key.
-Replies are always read as bytes without redis-py's response callbacks (``Connection``).
+Where the connection's socket is not reachable (``Replies`` needs it), or a batch's search has
+more than one page, the same reads go through redis-py on their own connection (``fetch_plain``).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import redis
 
 from ckpt.backends.core.errors import CorruptRecordError
+from ckpt.backends.redis.resp import Found, Replies
 from ckpt.backends.redis.wire import command
 
 Doc = dict[str, Any]
@@ -37,56 +39,8 @@ _PAGE = 10_000
 """Search results per page."""
 _CHUNK = 500
 """Keys per ``JSON.MGET`` sent by the client."""
-_LIMIT = 5_000
-"""Keys (checkpoints and writes) a script fetches at most; a bigger batch takes the plain path.
-A script runs alone on the server (nothing else is served meanwhile): the caps bound the pause a
-live store sees per call (a batch of ~500 checkpoints is ~2,300 keys)."""
-_MAX_BYTES = 16 << 20
-"""Document bytes a script returns at most (and builds in the server's memory)."""
-
-_FETCH = """
-local index, write_index, query = ARGV[1], ARGV[2], ARGV[3]
-local page, limit, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local function search(name)
-  local keys = {}
-  while true do
-    local reply = redis.call('FT.SEARCH', name, query, 'NOCONTENT', 'TIMEOUT', 0, 'LIMIT', #keys, page, 'DIALECT', 2)
-    for i = 2, #reply do keys[#keys + 1] = reply[i] end
-    if #keys > limit then return nil end
-    if #reply < 2 or #keys >= reply[1] then return keys end
-  end
-end
-local function encode(keys)
-  if #keys == 0 then return '[]' end
-  return cjson.encode(keys)
-end
-local size = 0
-local function mget(keys)
-  local out = {}
-  for s = 1, #keys, 1000 do
-    local args = {}
-    for i = s, math.min(s + 999, #keys) do args[#args + 1] = keys[i] end
-    args[#args + 1] = '$'
-    local docs = redis.call('JSON.MGET', unpack(args))
-    for i = 1, #docs do
-      local doc = docs[i] or 'null'
-      size = size + #doc
-      out[#out + 1] = doc
-    end
-    if size > max_bytes then return nil end
-  end
-  return '[' .. table.concat(out, ',') .. ']'
-end
-local keys = search(index)
-local write_keys = keys and search(write_index)
-if not write_keys or #keys + #write_keys > limit then return {'big'} end
-local docs = mget(keys)
-local write_docs = docs and mget(write_keys)
-if not write_docs then return {'big'} end
-local ttls = {}
-for i, key in ipairs(keys) do ttls[i] = redis.call('PTTL', key) end
-return {encode(keys), encode(write_keys), docs, write_docs, '[' .. table.concat(ttls, ',') .. ']'}
-"""
+_PTTL = b"*2\r\n$4\r\nPTTL\r\n"
+T = TypeVar("T")
 
 
 class Connection:
@@ -118,6 +72,20 @@ class Connection:
             self._broken = True
             raise
 
+    def replies(self) -> Replies | None:
+        """This connection's replies read off its socket (``resp.Replies``) from now on, instead
+        of by ``read``; ``None`` where the redis-py connection has no plain socket to read."""
+        sock = getattr(self._conn, "_sock", None)
+        return Replies(sock) if isinstance(sock, socket.socket) else None
+
+    def took(self, count: int) -> None:
+        """``count`` replies were read through ``replies()``."""
+        self._due -= count
+
+    def abandon(self) -> None:
+        """A read failed half way: the connection is dropped on ``close``."""
+        self._broken = True
+
     def run(self, commands: list[bytes]) -> list[Any]:
         self.send(commands)
         return [self.read() for _ in commands]
@@ -128,12 +96,12 @@ class Connection:
         self._pool.release(self._conn)
 
 
-def parse(raw: bytes) -> Any:
+def parse(raw: bytes | memoryview) -> Any:
     """JSON as redis-py decoded it (``json.loads``), by orjson where orjson can."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw.decode("utf-8", "surrogateescape"))
+        return json.loads(bytes(raw).decode("utf-8", "surrogateescape"))
 
 
 def documents(client: Any, keys: list[str], path: str = "$") -> Iterator[tuple[str, Any]]:
@@ -167,19 +135,111 @@ def union(values: list[str]) -> str:
     return head + "|".join(tag_query("thread_id", v)[len(head) : -1] for v in values) + "}"
 
 
-def script_command(indexes: tuple[str, str], query: str) -> bytes:
-    return command("EVAL", _FETCH, 0, *indexes, query, _PAGE, _LIMIT, _MAX_BYTES)
+class _Reads(NamedTuple):
+    """A batch's reads in flight: the keys its searches found (``plain``: more than a page,
+    read by ``fetch_plain`` instead)."""
+
+    query: str
+    keys: list[str]
+    write_keys: list[str]
+    plain: bool = False
 
 
-def scripted(reply: Any) -> Fetched | None:
-    """The documents a ``script_command`` returned; ``None`` when it failed or the batch was too big."""
-    if not isinstance(reply, list) or len(reply) != 5:
-        return None
-    with _collection_paused():
-        keys, write_keys = parse(reply[0]), parse(reply[1])
-        docs, write_docs, ttls = parse(reply[2]), parse(reply[3]), orjson.loads(reply[4])
-    checkpoints = [(k, d[0], t) for k, d, t in zip(keys, docs, ttls) if d]
-    return checkpoints, [(k, d[0]) for k, d in zip(write_keys, write_docs) if d]
+class Fetcher:
+    """Each batch's documents by plain commands on one connection, the next batch's commands in
+    flight while the caller uses one (see the module's doc)."""
+
+    def __init__(self, client: Any, indexes: tuple[str, str]) -> None:
+        self._client = client
+        self._indexes = indexes
+
+    def batches(self, queries: Iterator[tuple[T, str | None]]) -> Iterator[tuple[T, Fetched]]:
+        """``(batch, what its search query finds)`` for each ``(batch, query)`` (``None``:
+        nothing to search), in order.
+
+        The replies come in the order the commands went (a batch's searches, its reads, the next
+        batch's searches, its reads), so the next batch's searches go out before this batch's
+        reads are read, and its reads (the keys they need just found) before this one is yielded.
+        """
+        conn = Connection(self._client)
+        replies = conn.replies()
+        try:
+            if replies is None:
+                yield from ((batch, self._plain(query)) for batch, query in queries)
+                return
+            current = next(queries, None)
+            reads = self._request(conn, replies, self._send_searches(conn, current))
+            while current is not None:
+                following = next(queries, None)
+                pending = self._send_searches(conn, following)
+                fetched = self._read(conn, replies, reads)
+                reads = self._request(conn, replies, pending)
+                yield current[0], fetched
+                current = following
+        except BaseException:
+            conn.abandon()
+            raise
+        finally:
+            conn.close()
+
+    def _plain(self, query: str | None) -> Fetched:
+        return fetch_plain(self._client, self._indexes, query) if query is not None else ([], [])
+
+    def _send_searches(self, conn: Connection, batch: tuple[Any, str | None] | None) -> str | None:
+        """The batch's searches sent; returns their query."""
+        query = batch[1] if batch is not None else None
+        if query is not None:
+            conn.send([_search(index, query, 0) for index in self._indexes])
+        return query
+
+    def _request(self, conn: Connection, replies: Replies, query: str | None) -> _Reads | None:
+        """The replies of the searches of ``query`` read, and the reads of what they found sent."""
+        if query is None:
+            return None
+        conn.took(2)
+        found: list[Found] = [replies.search(), replies.search()]
+        if any(page.total > len(page.keys) for page in found):
+            return _Reads(query, [], [], plain=True)
+        checkpoints, writes = found
+        commands = [_mget(checkpoints.encoded[i : i + _CHUNK]) for i in range(0, len(checkpoints.keys), _CHUNK)]
+        commands += [_mget(writes.encoded[i : i + _CHUNK]) for i in range(0, len(writes.keys), _CHUNK)]
+        conn.send(commands + [_PTTL + key for key in checkpoints.encoded])
+        return _Reads(query, checkpoints.keys, writes.keys)
+
+    def _read(self, conn: Connection, replies: Replies, reads: _Reads | None) -> Fetched:
+        """The documents and TTLs of the batch whose reads were sent."""
+        if reads is None:
+            return [], []
+        if reads.plain:
+            return fetch_plain(self._client, self._indexes, reads.query)
+        with _collection_paused():
+            docs = _documents(conn, replies, reads.keys)
+            write_docs = _documents(conn, replies, reads.write_keys)
+        conn.took(len(reads.keys))
+        ttls = replies.integers(len(reads.keys))
+        checkpoints = [(key, doc, ttl) for (key, doc), ttl in zip(docs, ttls) if doc is not None]
+        return checkpoints, [(key, doc) for key, doc in write_docs if doc is not None]
+
+
+def _mget(encoded_keys: list[bytes]) -> bytes:
+    """``JSON.MGET <keys> $``, the keys as the search's reply spelled them."""
+    return b"*%d\r\n$9\r\nJSON.MGET\r\n%b$1\r\n$\r\n" % (len(encoded_keys) + 2, b"".join(encoded_keys))
+
+
+def _documents(conn: Connection, replies: Replies, keys: list[str]) -> list[tuple[str, Doc | None]]:
+    """``(key, document or None)`` for ``keys`` from their ``JSON.MGET`` replies."""
+    out: list[tuple[str, Doc | None]] = []
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        conn.took(1)
+        try:
+            found = replies.documents(parse)
+        except redis.ResponseError as error:
+            raise CorruptRecordError(f"cannot read documents {chunk[0]}…: {error}") from error
+        if len(found) != len(chunk):
+            raise redis.RedisError(f"JSON.MGET of {len(chunk)} keys answered {len(found)} values")
+        out += ((key, value[0] if value else None) for key, value in zip(chunk, found))
+    return out
 
 
 @contextmanager

@@ -6,8 +6,8 @@ then ``JSON.MGET`` through redis-py (whose replies the standard library's ``json
 
 - threads come from the server's aggregate with their checkpoint counts (``redis_listing``) and are
   read in batches of about ``_BATCH`` checkpoints; one ``FT.SEARCH`` per index finds a whole
-  batch's keys (a TAG union ``@thread_id:{a|b|c}``) and its documents come back in one reply
-  (``redis_fetch``: a script, else plain commands).
+  batch's keys (a TAG union ``@thread_id:{a|b|c}``), then ``JSON.MGET`` and ``PTTL`` read them
+  (``redis_fetch.Fetcher``; replies walked off the socket, not through redis-py's parser).
 - the next batch is requested before this one is converted: the server searches and reads while
   this process converts and the caller writes (one thread: no lock contention with the writer).
 - a document belongs to the thread it names (``$.thread_id``, compared exactly, as before): the
@@ -26,19 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-import redis
-
 from ckpt.backends.core.base import CheckpointKey, CheckpointRecord, Selection
-from ckpt.backends.redis.fetch import (
-    Connection,
-    Doc,
-    Fetched,
-    documents,
-    fetch_plain,
-    script_command,
-    scripted,
-    union,
-)
+from ckpt.backends.redis.fetch import Doc, Fetcher, documents, union
 from ckpt.backends.redis.listing import thread_summaries
 from ckpt.backends.redis.records import Converter, WritesByCheckpoint, is_misfiled
 from ckpt.backends.redis.schema import scan_keys, stored_ns
@@ -107,8 +96,6 @@ class BatchReader:
         self._selection = selection
         self._inline_blobs = inline_blobs
         self._searchable = searchable
-        self._scripts = True
-        """Whether batches are fetched by the script (until the server refuses it)."""
         self._convert = Converter()
 
     def records(self) -> Iterator[CheckpointRecord]:
@@ -117,36 +104,9 @@ class BatchReader:
 
     def fetched(self) -> Iterator[DocumentBatch]:
         """Each batch's documents as fetched, in thread order (what ``records`` converts)."""
-        batches = self._batches()
-        conn = Connection(self._r)
-        try:
-            current = next(batches, None)
-            sent = self._request(conn, current)
-            while current is not None:
-                reply = conn.read() if sent else None
-                following = next(batches, None)
-                sent = self._request(conn, following)  # the server fetches it while this one is used
-                yield DocumentBatch(current.threads, current.searchable, *self._fetched(current, reply))
-                current = following
-        finally:
-            conn.close()
-
-    def _request(self, conn: Connection, batch: _Batch | None) -> bool:
-        if batch is None or not batch.searchable or not self._scripts:
-            return False
-        conn.send([script_command(self._indexes, union(batch.searchable))])
-        return True
-
-    def _fetched(self, batch: _Batch, reply: Any) -> Fetched:
-        if not batch.searchable:
-            return [], []
-        fetched = scripted(reply) if reply is not None else None
-        if fetched is not None:
-            return fetched
-        fetched = fetch_plain(self._r, self._indexes, union(batch.searchable))
-        if isinstance(reply, redis.ResponseError):
-            self._scripts = False  # the script failed where plain commands work: no scripts here
-        return fetched
+        queries = ((batch, union(batch.searchable) if batch.searchable else None) for batch in self._batches())
+        for batch, fetched in Fetcher(self._r, self._indexes).batches(queries):
+            yield DocumentBatch(batch.threads, batch.searchable, *fetched)
 
     # -- which threads, in batches -------------------------------------------------
 

@@ -1,0 +1,174 @@
+"""Reading RedisSaver's documents by plain commands, replies walked off the socket (issue #24).
+
+``fetch.Fetcher`` reads each batch with ``FT.SEARCH``, ``JSON.MGET`` and ``PTTL`` and parses the
+replies itself (``resp.Replies``). Its oracle is redis-py: ``fetch.fetch_plain`` sends the same
+searches through redis-py's own reply parser. Every test runs on the real Redis server.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from ckpt.backends import CheckpointRecord, Selection, open_store
+from ckpt.backends.redis import fetch
+from ckpt.backends.redis.resp import Replies
+from ckpt.backends.redis.wire import command
+from tests.conftest import sqlite_url
+from tests.servers import redis_prefix, server_url
+
+THREADS = 130
+"""More than a batch's 100 threads: two batches, the second's commands sent while the first is used."""
+BIG = "x" * (3 << 20)
+"""A channel value bigger than a socket read (1 MiB): one document arrives in several reads."""
+
+
+@pytest.fixture
+def store(official_db: Path) -> Iterator[tuple[str, list[CheckpointRecord]]]:
+    with open_store(sqlite_url(official_db)) as source:
+        template = [r for r in source.records() if r.key.thread_id == "thread-1"][:3]
+    records = [replace(r, key=replace(r.key, thread_id=f"t{n:03}")) for n in range(THREADS) for r in template]
+    with redis_prefix() as url:
+        with open_store(url, write=True) as target:
+            target.write(records)
+        client = redis.Redis.from_url(url.split("?")[0])
+        prefix = url.split("checkpoint_prefix=")[1].split("&")[0]
+        keys = sorted(client.scan_iter(match=f"{prefix}:*"))
+        client.execute_command("JSON.SET", keys[0], "$.checkpoint.channel_values.big", f'"{BIG}"')
+        client.pexpire(keys[1], 3_600_000)
+        client.close()
+        yield url, records
+
+
+def _reader(url: str) -> Any:
+    store = open_store(url)
+    return store, store._reader(Selection())  # type: ignore[attr-defined]
+
+
+def _by_redis_py(reader: Any, client: Any) -> list[fetch.Fetched]:
+    """Each batch as redis-py's own reply parser reads it (the oracle)."""
+    return [fetch.fetch_plain(client, reader._indexes, fetch.union(b.searchable)) for b in reader._batches()]
+
+
+def _without_ttl_drift(batches: list[Any]) -> list[Any]:
+    """Batches with each TTL rounded to the minute (the key ages between two reads)."""
+    return [
+        ([(k, d, -1 if t < 0 else round(t, -5)) for k, d, t in checkpoints], writes) for checkpoints, writes in batches
+    ]
+
+
+def test_every_batch_reads_as_redis_py_reads_it(store: tuple[str, list[CheckpointRecord]]) -> None:
+    url, _ = store
+    src, reader = _reader(url)
+    with src:
+        fetched = [(b.checkpoints, b.writes) for b in reader.fetched()]
+        expected = _by_redis_py(reader, src._r)
+    assert len(fetched) == 2
+    assert _without_ttl_drift(fetched) == _without_ttl_drift(expected)
+    docs = [doc for checkpoints, _ in fetched for _, doc, _ in checkpoints]
+    assert sum(doc["checkpoint"]["channel_values"].get("big") == BIG for doc in docs) == 1
+    assert sorted(ttl > 0 for checkpoints, _ in fetched for _, _, ttl in checkpoints).count(True) == 1
+
+
+def _settled(records: Iterator[CheckpointRecord]) -> list[CheckpointRecord]:
+    """The records with their remaining TTL rounded to 100 s (the key ages between two reads)."""
+    return [
+        replace(r, extra=tuple((k, round(v, -5) if k == "redis.ttl_ms" else v) for k, v in r.extra)) for r in records
+    ]
+
+
+def test_every_checkpoint_written_is_read(store: tuple[str, list[CheckpointRecord]]) -> None:
+    url, records = store
+    with open_store(url) as src:
+        read = list(src.records())
+    assert len(read) == len(records) == THREADS * 3
+    assert {r.key for r in read} == {r.key for r in records}
+    assert [dict(r.extra).get("redis.ttl_ms", 0) > 0 for r in read].count(True) == 1
+
+
+@pytest.mark.parametrize("route", ["a search past one page", "no socket to read"])
+def test_the_redis_py_route_reads_the_same(
+    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    url, _ = store
+    with open_store(url) as src:
+        expected = _settled(src.records())
+    if route == "a search past one page":
+        monkeypatch.setattr(fetch, "_PAGE", 7)  # every batch's search has more pages: fetch_plain pages
+    else:
+        monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
+    used: list[str] = []
+    plain = fetch.fetch_plain
+    monkeypatch.setattr(fetch, "fetch_plain", lambda *a: used.append(a[2]) or plain(*a))
+    with open_store(url) as src:
+        assert _settled(src.records()) == expected
+    assert len(used) == 2  # both batches took redis-py's route
+
+
+def test_stopping_half_way_leaves_no_reply_behind(store: tuple[str, list[CheckpointRecord]]) -> None:
+    url, _ = store
+    src, reader = _reader(url)
+    with src:
+        batches = reader.fetched()
+        first = next(batches)  # the second batch's reads are in flight now
+        batches.close()
+        assert src._r.ping()
+        again = [(b.checkpoints, b.writes) for b in reader.fetched()]
+    assert _without_ttl_drift(again[:1]) == _without_ttl_drift([(first.checkpoints, first.writes)])
+
+
+def _raw_connection(client: Any) -> tuple[Any, socket.socket]:
+    conn = client.connection_pool.get_connection()
+    return conn, conn._sock
+
+
+def test_replies_nil_errors_and_big_values_off_the_socket() -> None:
+    client = redis.Redis.from_url(server_url("redis"), protocol=2)
+    value = b'["' + b"y" * (5 << 20) + b'"]'
+    client.execute_command("JSON.SET", "ckpt-test:big", "$", value[1:-1])
+    client.execute_command("JSON.SET", "ckpt-test:small", "$", '{"n": 18446744073709551615, "s": "\\u00fc\\r\\n"}')
+    conn, sock = _raw_connection(client)
+    try:
+        replies = Replies(sock)
+        conn.send_packed_command(
+            [
+                command("FT.SEARCH", "ckpt-test-no-such-index", "*"),
+                command("JSON.MGET", "ckpt-test:big", "ckpt-test:missing", "ckpt-test:small", "$"),
+                command("PTTL", "ckpt-test:big"),
+                command("PTTL", "ckpt-test:missing"),
+            ]
+        )
+        with pytest.raises(redis.ResponseError, match="no-such-index|Unknown index|no such index"):
+            replies.search()
+        big, missing, small = replies.documents(fetch.parse)
+        assert big == [value[2:-2].decode()]
+        assert missing is None
+        assert small == [{"n": 18446744073709551615, "s": "ü\r\n"}]
+        assert replies.integers(2) == [-1, -2]
+    finally:
+        conn.disconnect()
+        client.delete("ckpt-test:big", "ckpt-test:small")
+        client.close()
+
+
+def test_json_that_orjson_refuses_is_read_as_redis_py_reads_it() -> None:
+    text = b'[{"n": 123456789012345678901234567890, "s": "\\ud800"}]'
+    assert fetch.parse(memoryview(text)) == [{"n": 123456789012345678901234567890, "s": "\ud800"}]
+
+
+def test_an_unexpected_reply_type_is_an_error() -> None:
+    client = redis.Redis.from_url(server_url("redis"), protocol=2)
+    conn, sock = _raw_connection(client)
+    try:
+        conn.send_packed_command([command("PING")])
+        with pytest.raises(redis.RedisError, match="unexpected reply type '\\+'"):
+            Replies(sock).search()
+    finally:
+        conn.disconnect()
+        client.close()
