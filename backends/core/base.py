@@ -11,7 +11,7 @@ import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -55,10 +55,17 @@ class Payload:
 
     Tags are the serializer's (``msgpack``, ``null``, ``bytes``, ``json``, ``pickle``,
     ``msgpack+aes`` ...). Metadata payloads use ``json`` for UTF-8 JSON text.
+
+    ``decoded``: what ``data`` decodes to, where a reader made ``data`` by packing it
+    (``msgpack_raw.packed``): a writer may take it instead of decoding ``data`` again. It is
+    not part of the value (not compared, not hashed, not shown) and never outlives its
+    ``data``: it is not an init field, so ``dataclasses.replace`` and every new ``Payload`` start
+    without it. Read-only for everyone but ``packed``.
     """
 
     type: str
     data: bytes
+    decoded: Any = field(default=None, init=False, compare=False, hash=False, repr=False)
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see Payload

@@ -6,6 +6,8 @@ from typing import Any
 
 import ormsgpack
 
+from ckpt.backends.core.base import Payload
+
 OPTIONS = ormsgpack.OPT_NON_STR_KEYS
 
 
@@ -39,6 +41,15 @@ def unpack(data: bytes) -> Any:
 
 def pack(value: Any) -> bytes:
     return ormsgpack.packb(value, option=OPTIONS, default=_default)
+
+
+def packed(value: Any) -> Payload:
+    """A ``msgpack`` payload of ``value`` that keeps ``value`` as its ``decoded`` form (a writer
+    that needs the parts, as PostgreSQL's split does, then decodes nothing); the caller hands
+    ``value`` over and changes it no more."""
+    payload = Payload("msgpack", pack(value))
+    payload.decoded = value
+    return payload
 
 
 def _default(value: Any) -> Any:

@@ -201,9 +201,9 @@ class Fetcher:
         if any(page.total > len(page.keys) for page in found):
             return _Reads(query, [], [], plain=True)
         checkpoints, writes = found
-        commands = [_mget(checkpoints.encoded[i : i + _CHUNK]) for i in range(0, len(checkpoints.keys), _CHUNK)]
-        commands += [_mget(writes.encoded[i : i + _CHUNK]) for i in range(0, len(writes.keys), _CHUNK)]
-        conn.send(commands + [_PTTL + key for key in checkpoints.encoded])
+        commands = [_mget(page, i) for page in found for i in range(0, len(page.keys), _CHUNK)]
+        ttls = [_PTTL + checkpoints.encoded(i, i + 1) for i in range(len(checkpoints.keys))]
+        conn.send(commands + ttls)
         return _Reads(query, checkpoints.keys, writes.keys)
 
     def _read(self, conn: Connection, replies: Replies, reads: _Reads | None) -> Fetched:
@@ -221,9 +221,10 @@ class Fetcher:
         return checkpoints, [(key, doc) for key, doc in write_docs if doc is not None]
 
 
-def _mget(encoded_keys: list[bytes]) -> bytes:
-    """``JSON.MGET <keys> $``, the keys as the search's reply spelled them."""
-    return b"*%d\r\n$9\r\nJSON.MGET\r\n%b$1\r\n$\r\n" % (len(encoded_keys) + 2, b"".join(encoded_keys))
+def _mget(found: Found, start: int) -> bytes:
+    """``JSON.MGET <keys> $`` of ``_CHUNK`` keys from ``start``, as the search's reply spelled them."""
+    count = min(_CHUNK, len(found.keys) - start)
+    return b"*%d\r\n$9\r\nJSON.MGET\r\n%b$1\r\n$\r\n" % (count + 2, found.encoded(start, start + count))
 
 
 def _documents(conn: Connection, replies: Replies, keys: list[str]) -> list[tuple[str, Doc | None]]:
@@ -233,7 +234,7 @@ def _documents(conn: Connection, replies: Replies, keys: list[str]) -> list[tupl
         chunk = keys[start : start + _CHUNK]
         conn.took(1)
         try:
-            found = replies.documents(parse)
+            found = replies.json_array(parse)
         except redis.ResponseError as error:
             raise CorruptRecordError(f"cannot read documents {chunk[0]}…: {error}") from error
         if len(found) != len(chunk):

@@ -21,7 +21,7 @@ import ormsgpack
 
 from ckpt.backends.core.base import CheckpointKey, CheckpointRecord, Payload, PendingWrite, parse_metadata
 from ckpt.backends.core.errors import CorruptRecordError
-from ckpt.backends.core.msgpack_raw import RawExt, pack
+from ckpt.backends.core.msgpack_raw import RawExt, packed
 from ckpt.backends.redis.jsonform import from_redis, write_value_from_redis
 from ckpt.backends.redis.schema import EMPTY, ZERO_ID, misfiled_ids, stored_ns
 
@@ -66,7 +66,7 @@ def record(
     return CheckpointRecord(
         key=key,
         parent_checkpoint_id=parent,
-        checkpoint=Payload("msgpack", pack(ordered)),
+        checkpoint=packed(ordered),
         metadata=Payload("json", metadata_bytes),
         writes=tuple(mine),
         extra=extra,

@@ -27,15 +27,25 @@ _READ_MIN = 64 << 10
 _READ_MAX = 1 << 20
 """Bytes asked of the socket per read: at least what is missing of a reply part, within these."""
 _ARRAY, _BULK, _INTEGER, _ERROR = ord("*"), ord("$"), ord(":"), ord("-")
+_OPEN, _COMMA, _CLOSE = ord("["), ord(","), ord("]")
+_NIL = {_OPEN: b"[null", _COMMA: b",null"}
+_BLANKS = [b" " * n for n in range(21)]
+"""Blanks for the digits of a bulk string's length (at most 20: 2**64 has 20 digits)."""
 
 
 class Found(NamedTuple):
-    """A ``FT.SEARCH … NOCONTENT`` reply: the total the search matched, and the keys of this page,
-    decoded and as their bulk strings (``$<length>\\r\\n<key>\\r\\n``)."""
+    """A ``FT.SEARCH … NOCONTENT`` reply: the total the search matched and the keys of this page,
+    decoded, and as the reply spelled them: ``region`` holds their bulk strings
+    (``$<length>\r\n<key>\r\n``) back to back, key ``i``'s at ``region[bounds[i]:bounds[i + 1]]``."""
 
     total: int
     keys: list[str]
-    encoded: list[bytes]
+    region: bytes
+    bounds: list[int]
+
+    def encoded(self, start: int, stop: int) -> bytes:
+        """Keys ``start`` to ``stop`` as arguments of a command (their bulk strings)."""
+        return self.region[self.bounds[start] : self.bounds[min(stop, len(self.keys))]]
 
 
 class Replies:
@@ -59,37 +69,85 @@ class Replies:
         kind, count = self._head()
         if kind != _ARRAY or count < 1:
             raise _unexpected(kind)
-        spans = self._elements(count)
-        total = spans[0]
+        total = self._elements(1)[0]
         if not isinstance(total, int):
             raise _unexpected(_BULK)
         buf = self._buf
-        keys: list[str] = []
-        encoded: list[bytes] = []
-        for span in spans[1:]:
-            if not isinstance(span, tuple):
-                raise _unexpected(_INTEGER)
-            head, start, end = span
-            keys.append(buf[start:end].decode("utf-8", "surrogateescape"))
-            encoded.append(bytes(buf[head : end + 2]))
-        return Found(total, keys, encoded)
+        base = pos = self._pos
+        bounds: list[int] = []
+        starts: list[int] = []
+        for _ in range(count - 1):
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                self._pos = pos
+                end = self._line_end()
+            if buf[pos] != _BULK:
+                raise _unexpected(buf[pos])
+            bounds.append(pos - base)
+            starts.append(end + 2 - base)
+            pos = end + 4 + int(buf[pos + 1 : end])
+            if len(buf) < pos:
+                self._fill(pos)
+        self._pos = pos
+        region = bytes(buf[base:pos])
+        bounds.append(len(region))
+        return Found(total, _decoded(region, starts, bounds), region, bounds)
 
-    def documents(self, parse: Callable[[Any], Any]) -> list[Any]:
-        """An array of bulk strings (nil: ``None``), each passed to ``parse`` as a view of the buffer."""
+    def json_array(self, parse: Callable[[Any], Any]) -> list[Any]:
+        """An array of bulk strings that each hold JSON (nil: ``None``), parsed by one call of
+        ``parse``: the reply is rewritten in place into a JSON array (a ``$<length>`` header
+        becomes ``[`` or ``,`` and blanks, a nil ``$-1\r\n`` becomes ``,null``; CR LF is JSON
+        whitespace), so ``parse`` gets a view of ``[a,b,null,…]`` and no element costs a call."""
         kind, count = self._head()
         if kind != _ARRAY:
             raise _unexpected(kind)
-        spans = self._elements(count)
-        out: list[Any] = []
-        with memoryview(self._buf) as view:
-            for span in spans:
-                if span is None:
-                    out.append(None)
-                elif isinstance(span, tuple):
-                    out.append(parse(view[span[1] : span[2]]))
-                else:
-                    raise _unexpected(_INTEGER)
-        return out
+        if count <= 0:
+            return []
+        buf = self._buf
+        first = pos = self._pos
+        separator = _OPEN
+        for _ in range(count):
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                self._pos = pos
+                end = self._line_end()
+            if buf[pos] != _BULK:
+                raise _unexpected(buf[pos])
+            length = int(buf[pos + 1 : end])
+            if length < 0:
+                buf[pos : end + 2] = _NIL[separator]  # "$-1\r\n": five bytes, as ",null"
+                pos = end + 2
+            else:
+                buf[pos] = separator
+                buf[pos + 1 : end] = _BLANKS[end - pos - 1]
+                stop = end + 2 + length
+                if len(buf) < stop + 2:
+                    self._fill(stop + 2)
+                pos = stop + 2
+            separator = _COMMA
+        self._pos = pos
+        parsed = self._closed_and_parsed(first, pos, parse)
+        if not isinstance(parsed, list) or len(parsed) != count:
+            raise redis.RedisError(f"an array of {count} JSON values read as {type(parsed).__name__}")
+        return parsed
+
+    def _closed_and_parsed(self, first: int, end: int, parse: Callable[[Any], Any]) -> Any:
+        """``parse`` of ``buf[first:end] + "]"``: the byte at ``end`` (the next reply's, if any) is
+        lent for the ``]`` and given back."""
+        buf = self._buf
+        lent = buf[end] if end < len(buf) else None
+        if lent is None:
+            buf.append(_CLOSE)
+        else:
+            buf[end] = _CLOSE
+        try:
+            with memoryview(buf) as view, view[first : end + 1] as text:
+                return parse(text)
+        finally:
+            if lent is None:
+                del buf[end:]
+            else:
+                buf[end] = lent
 
     # -- the buffer ----------------------------------------------------------------
 
@@ -165,6 +223,17 @@ class Replies:
             if not chunk:
                 raise redis.ConnectionError("Connection closed by server.")
             buf += chunk
+
+
+def _decoded(region: bytes, starts: list[int], bounds: list[int]) -> list[str]:
+    """The keys of a search's ``region``, key ``i`` from ``starts[i]`` to two bytes (CR LF) short
+    of ``bounds[i + 1]``: one ASCII decode of the region, sliced, else each key decoded (UTF-8,
+    an undecodable byte kept as a surrogate)."""
+    try:
+        text = region.decode("ascii")
+    except UnicodeDecodeError:
+        return [region[s : e - 2].decode("utf-8", "surrogateescape") for s, e in zip(starts, bounds[1:])]
+    return [text[s : e - 2] for s, e in zip(starts, bounds[1:])]
 
 
 def _unexpected(kind: int) -> redis.RedisError:

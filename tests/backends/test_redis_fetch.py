@@ -33,7 +33,8 @@ BIG = "x" * (3 << 20)
 def store(official_db: Path) -> Iterator[tuple[str, list[CheckpointRecord]]]:
     with open_store(sqlite_url(official_db)) as source:
         template = [r for r in source.records() if r.key.thread_id == "thread-1"][:3]
-    records = [replace(r, key=replace(r.key, thread_id=f"t{n:03}")) for n in range(THREADS) for r in template]
+    ids = [f"t{n:03}" for n in range(THREADS - 1)] + ["üni🙂"]  # a key that is not ASCII, too
+    records = [replace(r, key=replace(r.key, thread_id=thread_id)) for thread_id in ids for r in template]
     with redis_prefix() as url:
         with open_store(url, write=True) as target:
             target.write(records)
@@ -70,6 +71,7 @@ def test_every_batch_reads_as_redis_py_reads_it(store: tuple[str, list[Checkpoin
         fetched = [(b.checkpoints, b.writes) for b in reader.fetched()]
         expected = _by_redis_py(reader, src._r)
     assert len(fetched) == 2
+    assert sum("üni🙂" in key for checkpoints, _ in fetched for key, _, _ in checkpoints) == 3
     assert _without_ttl_drift(fetched) == _without_ttl_drift(expected)
     docs = [doc for checkpoints, _ in fetched for _, doc, _ in checkpoints]
     assert sum(doc["checkpoint"]["channel_values"].get("big") == BIG for doc in docs) == 1
@@ -140,16 +142,20 @@ def test_replies_nil_errors_and_big_values_off_the_socket() -> None:
             [
                 command("FT.SEARCH", "ckpt-test-no-such-index", "*"),
                 command("JSON.MGET", "ckpt-test:big", "ckpt-test:missing", "ckpt-test:small", "$"),
+                command("JSON.MGET", "ckpt-test:missing", "ckpt-test:small", "ckpt-test:missing", "$"),
+                command("JSON.MGET", "ckpt-test:missing", "$"),
                 command("PTTL", "ckpt-test:big"),
                 command("PTTL", "ckpt-test:missing"),
             ]
         )
         with pytest.raises(redis.ResponseError, match="no-such-index|Unknown index|no such index"):
             replies.search()
-        big, missing, small = replies.documents(fetch.parse)
+        big, missing, small = replies.json_array(fetch.parse)
         assert big == [value[2:-2].decode()]
         assert missing is None
         assert small == [{"n": 18446744073709551615, "s": "ü\r\n"}]
+        assert replies.json_array(fetch.parse) == [None, small, None]
+        assert replies.json_array(fetch.parse) == [None]
         assert replies.integers(2) == [-1, -2]
     finally:
         conn.disconnect()
