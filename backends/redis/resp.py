@@ -78,11 +78,8 @@ class Replies:
         starts: list[int] = []
         for _ in range(count - 1):
             end = buf.find(b"\r\n", pos)
-            if end < 0:
-                self._pos = pos
-                end = self._line_end()
-            if buf[pos] != _BULK:
-                raise _unexpected(buf[pos])
+            if end < 0 or buf[pos] != _BULK:
+                end = self._bulk_line(pos)
             bounds.append(pos - base)
             starts.append(end + 2 - base)
             pos = end + 4 + int(buf[pos + 1 : end])
@@ -108,11 +105,8 @@ class Replies:
         separator = _OPEN
         for _ in range(count):
             end = buf.find(b"\r\n", pos)
-            if end < 0:
-                self._pos = pos
-                end = self._line_end()
-            if buf[pos] != _BULK:
-                raise _unexpected(buf[pos])
+            if end < 0 or buf[pos] != _BULK:
+                end = self._bulk_line(pos)
             length = int(buf[pos + 1 : end])
             if length < 0:
                 buf[pos : end + 2] = _NIL[separator]  # "$-1\r\n": five bytes, as ",null"
@@ -201,6 +195,14 @@ class Replies:
                 raise _unexpected(kind)
         self._pos = pos
         return out
+
+    def _bulk_line(self, pos: int) -> int:
+        """The end of the bulk string header at ``pos``, read in whole; another type is refused."""
+        self._pos = pos
+        end = self._line_end()
+        if self._buf[pos] != _BULK:
+            raise _unexpected(self._buf[pos])
+        return end
 
     def _line_end(self) -> int:
         buf = self._buf
