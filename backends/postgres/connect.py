@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ckpt.backends.core.errors import BackendUnavailableError, NotAStoreError
 from ckpt.backends.core.urls import redact
@@ -43,14 +44,23 @@ def conninfo(url: str) -> tuple[str, str]:
     return schema, urlunsplit(("postgresql", parts.netloc, parts.path, rest, parts.fragment))
 
 
+def _url_options(uri: str) -> str:
+    try:
+        return str(conninfo_to_dict(uri).get("options") or "")
+    except psycopg.ProgrammingError:
+        return ""  # an invalid URI: psycopg.connect reports it
+
+
 def connect(url: str, *, read_only: bool) -> tuple[str, Handle]:
     schema, uri = conninfo(url)
     if not _IDENT.match(schema):
         raise NotAStoreError(f"invalid schema name {schema!r}")
-    options = "-c default_transaction_read_only=on" if read_only else ""
+    # the URL's own ``options`` (``-c statement_timeout=…``) kept: a keyword argument would replace them
+    options = " ".join(filter(None, [_url_options(uri), "-c default_transaction_read_only=on" if read_only else ""]))
     try:
         # autocommit: explicit transactions only, one per write batch, one snapshot per read
-        conn = psycopg.connect(uri, connect_timeout=10, options=options, autocommit=True)
+        target = make_conninfo(uri, options=options) if options else uri
+        conn = psycopg.connect(target, connect_timeout=10, autocommit=True)
     except psycopg.Error as error:
         reason = (str(error).strip().splitlines() or ["unknown error"])[0]
         raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(reason)}") from None

@@ -267,3 +267,18 @@ def test_a_row_that_cannot_be_assembled_stops_the_read_after_the_records_before_
                 read.append(record.key)
         first_bad = next(i for i, key in enumerate(keys) if key.thread_id == bad.thread_id and key not in read)
         assert read == keys[:first_bad] and first_bad <= keys.index(bad)
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_the_urls_own_options_are_kept(official_db: Path, write: bool) -> None:
+    """``options`` in the URL (libpq's ``-c name=value``) reach the server beside ckpt's own
+    (a read-only open adds ``default_transaction_read_only``, which used to replace them)."""
+    with postgres_schema() as (url, _):
+        with open_store(sqlite_url(official_db)) as source, open_store(url, write=True) as target:
+            target.write(list(source.records()))
+        with open_store(f"{url}&options=-c%20statement_timeout%3D12345", write=write) as store:
+            conn = store._conn  # type: ignore[attr-defined]
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "12345ms"
+            read_only = conn.execute("SHOW default_transaction_read_only").fetchone()[0]
+            assert read_only == ("off" if write else "on")
+            assert len(list(store.records())) == 29
