@@ -48,8 +48,7 @@ def to_string_versions(checkpoint: bytes) -> bytes:
         if version_kind(checkpoint) != _INT:
             return checkpoint  # not ours to judge: carried as it is
         raise
-    versions = fields.get("channel_versions") if isinstance(fields, dict) else None
-    if not isinstance(versions, dict) or not versions or isinstance(next(iter(versions.values())), str):
+    if strings_or_none(fields.get("channel_versions") if isinstance(fields, dict) else None):
         return checkpoint  # strings already, or nothing to convert: the very same bytes
     values = fields.get("channel_values") or {}
     string_versions(fields, {k: pack(v) for k, v in values.items()})
@@ -77,6 +76,12 @@ def to_int_versions(checkpoint: bytes) -> bytes:
         if isinstance(channels, dict):
             seen[node] = {ch: _counter(v) for ch, v in channels.items()}
     return pack(fields)
+
+
+def strings_or_none(versions: Any) -> bool:
+    """Whether ``to_string_versions`` leaves a checkpoint with these ``channel_versions`` as it
+    is: not a map, an empty one, or one whose first version is a string already."""
+    return not isinstance(versions, dict) or not versions or isinstance(next(iter(versions.values())), str)
 
 
 def _counter(version: Any) -> Any:

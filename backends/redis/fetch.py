@@ -1,18 +1,21 @@
-"""A batch of threads' documents from the server by plain commands, a batch ahead (issue #24).
+"""A batch of threads' documents from the server in one script call, a batch ahead (issue #24).
 
 redis-py's reply parser is Python: profiled on a 100k-checkpoint migrate, parsing the replies of
 ``FT.SEARCH`` (one bulk string per key) and ``JSON.MGET`` (one per document) took about as long as
-converting the documents. A Lua script that searched, read and joined a batch's documents into five
-strings fixed the client's side but cost the server's one thread ~1.7 CPU-s per 100k checkpoints
-(the joining; the reads themselves are ~1.5 s), which the workers of a ``--jobs 2`` copy queue on.
-So a batch is read by plain commands (``Fetcher``): one ``FT.SEARCH`` per index for the batch's
-keys, ``JSON.MGET`` in chunks and a ``PTTL`` per checkpoint key, the next batch's commands sent
-before this one's documents are handed on; the replies are walked in one buffer off the socket
-(``resp.Replies``) and each document is parsed by orjson; where orjson refuses one (an integer
-past 64 bits, a lone surrogate) the standard library's ``json`` reads it as redis-py did.
+converting the documents. So a batch is fetched by one script (``_FETCH``) that searches both
+indexes, reads every document (``JSON.MGET`` per ``_CHUNK`` keys) and each checkpoint key's
+``PTTL``, and returns the keys and the TTLs as JSON text and the ``JSON.MGET`` replies as they are.
+Its reply is walked off the socket (``resp.Replies``): each ``JSON.MGET`` reply is rewritten in
+place into one JSON array and parsed by orjson in one call. (The script used to join the documents
+into one string itself: Lua's joining cost the server's one thread ~0.9 of its 3.2 CPU-s per 100k
+checkpoints, which the workers of a ``--jobs 2`` copy queue on. Plain commands instead cost the
+server least, but the client ~0.4 s more than this, a Python step per key.) Where orjson refuses a
+document (an integer past 64 bits, a lone surrogate) the standard library's ``json`` reads it as
+redis-py did.
 
-Where the connection's socket is not reachable (``Replies`` needs it), or a batch's search has
-more than one page, the same reads go through redis-py on their own connection (``fetch_plain``).
+Where scripts cannot run (ACLs, ``FT.SEARCH`` refused inside a script), a batch is too big for one
+call (``_LIMIT`` keys) or the connection's socket is not reachable (``Replies`` needs it), the same
+reads go through redis-py as plain commands (``fetch_plain``).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import redis
 
 from ckpt.backends.core.errors import CorruptRecordError
-from ckpt.backends.redis.resp import Found, Replies
+from ckpt.backends.redis.resp import Replies
 from ckpt.backends.redis.wire import command
 
 Doc = dict[str, Any]
@@ -39,7 +42,6 @@ _PAGE = 10_000
 """Search results per page."""
 _CHUNK = 500
 """Keys per ``JSON.MGET`` sent by the client."""
-_PTTL = b"*2\r\n$4\r\nPTTL\r\n"
 T = TypeVar("T")
 
 
@@ -135,46 +137,73 @@ def union(values: list[str]) -> str:
     return head + "|".join(tag_query("thread_id", v)[len(head) : -1] for v in values) + "}"
 
 
-class _Reads(NamedTuple):
-    """A batch's reads in flight: the keys its searches found (``plain``: more than a page,
-    read by ``fetch_plain`` instead)."""
+_LIMIT = 5_000
+"""Keys (checkpoints and writes) a script reads at most; a bigger batch takes the plain path.
+A script runs alone on the server (nothing else is served meanwhile): the cap bounds the pause a
+live store sees per call (a batch of ~500 checkpoints is ~2,300 keys)."""
 
-    query: str
-    keys: list[str]
-    write_keys: list[str]
-    plain: bool = False
+_FETCH = """
+local index, write_index, query = ARGV[1], ARGV[2], ARGV[3]
+local page, limit, chunk = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local function search(name)
+  local keys = {}
+  while true do
+    local reply = redis.call('FT.SEARCH', name, query, 'NOCONTENT', 'TIMEOUT', 0, 'LIMIT', #keys, page, 'DIALECT', 2)
+    for i = 2, #reply do keys[#keys + 1] = reply[i] end
+    if #keys > limit then return nil end
+    if #reply < 2 or #keys >= reply[1] then return keys end
+  end
+end
+local function encode(keys)
+  if #keys == 0 then return '[]' end
+  return cjson.encode(keys)
+end
+local function mget(keys)
+  local out = {}
+  for s = 1, #keys, chunk do
+    local args = {}
+    for i = s, math.min(s + chunk - 1, #keys) do args[#args + 1] = keys[i] end
+    args[#args + 1] = '$'
+    out[#out + 1] = redis.call('JSON.MGET', unpack(args))
+  end
+  return out
+end
+local keys = search(index)
+local write_keys = keys and search(write_index)
+if not write_keys or #keys + #write_keys > limit then return {'big'} end
+local ttls = {}
+for i, key in ipairs(keys) do ttls[i] = redis.call('PTTL', key) end
+return {encode(keys), encode(write_keys), mget(keys), mget(write_keys), '[' .. table.concat(ttls, ',') .. ']'}
+"""
 
 
 class Fetcher:
-    """Each batch's documents by plain commands on one connection, the next batch's commands in
-    flight while the caller uses one (see the module's doc)."""
+    """Each batch's documents from one script call, the next batch's call in flight while the
+    caller uses one (see the module's doc); by plain commands through redis-py where scripts
+    cannot run or a batch is too big for one call."""
 
     def __init__(self, client: Any, indexes: tuple[str, str]) -> None:
         self._client = client
         self._indexes = indexes
+        self._scripts = True
+        """Whether batches are read by the script (until the server refuses it)."""
 
     def batches(self, queries: Iterator[tuple[T, str | None]]) -> Iterator[tuple[T, Fetched]]:
         """``(batch, what its search query finds)`` for each ``(batch, query)`` (``None``:
-        nothing to search), in order.
-
-        The replies come in the order the commands went (a batch's searches, its reads, the next
-        batch's searches, its reads), so the next batch's searches go out before this batch's
-        reads are read, and its reads (the keys they need just found) before this one is yielded.
-        """
+        nothing to search), in order."""
         conn = Connection(self._client)
         replies = conn.replies()
         try:
-            if replies is None:
+            if replies is None:  # no socket to read: redis-py reads every batch
                 yield from ((batch, self._plain(query)) for batch, query in queries)
                 return
             current = next(queries, None)
-            reads = self._request(conn, replies, self._send_searches(conn, current))
+            sent = self._request(conn, replies, current)
             while current is not None:
                 following = next(queries, None)
-                pending = self._send_searches(conn, following)
-                fetched = self._read(conn, replies, reads)
-                reads = self._request(conn, replies, pending)
-                yield current[0], fetched
+                fetched = self._read(conn, replies, current[1]) if sent else None
+                sent = self._request(conn, replies, following)  # the server reads it while this one is used
+                yield current[0], fetched if fetched is not None else self._plain(current[1])
                 current = following
         except BaseException:
             conn.abandon()
@@ -182,65 +211,46 @@ class Fetcher:
         finally:
             conn.close()
 
+    def _request(self, conn: Connection, replies: Replies, batch: tuple[Any, str | None] | None) -> bool:
+        if batch is None or batch[1] is None or not self._scripts:
+            return False
+        conn.send([command("EVAL", _FETCH, 0, *self._indexes, batch[1], _PAGE, _LIMIT, _CHUNK)])
+        return True
+
+    def _read(self, conn: Connection, replies: Replies, query: str | None) -> Fetched | None:
+        """The script's reply; ``None`` when the batch was too big or the script failed."""
+        conn.took(1)
+        try:
+            parts = replies.array()
+        except redis.ResponseError:
+            self._scripts = False  # refused (ACLs, FT.SEARCH inside a script): plain commands from now on
+            return None
+        if parts != 5:
+            replies.skip(parts)  # {'big'}
+            return None
+        with _collection_paused():
+            keys, write_keys = replies.bulk(parse), replies.bulk(parse)
+            docs = _chunks(replies, keys)
+            write_docs = _chunks(replies, write_keys)
+            ttls = replies.bulk(orjson.loads)
+        checkpoints = [(k, d[0], t) for k, d, t in zip(keys, docs, ttls) if d]
+        return checkpoints, [(k, d[0]) for k, d in zip(write_keys, write_docs) if d]
+
     def _plain(self, query: str | None) -> Fetched:
         return fetch_plain(self._client, self._indexes, query) if query is not None else ([], [])
 
-    def _send_searches(self, conn: Connection, batch: tuple[Any, str | None] | None) -> str | None:
-        """The batch's searches sent; returns their query."""
-        query = batch[1] if batch is not None else None
-        if query is not None:
-            conn.send([_search(index, query, 0) for index in self._indexes])
-        return query
 
-    def _request(self, conn: Connection, replies: Replies, query: str | None) -> _Reads | None:
-        """The replies of the searches of ``query`` read, and the reads of what they found sent."""
-        if query is None:
-            return None
-        conn.took(2)
-        found: list[Found] = [replies.search(), replies.search()]
-        if any(page.total > len(page.keys) for page in found):
-            return _Reads(query, [], [], plain=True)
-        checkpoints, writes = found
-        commands = [_mget(page, i) for page in found for i in range(0, len(page.keys), _CHUNK)]
-        ttls = [_PTTL + checkpoints.encoded(i, i + 1) for i in range(len(checkpoints.keys))]
-        conn.send(commands + ttls)
-        return _Reads(query, checkpoints.keys, writes.keys)
-
-    def _read(self, conn: Connection, replies: Replies, reads: _Reads | None) -> Fetched:
-        """The documents and TTLs of the batch whose reads were sent."""
-        if reads is None:
-            return [], []
-        if reads.plain:
-            return fetch_plain(self._client, self._indexes, reads.query)
-        with _collection_paused():
-            docs = _documents(conn, replies, reads.keys)
-            write_docs = _documents(conn, replies, reads.write_keys)
-        conn.took(len(reads.keys))
-        ttls = replies.integers(len(reads.keys))
-        checkpoints = [(key, doc, ttl) for (key, doc), ttl in zip(docs, ttls) if doc is not None]
-        return checkpoints, [(key, doc) for key, doc in write_docs if doc is not None]
-
-
-def _mget(found: Found, start: int) -> bytes:
-    """``JSON.MGET <keys> $`` of ``_CHUNK`` keys from ``start``, as the search's reply spelled them."""
-    count = min(_CHUNK, len(found.keys) - start)
-    return b"*%d\r\n$9\r\nJSON.MGET\r\n%b$1\r\n$\r\n" % (count + 2, found.encoded(start, start + count))
-
-
-def _documents(conn: Connection, replies: Replies, keys: list[str]) -> list[tuple[str, Doc | None]]:
-    """``(key, document or None)`` for ``keys`` from their ``JSON.MGET`` replies."""
-    out: list[tuple[str, Doc | None]] = []
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        conn.took(1)
-        try:
-            found = replies.json_array(parse)
-        except redis.ResponseError as error:
-            raise CorruptRecordError(f"cannot read documents {chunk[0]}…: {error}") from error
-        if len(found) != len(chunk):
-            raise redis.RedisError(f"JSON.MGET of {len(chunk)} keys answered {len(found)} values")
-        out += ((key, value[0] if value else None) for key, value in zip(chunk, found))
-    return out
+def _chunks(replies: Replies, keys: list[str]) -> list[Any]:
+    """The documents of ``keys``, one ``JSON.MGET`` reply per ``_CHUNK`` keys (``None``: no document)."""
+    count = replies.array()
+    if count != -(-len(keys) // _CHUNK):
+        raise redis.RedisError(f"{count} JSON.MGET replies for {len(keys)} keys")
+    docs: list[Any] = []
+    for _ in range(count):
+        docs += replies.json_array(parse)
+    if len(docs) != len(keys):
+        raise redis.RedisError(f"{len(docs)} documents for {len(keys)} keys")
+    return docs
 
 
 @contextmanager

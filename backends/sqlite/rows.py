@@ -96,10 +96,16 @@ def checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
 
 
 def saver_versions(checkpoint: Payload) -> bytes:
-    """SqliteSaver counts versions as padded strings; integer ones (MongoDB, Couchbase) are converted."""
-    from ckpt.backends.core.versions import to_string_versions  # writes only: read commands skip its imports
+    """SqliteSaver counts versions as padded strings; integer ones (MongoDB, Couchbase) are converted.
+    A payload a reader packed (``Payload.decoded``) shows its versions without a look at the bytes."""
+    from ckpt.backends.core.versions import strings_or_none, to_string_versions  # writes only
 
-    return to_string_versions(checkpoint.data) if checkpoint.type == "msgpack" else checkpoint.data
+    if checkpoint.type != "msgpack":
+        return checkpoint.data
+    decoded = checkpoint.decoded
+    if type(decoded) is dict and strings_or_none(decoded.get("channel_versions")):
+        return checkpoint.data
+    return to_string_versions(checkpoint.data)
 
 
 def metadata_json(metadata: Payload) -> bytes:

@@ -13,7 +13,6 @@ import pytest
 from ckpt.backends import open_store
 from ckpt.backends.core.base import Payload
 from ckpt.backends.core.errors import CorruptRecordError
-from ckpt.backends.core.msgpack_raw import RawExt, pack, packed
 from ckpt.backends.core.msgpack_spans import map_header
 from ckpt.backends.postgres.layout import _fast_split, _split, _walk_split, split
 from tests.conftest import sqlite_url
@@ -123,47 +122,3 @@ def test_split_reports_corrupt_records_by_key(official_db: Path) -> None:
     broken = replace(record, checkpoint=Payload("msgpack", record.checkpoint.data[:-3]))
     with pytest.raises(CorruptRecordError, match="cannot decode"):
         split(broken)
-
-
-DECODED_CASES = {
-    "messages, bytes, NaN, NUL": _checkpoint(
-        {"m": [ormsgpack.Ext(5, b"\x90"), {"k": 1}], "b": b"\x00\x01", "nan": math.nan, "nul": "a\x00b", "n": 2},
-        pending_sends=[ormsgpack.Ext(5, b"\x90")],
-    ),
-    "kept ext (RawExt)": _checkpoint({"m": RawExt(5, b"\x91\x01"), "deep": [RawExt(7, b"\x90")]}),
-    "delta snapshot (ormsgpack.Ext)": _checkpoint({"messages": ormsgpack.Ext(7, b"\x90")}),
-    "delta snapshot (RawExt)": _checkpoint({"messages": RawExt(7, b"\x90")}),
-    "int versions": _checkpoint({"messages": [1, 2], "n": 1}, {"messages": 2, "n": 1}),
-    "no version": _checkpoint({"nan": math.nan}, {}),
-    "ext outside channel values": _checkpoint({"n": 1}, versions_seen={"x": ormsgpack.Ext(5, b"\x90")}),
-}
-
-
-@pytest.mark.parametrize("name", DECODED_CASES)
-def test_a_packed_payload_splits_as_its_bytes_do(official_db: Path, name: str) -> None:
-    """``Payload.decoded`` (a reader that packed the checkpoint) gives the rows its bytes give, or
-    the same error: the PostgreSQL split reads the fields instead of decoding the bytes."""
-    with open_store(sqlite_url(official_db)) as store:
-        record = next(iter(store.records()))
-    fields = DECODED_CASES[name]
-    with_fields = replace(record, checkpoint=packed(fields))
-    from_bytes = replace(record, checkpoint=Payload("msgpack", with_fields.checkpoint.data))
-    assert with_fields.checkpoint.decoded is fields and from_bytes.checkpoint.decoded is None
-    assert with_fields.checkpoint == from_bytes.checkpoint
-    try:
-        expected = split(from_bytes)
-    except CorruptRecordError as error:
-        with pytest.raises(CorruptRecordError, match=str(error).split(":")[0]):
-            split(with_fields)
-        return
-    assert split(with_fields) == expected
-    assert pack(fields) == with_fields.checkpoint.data  # the reader's fields left as they were
-
-
-def test_the_decoded_form_never_outlives_its_bytes() -> None:
-    payload = packed({"v": 4})
-    assert replace(payload, data=b"\x80").decoded is None
-    assert replace(payload).decoded is None
-    assert Payload(payload.type, payload.data) == payload
-    assert hash(Payload(payload.type, payload.data)) == hash(payload)
-    assert "decoded" not in repr(payload)

@@ -1,14 +1,16 @@
-"""Reading RedisSaver's documents by plain commands, replies walked off the socket (issue #24).
+"""Reading RedisSaver's documents a batch per script call, replies walked off the socket (issue #24).
 
-``fetch.Fetcher`` reads each batch with ``FT.SEARCH``, ``JSON.MGET`` and ``PTTL`` and parses the
-replies itself (``resp.Replies``). Its oracle is redis-py: ``fetch.fetch_plain`` sends the same
-searches through redis-py's own reply parser. Every test runs on the real Redis server.
+``fetch.Fetcher`` reads each batch with one script (``FT.SEARCH``, ``JSON.MGET`` and ``PTTL`` on the
+server) and parses its reply itself (``resp.Replies``). Its oracle is redis-py: ``fetch.fetch_plain``
+sends the same searches and reads as plain commands through redis-py's own reply parser. Every test
+runs on the real Redis server.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,23 +96,44 @@ def test_every_checkpoint_written_is_read(store: tuple[str, list[CheckpointRecor
     assert [dict(r.extra).get("redis.ttl_ms", 0) > 0 for r in read].count(True) == 1
 
 
-@pytest.mark.parametrize("route", ["a search past one page", "no socket to read"])
+def test_a_search_past_one_page_is_read_whole(
+    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = store
+    with open_store(url) as src:
+        expected = _settled(src.records())
+    monkeypatch.setattr(fetch, "_PAGE", 7)  # the script pages through every search
+    with open_store(url) as src:
+        assert _settled(src.records()) == expected
+
+
+@pytest.mark.parametrize("route", ["batches too big for a call", "no socket to read", "scripts refused"])
 def test_the_redis_py_route_reads_the_same(
     store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch, route: str
 ) -> None:
     url, _ = store
     with open_store(url) as src:
         expected = _settled(src.records())
-    if route == "a search past one page":
-        monkeypatch.setattr(fetch, "_PAGE", 7)  # every batch's search has more pages: fetch_plain pages
-    else:
+    if route == "batches too big for a call":
+        monkeypatch.setattr(fetch, "_LIMIT", 50)  # every batch has more keys: the script says 'big'
+    elif route == "no socket to read":
         monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
     used: list[str] = []
     plain = fetch.fetch_plain
     monkeypatch.setattr(fetch, "fetch_plain", lambda *a: used.append(a[2]) or plain(*a))
-    with open_store(url) as src:
+    refused_before = _evals_refused()
+    user = _as_user_without_scripts(url) if route == "scripts refused" else nullcontext(url)
+    with user as reader_url, open_store(reader_url) as src:
         assert _settled(src.records()) == expected
     assert len(used) == 2  # both batches took redis-py's route
+    assert _evals_refused() - refused_before == (1 if route == "scripts refused" else 0)  # tried once
+
+
+def _evals_refused() -> int:
+    client = redis.Redis.from_url(server_url("redis"))
+    stats = client.info("commandstats").get("cmdstat_eval", {})
+    client.close()
+    return int(stats.get("rejected_calls", 0))
 
 
 def test_stopping_half_way_leaves_no_reply_behind(store: tuple[str, list[CheckpointRecord]]) -> None:
@@ -123,6 +146,18 @@ def test_stopping_half_way_leaves_no_reply_behind(store: tuple[str, list[Checkpo
         assert src._r.ping()
         again = [(b.checkpoints, b.writes) for b in reader.fetched()]
     assert _without_ttl_drift(again[:1]) == _without_ttl_drift([(first.checkpoints, first.writes)])
+
+
+@contextmanager
+def _as_user_without_scripts(url: str) -> Iterator[str]:
+    """``url`` as an ACL user that may run every command but ``EVAL``."""
+    client = redis.Redis.from_url(server_url("redis"))
+    client.execute_command("ACL", "SETUSER", "ckpt-noscript", "on", ">noscript-pw", "~*", "&*", "+@all", "-eval")
+    try:
+        yield url.replace("redis://", "redis://ckpt-noscript:noscript-pw@", 1)
+    finally:
+        client.execute_command("ACL", "DELUSER", "ckpt-noscript")
+        client.close()
 
 
 def _raw_connection(client: Any) -> tuple[Any, socket.socket]:
@@ -144,19 +179,24 @@ def test_replies_nil_errors_and_big_values_off_the_socket() -> None:
                 command("JSON.MGET", "ckpt-test:big", "ckpt-test:missing", "ckpt-test:small", "$"),
                 command("JSON.MGET", "ckpt-test:missing", "ckpt-test:small", "ckpt-test:missing", "$"),
                 command("JSON.MGET", "ckpt-test:missing", "$"),
-                command("PTTL", "ckpt-test:big"),
-                command("PTTL", "ckpt-test:missing"),
+                command("EVAL", "return {'a', {1, 'b', false}, 'c'}", 0),
+                command("JSON.GET", "ckpt-test:small"),
+                command("JSON.GET", "ckpt-test:missing"),
             ]
         )
         with pytest.raises(redis.ResponseError, match="no-such-index|Unknown index|no such index"):
-            replies.search()
+            replies.array()
         big, missing, small = replies.json_array(fetch.parse)
         assert big == [value[2:-2].decode()]
         assert missing is None
         assert small == [{"n": 18446744073709551615, "s": "ü\r\n"}]
         assert replies.json_array(fetch.parse) == [None, small, None]
         assert replies.json_array(fetch.parse) == [None]
-        assert replies.integers(2) == [-1, -2]
+        assert replies.array() == 3
+        replies.skip(2)  # 'a' and the nested array
+        assert replies.bulk(bytes) == b"c"
+        assert [replies.bulk(fetch.parse)] == small
+        assert replies.bulk(fetch.parse) is None
     finally:
         conn.disconnect()
         client.delete("ckpt-test:big", "ckpt-test:small")
@@ -174,7 +214,7 @@ def test_an_unexpected_reply_type_is_an_error() -> None:
     try:
         conn.send_packed_command([command("PING")])
         with pytest.raises(redis.RedisError, match="unexpected reply type '\\+'"):
-            Replies(sock).search()
+            Replies(sock).array()
     finally:
         conn.disconnect()
         client.close()
