@@ -47,7 +47,8 @@ T = TypeVar("T")
 
 class Connection:
     """Raw commands on one pooled connection of ``client``: sent in order, replies read in order,
-    as bytes, no response callback (redis-py's public connection API only, like ``wire.Pipeline``)."""
+    as bytes, no response callback (redis-py's public connection API, like ``wire.Pipeline``; only
+    ``replies`` reaches past it, to the connection's socket, and steps aside where there is none)."""
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
