@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,33 +159,47 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
 
 
-def test_parallel_copy_out_of_redis_into_postgresql_the_app_already_wrote(
-    cli: Cli, official_db: Path, tmp_path: Path
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_a_copy_out_of_redis_beside_what_the_app_already_wrote(
+    cli: Cli, official_db: Path, tmp_path: Path, kind: str
 ) -> None:
-    """Two workers on hash shards of a Redis store write into a PostgreSQL schema where the app's
-    PostgresSaver already ran the graph: PostgresSaver reads every checkpoint the app wrote exactly
-    as before, every copied checkpoint as RedisSaver reads the source, and nothing else appeared."""
+    """A Redis store copied into a PostgreSQL schema (two workers on hash shards) or a SQLite file
+    where the app's own saver already ran the graph: that saver reads every checkpoint the app wrote
+    exactly as before, every copied checkpoint as RedisSaver reads the source, nothing else appeared,
+    and RedisSaver reads every checkpoint of the source as before."""
     from tests.servers import fresh_redis
     from tests.support import populate_official
 
     source = tmp_path / "bulk.db"
     total = _bulk_store(official_db, source, 4)
-    with fresh_redis() as redis_url, postgres_schema() as (url, libpq):
+    with fresh_redis() as redis_url, _target(kind, tmp_path) as (url, location, flags):
         assert cli("migrate", sqlite_url(source), redis_url).exit_code == 0
-        populate_official(libpq, 2)
-        with open_store(url) as pg:
-            held = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in pg.headers()]
+        populate_official(location, 2)
+        with open_store(url) as target:
+            held = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in target.headers()]
         with open_store(redis_url) as store:
             keys = [(h.key.thread_id, h.key.checkpoint_ns, h.key.checkpoint_id) for h in store.headers()]
         assert held and len(keys) == total and not set(held) & set(keys)
-        before = tuple_view(libpq, held)
-        result = cli("migrate", redis_url, url, "--jobs", "2", "--batch-size", "25", "-o", "json")
+        before, source_before = tuple_view(location, held), tuple_view(redis_url, keys)
+        result = cli("migrate", redis_url, url, *flags, "--batch-size", "25", "-o", "json")
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout)["checkpoints_written"] == total
-        assert tuple_view(libpq, held) == before
-        assert tuple_view(libpq, keys) == tuple_view(redis_url, keys)
-        with open_store(url) as pg:
-            assert sorted(str(h.key) for h in pg.headers()) == sorted(str(CheckpointKey(*k)) for k in held + keys)
+        assert tuple_view(location, held) == before
+        assert tuple_view(redis_url, keys) == source_before
+        assert tuple_view(location, keys) == source_before
+        with open_store(url) as target:
+            assert sorted(str(h.key) for h in target.headers()) == sorted(str(CheckpointKey(*k)) for k in held + keys)
+
+
+@contextmanager
+def _target(kind: str, tmp_path: Path) -> Iterator[tuple[str, Path | str, tuple[str, ...]]]:
+    """``(ckpt URL, where the official saver opens it, migrate flags)`` of an empty target."""
+    if kind == "sqlite":
+        path = tmp_path / "app.db"
+        yield sqlite_url(path), path, ()
+        return
+    with postgres_schema() as (url, libpq):
+        yield url, libpq, ("--jobs", "2")
 
 
 def _children(pid: int) -> list[int]:
