@@ -41,7 +41,7 @@ Fetched = tuple[list[tuple[str, Doc, int]], list[tuple[str, Doc]]]
 _PAGE = 10_000
 """Search results per page."""
 _CHUNK = 500
-"""Keys per ``JSON.MGET`` sent by the client."""
+"""Keys per ``JSON.MGET``: each call of the script's, and each plain one (``fetch_plain``, ``documents``)."""
 T = TypeVar("T")
 
 
