@@ -116,12 +116,15 @@ def _load(package: str, class_name: str, scheme: str, module_name: str = "store"
     return cls
 
 
-def open_store(url: str, *, write: bool = False, create: bool = True) -> Store:
+def open_store(url: str, *, write: bool = False, create: bool = True, reopen: bool = False) -> Store:
     """Open the store at ``url``. Read-only unless ``write=True``, which may create it; with
-    ``create=False`` as well (destructive verbs) it must exist and its schema is left as it is."""
+    ``create=False`` as well (destructive verbs) it must exist and its schema is left as it is.
+    ``reopen``: the parent process has just opened and checked it (``Store.reopen``)."""
     cls = store_class(url)
     if write and not create:
         return cls.open_existing(url)
+    if reopen:
+        return cls.reopen(url, write=write)
     return cls.open(url, write=write)
 
 

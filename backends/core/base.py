@@ -274,6 +274,13 @@ class Store(ABC):
         """Open the store at ``url``; read-only unless ``write`` (then it may be created)."""
 
     @classmethod
+    def reopen(cls, url: str, *, write: bool = False) -> Store:
+        """Open a store that this process's parent has just opened and checked (a ``--jobs``
+        worker's own connection to it): a driver may skip the checks of the whole store that the
+        parent's open made. This default opens as ``open`` does."""
+        return cls.open(url, write=write)
+
+    @classmethod
     def open_existing(cls, url: str) -> Store:
         """Open for destructive work (prune, compact): the store must already be there in a layout
         this driver knows, and no table, index or setting of it is created or changed.

@@ -55,7 +55,8 @@ def migrate(
     jobs = cap_jobs(jobs)[0]
     if jobs > 1:
         return _copy_in_parallel(source_url, target_url, open_store, selection, jobs, batch_size, progress, skip_bad)
-    with open_store(source_url) as source, open_store(target_url, write=True) as target:
+    # The parent opened and checked both stores before it started this worker.
+    with open_store(source_url, reopen=True) as source, open_store(target_url, write=True, reopen=True) as target:
         return copy_records(
             source,
             target,
@@ -258,7 +259,8 @@ def _worker_progress(checkpoints: int, size: int) -> None:
 def _copy_range(
     source_url: str, target_url: str, open_store: Opener, part: Selection, batch_size: int, skip_bad: bool
 ) -> CopyReport:
-    with open_store(source_url) as source, open_store(target_url, write=True) as target:
+    # The parent opened and checked both stores before it started this worker.
+    with open_store(source_url, reopen=True) as source, open_store(target_url, write=True, reopen=True) as target:
         return copy_records(
             source, target, part, source_url=source_url, batch_size=batch_size, skip_bad=skip_bad,
             progress=_worker_progress, validated=True, overlap=False,

@@ -68,7 +68,9 @@ class RedisClusterStore(RedisStore):
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> RedisClusterStore:
+    def open(
+        cls, url: str, *, write: bool = False, setup: bool = True, scan_for_shallow: bool = True
+    ) -> RedisClusterStore:
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         prefix = query.pop("checkpoint_prefix", "checkpoint")
         write_prefix = query.pop("checkpoint_write_prefix", "checkpoint_write")
@@ -79,7 +81,10 @@ class RedisClusterStore(RedisStore):
             client.ping()
         except redis.RedisError as exc:
             raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
-        store = cls(client, url, prefix, write_prefix, writable=write, setup=setup)  # type: ignore[arg-type]
+        store = cls(
+            client,  # type: ignore[arg-type]
+            url, prefix, write_prefix, writable=write, setup=setup, scan_for_shallow=scan_for_shallow,
+        )  # fmt: skip
         if ttl_minutes is not None:
             try:
                 store.ttl_ms = int(float(ttl_minutes) * 60_000)
@@ -107,7 +112,7 @@ class RedisClusterStore(RedisStore):
                 f"{redact(self.url)} has no '{self.prefix}' and '{self.write_prefix}' search indexes on any node "
                 "(no RedisSaver data here? writing to it with ckpt creates them)"
             )
-        if any(True for _ in scan(self._r, "write_registry:*:shallow")):
+        if self._scan_for_shallow and any(True for _ in scan(self._r, "write_registry:*:shallow")):
             raise NotAStoreError(
                 f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
             )

@@ -4,14 +4,14 @@ redis-py's reply parser is Python: profiled on a 100k-checkpoint migrate, parsin
 ``FT.SEARCH`` (one bulk string per key) and ``JSON.MGET`` (one per document) took about as long as
 converting the documents. So a batch is fetched by one script (``_FETCH``) that searches both
 indexes, reads every document (``JSON.MGET`` per ``_CHUNK`` keys) and each checkpoint key's
-``PTTL``, and returns the keys and the TTLs as JSON text and the ``JSON.MGET`` replies as they are.
-Its reply is walked off the socket (``resp.Replies``): each ``JSON.MGET`` reply is rewritten in
-place into one JSON array and parsed by orjson in one call. (The script used to join the documents
-into one string itself: Lua's joining cost the server's one thread ~0.9 of its 3.2 CPU-s per 100k
-checkpoints, which the workers of a ``--jobs 2`` copy queue on. Plain commands instead cost the
-server least, but the client ~0.4 s more than this, a Python step per key.) Where orjson refuses a
-document (an integer past 64 bits, a lone surrogate) the standard library's ``json`` reads it as
-redis-py did.
+``PTTL`` (unless no key of the database expires: ``ttls``), and returns the keys and the TTLs as
+JSON text and the ``JSON.MGET`` replies as they are. Its reply is walked off the socket
+(``resp.Replies``): each ``JSON.MGET`` reply is rewritten in place into one JSON array and parsed by
+orjson in one call. (The script used to join the documents into one string itself: Lua's joining
+cost the server's one thread ~0.9 of its 3.2 CPU-s per 100k checkpoints, which the workers of a
+``--jobs 2`` copy queue on. Plain commands instead cost the server least, but the client ~0.4 s
+more than this, a Python step per key.) Where orjson refuses a document (an integer past 64 bits, a
+lone surrogate) the standard library's ``json`` reads it as redis-py did.
 
 Where scripts cannot run (ACLs, ``FT.SEARCH`` refused inside a script), a batch is too big for one
 call (``_LIMIT`` keys) or the connection's socket is not reachable (``Replies`` needs it), the same
@@ -145,7 +145,7 @@ live store sees per call (a batch of ~500 checkpoints is ~2,300 keys)."""
 
 _FETCH = """
 local index, write_index, query = ARGV[1], ARGV[2], ARGV[3]
-local page, limit, chunk = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local page, limit, chunk, with_ttls = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 local function search(name)
   local keys = {}
   while true do
@@ -173,7 +173,9 @@ local keys = search(index)
 local write_keys = keys and search(write_index)
 if not write_keys or #keys + #write_keys > limit then return {'big'} end
 local ttls = {}
-for i, key in ipairs(keys) do ttls[i] = redis.call('PTTL', key) end
+if with_ttls then
+  for i, key in ipairs(keys) do ttls[i] = redis.call('PTTL', key) end
+end
 return {encode(keys), encode(write_keys), mget(keys), mget(write_keys), '[' .. table.concat(ttls, ',') .. ']'}
 """
 
@@ -183,9 +185,11 @@ class Fetcher:
     caller uses one (see the module's doc); by plain commands through redis-py where scripts
     cannot run or a batch is too big for one call."""
 
-    def __init__(self, client: Any, indexes: tuple[str, str]) -> None:
+    def __init__(self, client: Any, indexes: tuple[str, str], *, ttls: bool = True) -> None:
         self._client = client
         self._indexes = indexes
+        self._ttls = ttls
+        """Whether each checkpoint key's ``PTTL`` is read (else every TTL reads as -1: none)."""
         self._scripts = True
         """Whether batches are read by the script (until the server refuses it)."""
 
@@ -215,7 +219,8 @@ class Fetcher:
     def _request(self, conn: Connection, replies: Replies, batch: tuple[Any, str | None] | None) -> bool:
         if batch is None or batch[1] is None or not self._scripts:
             return False
-        conn.send([command("EVAL", _FETCH, 0, *self._indexes, batch[1], _PAGE, _LIMIT, _CHUNK)])
+        with_ttls = 1 if self._ttls else 0
+        conn.send([command("EVAL", _FETCH, 0, *self._indexes, batch[1], _PAGE, _LIMIT, _CHUNK, with_ttls)])
         return True
 
     def _read(self, conn: Connection, replies: Replies, query: str | None) -> Fetched | None:
@@ -233,12 +238,16 @@ class Fetcher:
             keys, write_keys = replies.bulk(parse), replies.bulk(parse)
             docs = _chunks(replies, keys)
             write_docs = _chunks(replies, write_keys)
-            ttls = replies.bulk(orjson.loads)
+            ttls = replies.bulk(orjson.loads)  # [] when not asked for
+        if not self._ttls:
+            ttls = [-1] * len(keys)
+        if len(ttls) != len(keys):
+            raise redis.RedisError(f"{len(ttls)} TTLs for {len(keys)} keys")
         checkpoints = [(k, d[0], t) for k, d, t in zip(keys, docs, ttls) if d]
         return checkpoints, [(k, d[0]) for k, d in zip(write_keys, write_docs) if d]
 
     def _plain(self, query: str | None) -> Fetched:
-        return fetch_plain(self._client, self._indexes, query) if query is not None else ([], [])
+        return fetch_plain(self._client, self._indexes, query, ttls=self._ttls) if query is not None else ([], [])
 
 
 def _chunks(replies: Replies, keys: list[str]) -> list[Any]:
@@ -270,8 +279,9 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def fetch_plain(client: Any, indexes: tuple[str, str], query: str) -> Fetched:
-    """What the script fetches, by plain commands on one connection (two round trips and paging)."""
+def fetch_plain(client: Any, indexes: tuple[str, str], query: str, *, ttls: bool = True) -> Fetched:
+    """What the script fetches, by plain commands on one connection (two round trips and paging);
+    without ``ttls`` no ``PTTL`` is sent and every TTL reads as -1."""
     conn = Connection(client)
     try:
         first = conn.run([_search(index, query, 0) for index in indexes])
@@ -291,9 +301,9 @@ def fetch_plain(client: Any, indexes: tuple[str, str], query: str) -> Fetched:
         chunks = [keys[i : i + _CHUNK] for i in range(0, len(keys), _CHUNK)]
         write_chunks = [write_keys[i : i + _CHUNK] for i in range(0, len(write_keys), _CHUNK)]
         commands = [command("JSON.MGET", *chunk, "$") for chunk in chunks + write_chunks]
-        replies = conn.run(commands + [command("PTTL", key) for key in keys])
+        replies = conn.run(commands + [command("PTTL", key) for key in keys if ttls])
         ttl_of = dict(zip(keys, (_integer(r) for r in replies[len(commands) :])))
-        checkpoints = [(k, d, ttl_of[k]) for chunk, r in zip(chunks, replies) for k, d in _found(chunk, r)]
+        checkpoints = [(k, d, ttl_of.get(k, -1)) for chunk, r in zip(chunks, replies) for k, d in _found(chunk, r)]
         writes = [pair for chunk, r in zip(write_chunks, replies[len(chunks) :]) for pair in _found(chunk, r)]
         return checkpoints, writes
     finally:

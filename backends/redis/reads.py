@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from ckpt.backends.core.base import CheckpointKey, CheckpointRecord, Selection
 from ckpt.backends.redis.fetch import Doc, Fetcher, documents, union
-from ckpt.backends.redis.listing import thread_summaries
+from ckpt.backends.redis.listing import has_expiring_keys, thread_summaries
 from ckpt.backends.redis.records import Converter, WritesByCheckpoint, is_misfiled
 from ckpt.backends.redis.schema import scan_keys, stored_ns
 
@@ -105,7 +105,10 @@ class BatchReader:
     def fetched(self) -> Iterator[DocumentBatch]:
         """Each batch's documents as fetched, in thread order (what ``records`` converts)."""
         queries = ((batch, union(batch.searchable) if batch.searchable else None) for batch in self._batches())
-        for batch, fetched in Fetcher(self._r, self._indexes).batches(queries):
+        # No key of the database expires (``INFO keyspace``): no PTTL per checkpoint (a key given a
+        # TTL during the copy is copied without it, as if it had been read just before).
+        fetcher = Fetcher(self._r, self._indexes, ttls=has_expiring_keys(self._r))
+        for batch, fetched in fetcher.batches(queries):
             yield DocumentBatch(batch.threads, batch.searchable, *fetched)
 
     # -- which threads, in batches -------------------------------------------------
@@ -119,7 +122,7 @@ class BatchReader:
             return
         threads = Selection(selection.thread_glob, thread_from=selection.thread_from, thread_to=selection.thread_to)
         threads = replace(threads, shard=selection.shard)
-        listed = thread_summaries(self._r, self._indexes[0], threads, ttl=False)
+        listed = thread_summaries(self._r, self._indexes[0], threads, ttl=False, bounds=False)
         if listed is not None:
             yield from ((summary.thread_id, summary.checkpoints) for summary in listed)
             return

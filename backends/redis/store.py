@@ -97,7 +97,15 @@ class RedisStore(Store):
     capabilities = frozenset({Capability.WRITE, Capability.DELETE, Capability.TTL})
 
     def __init__(
-        self, client: redis.Redis, url: str, prefix: str, write_prefix: str, *, writable: bool, setup: bool = True
+        self,
+        client: redis.Redis,
+        url: str,
+        prefix: str,
+        write_prefix: str,
+        *,
+        writable: bool,
+        setup: bool = True,
+        scan_for_shallow: bool = True,
     ) -> None:
         self._r: Any = client  # redis-py's reply types are too loose for mypy to follow
         self.url = url
@@ -112,6 +120,8 @@ class RedisStore(Store):
         """What writes into this store could not keep (the JSON form is lossy, spec §5.1)."""
         self._ext_cache: ExtCache = {}
         """Messages already converted for writing (``redis_json._Decoded``); bounded."""
+        self._scan_for_shallow = scan_for_shallow
+        """Whether opening SCANs the key space for ShallowRedisSaver keys (not on ``reopen``)."""
         self._layout = self._detect()
         self._keys = KeySpace(prefix, write_prefix)
         self._janitor = Janitor(client, self._keys, self._index, self._write_index)
@@ -133,7 +143,14 @@ class RedisStore(Store):
         return cls(client, url, prefix, write_prefix, writable=True, setup=False)
 
     @classmethod
-    def open(cls, url: str, *, write: bool = False, setup: bool = True) -> RedisStore:
+    def reopen(cls, url: str, *, write: bool = False) -> RedisStore:
+        """As ``open``, without the SCAN of the whole key space for ShallowRedisSaver keys that the
+        parent's open made (~0.1 s of the server's one thread per 100k checkpoints, which the
+        workers of a ``--jobs`` copy would each queue on at their start)."""
+        return cls.open(url, write=write, scan_for_shallow=False)
+
+    @classmethod
+    def open(cls, url: str, *, write: bool = False, setup: bool = True, scan_for_shallow: bool = True) -> RedisStore:
         parts = urlsplit(url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         prefix = query.pop("checkpoint_prefix", "checkpoint")
@@ -147,7 +164,7 @@ class RedisStore(Store):
             client.ping()
         except (redis.ConnectionError, redis.AuthenticationError, redis.ResponseError, redis.TimeoutError) as exc:
             raise BackendUnavailableError(f"cannot connect to {redact(url)}: {redact(str(exc))}") from None
-        store = cls(client, url, prefix, write_prefix, writable=write, setup=setup)
+        store = cls(client, url, prefix, write_prefix, writable=write, setup=setup, scan_for_shallow=scan_for_shallow)
         if ttl_minutes is not None:
             try:
                 store.ttl_ms = int(float(ttl_minutes) * 60_000)
@@ -175,7 +192,7 @@ class RedisStore(Store):
             )
         # A SCAN of the whole key space (~5 keys a checkpoint): pages of 10,000 keys cost the server
         # ~1 ms each and took this check from ~0.4 s to ~0.08 s at 100k checkpoints (issue #24).
-        if any(self._r.scan_iter(match="write_registry:*:shallow", count=10_000)):
+        if self._scan_for_shallow and any(self._r.scan_iter(match="write_registry:*:shallow", count=10_000)):
             raise NotAStoreError(
                 f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
             )
@@ -212,7 +229,7 @@ class RedisStore(Store):
             thread_to=selection.thread_to,
             shard=selection.shard,
         )
-        listed = thread_summaries(self._r, self._index, threads, ttl=False)
+        listed = thread_summaries(self._r, self._index, threads, ttl=False, bounds=False)
         if listed is not None:
             return [summary.thread_id for summary in listed]
         found: set[str] = set()
@@ -303,7 +320,7 @@ class RedisStore(Store):
 
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():
-            listed = thread_summaries(self._r, self._index, selection, ttl=False)
+            listed = thread_summaries(self._r, self._index, selection, ttl=False, bounds=False)
             return None if listed is None else sum(summary.checkpoints for summary in listed)
         reply = self._r.execute_command("FT.SEARCH", self._index, "*", "LIMIT", 0, 0, "TIMEOUT", 0)
         return int(reply[0])

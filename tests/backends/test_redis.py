@@ -272,9 +272,10 @@ def test_layout_of_0_0_x_with_blob_documents_and_plural_indexes(cli: Cli, offici
             assert [semantic_form(r) for r in store.records()] == current
 
 
-def test_shallow_saver_keys_are_refused(cli: Cli) -> None:
+def test_shallow_saver_keys_are_refused(cli: Cli, tmp_path: Path) -> None:
     from langgraph.checkpoint.redis.shallow import ShallowRedisSaver
 
+    from ckpt.backends.redis.store import RedisStore
     from examples.graphs import populate
 
     with fresh_redis() as url:
@@ -284,6 +285,12 @@ def test_shallow_saver_keys_are_refused(cli: Cli) -> None:
         result = cli("list", url)
         assert result.exit_code == ExitCode.DATA
         assert "holds ShallowRedisSaver keys" in result.stderr
+        # by the parent of --jobs workers, which reopen the store without the check (a SCAN of the server)
+        result = cli("migrate", url, sqlite_url(tmp_path / "copy.db"), "--jobs", "2")
+        assert result.exit_code == ExitCode.DATA
+        assert "holds ShallowRedisSaver keys" in result.stderr
+        with RedisStore.reopen(url) as reopened:
+            assert reopened.layout()["saver"] == "langgraph-checkpoint-redis"
 
 
 def test_key_prefix_option_reads_and_writes_custom_prefixes(cli: Cli, official_db: Path) -> None:

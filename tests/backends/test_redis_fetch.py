@@ -23,7 +23,7 @@ from ckpt.backends.redis import fetch
 from ckpt.backends.redis.resp import Replies
 from ckpt.backends.redis.wire import command
 from tests.conftest import sqlite_url
-from tests.servers import redis_prefix, server_url
+from tests.servers import fresh_redis, redis_prefix, server_url
 
 THREADS = 130
 """More than a batch's 100 threads: two batches, the second's commands sent while the first is used."""
@@ -121,13 +121,46 @@ def test_the_redis_py_route_reads_the_same(
         monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
     used: list[str] = []
     plain = fetch.fetch_plain
-    monkeypatch.setattr(fetch, "fetch_plain", lambda *a: used.append(a[2]) or plain(*a))
+    monkeypatch.setattr(fetch, "fetch_plain", lambda *a, **k: used.append(a[2]) or plain(*a, **k))
     refused_before = _evals_refused()
     user = _as_user_without_scripts(url) if route == "scripts refused" else nullcontext(url)
     with user as reader_url, open_store(reader_url) as src:
         assert _settled(src.records()) == expected
     assert len(used) == 2  # both batches took redis-py's route
     assert _evals_refused() - refused_before == (1 if route == "scripts refused" else 0)  # tried once
+
+
+@pytest.mark.parametrize("route", ["script", "redis-py"])
+def test_no_ttl_is_read_where_no_key_expires(official_db: Path, monkeypatch: pytest.MonkeyPatch, route: str) -> None:
+    """With no key of the database expiring (``INFO keyspace``), no ``PTTL`` is sent and every
+    record reads as without a TTL; one key given a TTL brings back a ``PTTL`` per checkpoint."""
+    with open_store(sqlite_url(official_db)) as source:
+        records = list(source.records())
+    if route == "redis-py":
+        monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
+    with fresh_redis() as base:
+        url = f"{base}?checkpoint_prefix=nottl&checkpoint_write_prefix=nottl_write"
+        with open_store(url, write=True) as target:
+            target.write(records)
+        client = redis.Redis.from_url(base)
+        before = _pttl_calls(client)
+        with open_store(url) as src:
+            read = list(src.records())
+        assert _pttl_calls(client) == before  # not one PTTL
+        assert {r.key for r in read} == {r.key for r in records}
+        assert not any("redis.ttl_ms" in dict(r.extra) for r in read)
+        key = sorted(client.scan_iter(match="nottl:*"))[0].decode()
+        client.pexpire(key, 3_600_000)
+        before = _pttl_calls(client)
+        with open_store(url) as src:
+            read = list(src.records())
+        assert _pttl_calls(client) - before == len(records)
+        assert [r.key.checkpoint_id for r in read if "redis.ttl_ms" in dict(r.extra)] == [key.rsplit(":", 1)[1]]
+        client.close()
+
+
+def _pttl_calls(client: Any) -> int:
+    return int(client.info("commandstats").get("cmdstat_pttl", {}).get("calls", 0))
 
 
 def _evals_refused() -> int:

@@ -124,9 +124,28 @@ def test_aggregate_equals_the_records_for_every_selection(
         assert fast_rows(url, selection, details=True) == expected, selection  # the payload path agrees
         with open_store(url) as store:
             assert store.count(selection) == sum(n for _, n, *_ in expected), selection
-    monkeypatch.setattr(listing, "_has_expiring_keys", lambda client: True)  # the per-key TTL path, same rows
+    monkeypatch.setattr(listing, "has_expiring_keys", lambda client: True)  # the per-key TTL path, same rows
     for selection in selections(records):
         assert fast_rows(url, selection) == oracle(records, selection), selection
+
+
+def test_summaries_without_bounds_count_the_same(store_url: tuple[str, list[CheckpointRecord]]) -> None:
+    """``bounds=False`` (what a copy's reader and ``count`` ask for): the same threads and counts
+    from an aggregate that loads only the thread id; first and last are left out (but for time
+    bounds, whose per-key path finds them anyway)."""
+    url, records = store_url
+    client = redis.Redis.from_url(url.split("?")[0], protocol=2)
+    index = url.split("checkpoint_prefix=")[1].split("&")[0]
+    for selection in selections(records):
+        timed = selection.since is not None or selection.until is not None
+        expected = [
+            (t, n, *((first, last) if timed else (None, None))) for t, n, first, last in oracle(records, selection)
+        ]
+        listed = listing.thread_summaries(client, index, selection, ttl=False, bounds=False)
+        assert listed is not None
+        rows = [(s.thread_id, s.checkpoints, s.first_checkpoint_id, s.last_checkpoint_id) for s in listed]
+        assert rows == expected, selection
+    client.close()
 
 
 def test_keys_without_ttl_count_the_selected_checkpoints(store_url: tuple[str, list[CheckpointRecord]]) -> None:
