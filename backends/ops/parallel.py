@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -55,7 +56,7 @@ def migrate(
     jobs = cap_jobs(jobs)[0]
     if jobs > 1:
         return _copy_in_parallel(source_url, target_url, open_store, selection, jobs, batch_size, progress, skip_bad)
-    # The parent opened and checked both stores before it started this worker.
+    # The parent opened and checked both stores before it handed out the parts.
     with open_store(source_url, reopen=True) as source, open_store(target_url, write=True, reopen=True) as target:
         return copy_records(
             source,
@@ -145,19 +146,18 @@ def _copy_in_parallel(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with open_store(target_url, write=True) as probe:
-        if probe.kind == "jsonl":
-            raise UsageError("--jobs needs a database target; a JSONL file is written by one writer")
-    with open_store(source_url) as source:
-        source.validate()
-        parts = worker_parts(source, selection, jobs)
     context = multiprocessing.get_context("spawn")  # no fork of a process holding connections
     events: Queue[tuple[int, int]] = context.Queue()
     stop = context.Event()
     total = CopyReport()
-    with ProcessPoolExecutor(
-        min(jobs, len(parts)), mp_context=context, initializer=_init_worker, initargs=(events, stop, os.getpid())
-    ) as pool:
+    initargs = (events, stop, os.getpid(), (source_url, target_url))
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
+        # Start the workers now (a spawned pool starts one per task submitted): their start-up
+        # (~0.4 s of imports each) overlaps the checks of both stores below.
+        for _ in range(jobs):
+            pool.submit(_started)
+        # refused: leaving the pool waits for the workers to start and stop (their queues live until then)
+        parts = _checked_parts(source_url, target_url, open_store, selection, jobs)
         futures = [
             pool.submit(_copy_range, source_url, target_url, open_store, part, batch_size, skip_bad) for part in parts
         ]
@@ -173,6 +173,18 @@ def _copy_in_parallel(
         for future in futures:
             total.merge(future.result())
     return total
+
+
+def _checked_parts(
+    source_url: str, target_url: str, open_store: Opener, selection: Selection, jobs: int
+) -> list[Selection]:
+    """The parts the workers copy, once both stores are found fit for it."""
+    with open_store(target_url, write=True) as probe:
+        if probe.kind == "jsonl":
+            raise UsageError("--jobs needs a database target; a JSONL file is written by one writer")
+    with open_store(source_url) as source:
+        source.validate()
+        return worker_parts(source, selection, jobs)
 
 
 def worker_parts(source: Store, selection: Selection, jobs: int) -> list[Selection]:
@@ -233,7 +245,9 @@ _stop: Event | None = None
 _parent = 0
 
 
-def _init_worker(events: Queue[tuple[int, int]], stop: Event, parent: int) -> None:
+def _init_worker(events: Queue[tuple[int, int]], stop: Event, parent: int, urls: tuple[str, ...] = ()) -> None:
+    """Each worker's start: progress and stop channels, death with the parent, and the drivers of
+    ``urls`` imported (while the parent still checks the stores; an error there is the parent's to report)."""
     global _events, _stop, _parent
     _events, _stop, _parent = events, stop, parent
     import signal
@@ -245,6 +259,15 @@ def _init_worker(events: Queue[tuple[int, int]], stop: Event, parent: int) -> No
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)  # the parent died before prctl took effect
+    from ckpt.backends import store_class
+
+    for url in urls:
+        with suppress(Exception):
+            store_class(url)
+
+
+def _started() -> None:
+    """A worker's first task: none (submitting it starts the worker)."""
 
 
 def _worker_progress(checkpoints: int, size: int) -> None:
@@ -259,7 +282,7 @@ def _worker_progress(checkpoints: int, size: int) -> None:
 def _copy_range(
     source_url: str, target_url: str, open_store: Opener, part: Selection, batch_size: int, skip_bad: bool
 ) -> CopyReport:
-    # The parent opened and checked both stores before it started this worker.
+    # The parent opened and checked both stores before it handed out the parts.
     with open_store(source_url, reopen=True) as source, open_store(target_url, write=True, reopen=True) as target:
         return copy_records(
             source, target, part, source_url=source_url, batch_size=batch_size, skip_bad=skip_bad,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
+
+import redis
 
 from ckpt.backends.core.base import CheckpointKey
 from ckpt.backends.core.errors import CorruptRecordError
@@ -184,3 +187,30 @@ def tag_problem(value: str) -> str | None:
     if size > _TAG_MAX_BYTES:
         return f"of {size} UTF-8 bytes (RediSearch matches tags of at most {_TAG_MAX_BYTES})"
     return None
+
+
+_CLEAN: dict[tuple[Any, ...], tuple[float, int]] = {}
+"""Databases this process found without ShallowRedisSaver keys: when, and their key count then."""
+CLEAN_FOR_S = 60.0
+
+
+def holds_shallow_keys(client: Any) -> bool:
+    """Whether the database holds ShallowRedisSaver write registries (``write_registry:*:shallow``,
+    not under any store's prefix): a SCAN of the whole key space, ~0.1 s of the server at 100k
+    checkpoints. A database this process found without them less than ``CLEAN_FOR_S`` ago and whose
+    key count (``DBSIZE``) has not changed since is not scanned again: ``ckpt migrate`` opens its
+    source twice (to count, then to plan its workers' parts) within a second."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"), kwargs.get("db", 0))
+    try:
+        keys: int | None = int(client.dbsize())
+    except redis.ResponseError:  # refused (ACLs): scanned every time
+        keys = None
+    seen = _CLEAN.get(where)
+    if keys is not None and seen is not None and time.monotonic() - seen[0] < CLEAN_FOR_S and seen[1] == keys:
+        return False
+    if any(client.scan_iter(match="write_registry:*:shallow", count=10_000)):
+        return True
+    if keys is not None:
+        _CLEAN[where] = (time.monotonic(), keys)
+    return False

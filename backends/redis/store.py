@@ -61,6 +61,7 @@ from ckpt.backends.redis.schema import (
     STAGING,
     KeySpace,
     ensure_indexes,
+    holds_shallow_keys,
     missing_modules,
     refuse_unreadable,
     scan_keys,
@@ -192,7 +193,8 @@ class RedisStore(Store):
             )
         # A SCAN of the whole key space (~5 keys a checkpoint): pages of 10,000 keys cost the server
         # ~1 ms each and took this check from ~0.4 s to ~0.08 s at 100k checkpoints (issue #24).
-        if self._scan_for_shallow and any(self._r.scan_iter(match="write_registry:*:shallow", count=10_000)):
+        # Not repeated within a minute while the key count stays the same (``holds_shallow_keys``).
+        if self._scan_for_shallow and holds_shallow_keys(self._r):
             raise NotAStoreError(
                 f"{redact(self.url)} holds ShallowRedisSaver keys; ckpt reads the full RedisSaver layout"
             )

@@ -293,6 +293,30 @@ def test_shallow_saver_keys_are_refused(cli: Cli, tmp_path: Path) -> None:
             assert reopened.layout()["saver"] == "langgraph-checkpoint-redis"
 
 
+def test_a_clean_key_space_is_not_scanned_again_while_its_key_count_stays() -> None:
+    from ckpt.backends.redis import schema
+    from ckpt.backends.redis.schema import holds_shallow_keys
+
+    schema._CLEAN.clear()  # what earlier tests of this process found
+
+    def scans(client: redis.Redis) -> int:
+        return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+    with fresh_redis() as url:
+        client = redis.Redis.from_url(url)
+        client.set("some:key", "1")
+        before = scans(client)
+        assert not holds_shallow_keys(client)
+        assert scans(client) > before
+        before = scans(client)
+        assert not holds_shallow_keys(client)  # ckpt migrate's second open: no SCAN
+        assert scans(client) == before
+        client.zadd("write_registry:t1:__empty__:shallow", {"k": 1})  # one key more: scanned again
+        assert holds_shallow_keys(client)
+        assert scans(client) > before
+        client.close()
+
+
 def test_key_prefix_option_reads_and_writes_custom_prefixes(cli: Cli, official_db: Path) -> None:
     with fresh_redis() as url:
         assert cli("--key-prefix", "agents", "migrate", sqlite_url(official_db), url).exit_code == 0

@@ -84,6 +84,28 @@ def test_parallel_jobs_copy_everything(cli: Cli, official_db: Path, tmp_path: Pa
         assert report["checkpoints_written"] == total and report["verify"]["checkpoints"] == total
 
 
+@pytest.mark.parametrize("bad", ["a JSONL target", "a source that is no store"])
+def test_a_parallel_copy_refused_by_its_checks_leaves_no_worker_running(
+    official_db: Path, tmp_path: Path, bad: str
+) -> None:
+    """The workers start while the parent checks both stores; a refusal stops them, nothing copied."""
+    import multiprocessing
+
+    from ckpt.backends.core.errors import NotAStoreError, UsageError
+    from ckpt.backends.ops.parallel import migrate
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    if bad == "a JSONL target":
+        source, target, error = sqlite_url(official_db), str(tmp_path / "out.jsonl"), UsageError
+    else:
+        source, target, error = sqlite_url(empty), sqlite_url(tmp_path / "copy.db"), NotAStoreError
+    with pytest.raises(error):
+        migrate(source, target, open_store, jobs=2)
+    assert multiprocessing.active_children() == []
+    assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").stat().st_size == 0
+
+
 def test_parallel_copy_reports_progress_and_chooses_jobs(official_db: Path, tmp_path: Path) -> None:
     from ckpt.backends.ops.parallel import AUTO_JOBS_MIN_CHECKPOINTS, auto_jobs, migrate
 
