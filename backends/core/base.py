@@ -184,9 +184,16 @@ class Selection:
     shard: Shard | None = None
     """``--shard K/N``: only the threads whose id hashes to shard K (``core.shards``); drivers
     push it into their query where they can and re-check every id they yield."""
+    threads: frozenset[str] | None = None
+    """Only these threads: how ``migrate --jobs`` hands each worker its share of a store whose
+    driver reads a set of threads without a pass over the store and lists them cheaply
+    (``thread_counts``: Redis), listed once by the parent (``parallel.listed_parts``). Every
+    driver re-checks the ids it yields."""
 
     def matches_thread(self, thread_id: str) -> bool:
         if self.thread_id is not None and thread_id != self.thread_id:
+            return False
+        if self.threads is not None and thread_id not in self.threads:
             return False
         if self.thread_from is not None and thread_id < self.thread_from:
             return False

@@ -129,6 +129,9 @@ class RedisClusterStore(RedisStore):
 
     # -- reading -----------------------------------------------------------------
 
+    def thread_counts(self, selection: Selection) -> Iterator[tuple[str, int]] | None:
+        return None  # no search across nodes: every read SCANs each primary, so a set costs a pass
+
     def _checkpoint_keys(self, selection: Selection) -> Iterator[tuple[str, str]]:
         """``(thread id, key)`` of the checkpoint keys selected, from their names (a SCAN of every
         primary, in no order)."""

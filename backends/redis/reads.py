@@ -40,7 +40,8 @@ _QUERY_BYTES = 16_000
 Stamped = tuple[str, Doc, int]
 """A checkpoint document with its key and remaining TTL."""
 _UNKNOWN = 20
-"""A thread's assumed checkpoint count when the aggregate cannot answer (the SCAN fallback)."""
+"""A thread's assumed checkpoint count before any is fetched, where counts are not known (threads
+given by the selection, the SCAN fallback)."""
 
 
 class _Batch:
@@ -97,6 +98,8 @@ class BatchReader:
         self._inline_blobs = inline_blobs
         self._searchable = searchable
         self._convert = Converter()
+        self._seen = [0, 0]
+        """Threads and checkpoints fetched so far: the size of a thread whose count is not known."""
 
     def records(self) -> Iterator[CheckpointRecord]:
         for batch in self.fetched():
@@ -109,16 +112,22 @@ class BatchReader:
         # TTL during the copy is copied without it, as if it had been read just before).
         fetcher = Fetcher(self._r, self._indexes, ttls=has_expiring_keys(self._r))
         for batch, fetched in fetcher.batches(queries):
+            self._seen[0] += len(batch.threads)
+            self._seen[1] += len(fetched[0])
             yield DocumentBatch(batch.threads, batch.searchable, *fetched)
 
     # -- which threads, in batches -------------------------------------------------
 
-    def _threads(self) -> Iterator[tuple[str, int]]:
-        """``(thread id, checkpoint count)`` in thread order: the aggregate, else one SCAN of the
-        checkpoint keys reading only ``$.thread_id`` (counts then unknown)."""
+    def _threads(self) -> Iterator[tuple[str, int | None]]:
+        """``(thread id, checkpoint count)`` in thread order: the threads given (``Selection.threads``,
+        counts unknown), else the aggregate, else one SCAN of the checkpoint keys reading only
+        ``$.thread_id`` (counts unknown)."""
         selection = self._selection
         if selection.thread_id is not None:
-            yield selection.thread_id, _UNKNOWN
+            yield selection.thread_id, None
+            return
+        if selection.threads is not None:
+            yield from ((t, None) for t in sorted(selection.threads) if selection.matches_thread(t))
             return
         threads = Selection(selection.thread_glob, thread_from=selection.thread_from, thread_to=selection.thread_to)
         threads = replace(threads, shard=selection.shard)
@@ -129,16 +138,18 @@ class BatchReader:
         found: set[str] = set()
         for keys in scan_keys(self._r, f"{self._prefix}:*"):
             found.update(t for _, t in documents(self._r, keys, "$.thread_id") if isinstance(t, str))
-        yield from ((t, _UNKNOWN) for t in sorted(t for t in found if threads.matches_thread(t)))
+        yield from ((t, None) for t in sorted(t for t in found if threads.matches_thread(t)))
 
     def _batches(self) -> Iterator[_Batch]:
         threads: list[str] = []
         searchable: list[str] = []
-        size = query = 0
-        for thread_id, count in self._threads():
+        size: float = 0
+        query = 0
+        for thread_id, known in self._threads():
+            count = known if known is not None else self._thread_size()
             if threads and (size + count > _BATCH or len(threads) >= _BATCH_THREADS or query > _QUERY_BYTES):
                 yield _Batch(threads, searchable)
-                threads, searchable, size, query = [], [], 0, 0
+                threads, searchable, size, query = [], [], 0.0, 0
             threads.append(thread_id)
             size += count
             if self._searchable(thread_id):
@@ -146,6 +157,12 @@ class BatchReader:
                 query += len(thread_id) + 8
         if threads:
             yield _Batch(threads, searchable)
+
+    def _thread_size(self) -> float:
+        """The checkpoints of a thread whose count is not known: the mean of those fetched so far
+        (``_UNKNOWN`` before any), so batches stay near ``_BATCH`` checkpoints either way."""
+        threads, checkpoints = self._seen
+        return max(1.0, checkpoints / threads) if threads else _UNKNOWN
 
     # -- records ----------------------------------------------------------------------
 

@@ -320,6 +320,13 @@ class RedisStore(Store):
             self._r, self.prefix, (self._index, self._write_index), selection, self._inline_blobs, searchable
         )
 
+    def thread_counts(self, selection: Selection) -> Iterator[tuple[str, int]] | None:
+        """The selected threads with their checkpoint counts, in thread order, from one aggregate
+        (no TTLs, no first and last ids); ``None`` where the index cannot answer it. A set of them
+        is then read by a search per batch (``Selection.threads``, ``parallel.listed_parts``)."""
+        listed = thread_summaries(self._r, self._index, selection, ttl=False, bounds=False)
+        return None if listed is None else ((summary.thread_id, summary.checkpoints) for summary in listed)
+
     def count(self, selection: Selection = Selection()) -> int | None:
         if selection != Selection():
             listed = thread_summaries(self._r, self._index, selection, ttl=False, bounds=False)

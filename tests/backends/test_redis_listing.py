@@ -209,12 +209,14 @@ def test_a_thread_with_no_documents_in_the_time_window_is_not_listed(
     assert fast_rows(url, Selection(until=0.0)) == []
 
 
-def test_a_parallel_copy_plans_its_parts_without_a_listing(store_url: tuple[str, list[CheckpointRecord]]) -> None:
-    """``migrate --jobs N`` from Redis gives each worker a hash shard: the plan runs no aggregate
-    (each worker's own listing is the only one), and the shards' records are the whole store's."""
-    from ckpt.backends.ops.parallel import worker_parts
+def test_a_parallel_copy_lists_the_threads_once(store_url: tuple[str, list[CheckpointRecord]]) -> None:
+    """``migrate --jobs N`` from Redis: the parent lists the threads by one aggregate and gives each
+    worker sets of them, which it reads without another (a search per batch); the parts hold about
+    equal numbers of checkpoints, and their records are the whole store's, each once. Past
+    ``MAX_LISTED_THREADS`` threads each worker lists its own hash shard instead."""
+    from ckpt.backends.ops import parallel
 
-    url, _ = store_url
+    url, records = store_url
     with open_store(url) as store:
         client = redis.Redis.from_url(url.split("?", 1)[0])
 
@@ -223,8 +225,21 @@ def test_a_parallel_copy_plans_its_parts_without_a_listing(store_url: tuple[str,
             return int(stats.get("cmdstat_FT.AGGREGATE", {}).get("calls", 0))
 
         before = aggregates()
-        parts = worker_parts(store, Selection(), 2)
-        assert aggregates() == before
+        parts = parallel.worker_parts(store, Selection(), 2)
+        assert aggregates() == before + 1
+        assert 2 < len(parts) <= 2 * parallel.CHUNKS_PER_JOB and all(p.threads for p in parts)
+        sizes = [sum(1 for r in records if p.matches(r.key)) for p in parts]
+        biggest = max(sum(1 for r in records if r.key.thread_id == t) for t in {r.key.thread_id for r in records})
+        assert max(sizes) - min(sizes) <= biggest
         whole = sorted(str(r.key) for r in store.records())
+        before = aggregates()
         assert sorted(str(r.key) for part in parts for r in store.records(part)) == whole
-        assert aggregates() >= before + 2  # each part's reader listed its threads: the count is real
+        assert aggregates() == before  # no worker lists again
+        parallel.MAX_LISTED_THREADS, kept = 3, parallel.MAX_LISTED_THREADS
+        try:
+            shards = parallel.worker_parts(store, Selection(), 2)
+        finally:
+            parallel.MAX_LISTED_THREADS = kept
+        assert [p.shard is not None and p.threads is None for p in shards] == [True, True]
+        assert sorted(str(r.key) for part in shards for r in store.records(part)) == whole
+        client.close()

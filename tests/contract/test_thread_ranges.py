@@ -40,16 +40,20 @@ def test_a_parallel_copy_cuts_parts_by_what_a_part_costs(
     new_store_url: StoreFactory, official_records: list[CheckpointRecord]
 ) -> None:
     """Several ranges per worker where a range is read from an ordered index (an early worker takes
-    the next); one hash shard per worker where every part is a pass over the whole store (a Redis
-    TAG field has no order: each part runs the listing aggregate; a JSONL file is read through),
-    planned without a pass of its own. Either way each checkpoint is in exactly one part, within a
-    user's ``--shard`` too."""
+    the next); sets of threads from one listing where a set is read by a search (Redis: its TAG
+    field has no order); one hash shard per worker where every part is a pass over the whole store
+    (a JSONL file is read through, a Redis Cluster SCANs every node), planned without a pass of its
+    own. Either way each checkpoint is in exactly one part, within a user's ``--shard`` too."""
     url = new_store_url()
     _fill(url, official_records)
     with open_store(url) as store:
-        whole_pass = store.kind.startswith("redis") or store.kind in ("jsonl", "couchbase")
+        counts = getattr(store, "thread_counts", None)
+        listed = counts is not None and counts(Selection()) is not None
+        whole_pass = not listed and (store.kind.startswith("redis") or store.kind in ("jsonl", "couchbase"))
         parts = worker_parts(store, Selection(), 2)
-        if whole_pass:
+        if listed:
+            assert len(parts) >= 2 and all(p.threads for p in parts)
+        elif whole_pass:
             assert [p.shard for p in parts] == [Shard(0, 2), Shard(1, 2)]
         else:
             assert len(parts) <= 2 * CHUNKS_PER_JOB and all(p.shard is None for p in parts)
@@ -70,3 +74,25 @@ def test_a_shard_split_in_parts_is_the_shard() -> None:
         held = [[t for t in threads if p.holds(t)] for p in parts]
         assert sorted(t for h in held for t in h) == sorted(whole)  # covering, each thread once
         assert all(held)  # 2,000 ids: no part is empty
+
+
+def test_a_set_of_threads_selects_exactly_those(
+    new_store_url: StoreFactory, official_records: list[CheckpointRecord]
+) -> None:
+    """``Selection.threads`` (a ``--jobs`` worker's share where the parent listed the threads): every
+    store yields exactly the records of those threads, with the other criteria too."""
+    url = new_store_url()
+    _fill(url, official_records)
+    every = sorted(str(r.key) for r in official_records)
+    with open_store(url) as store:
+
+        def keys(selection: Selection) -> list[str]:
+            return sorted(str(r.key) for r in store.records(selection))
+
+        chosen = frozenset({"thread-1", "thread-3", "no such thread"})
+        expected = sorted(str(r.key) for r in official_records if r.key.thread_id in chosen)
+        assert expected and keys(Selection(threads=chosen)) == expected
+        assert keys(Selection(threads=frozenset())) == []
+        both = Selection(threads=chosen, thread_glob="*-3", checkpoint_ns="")
+        assert keys(both) == sorted(str(r.key) for r in official_records if both.matches(r.key))
+        assert keys(Selection(threads=frozenset(r.key.thread_id for r in official_records))) == every
