@@ -151,9 +151,6 @@ class RedisClusterStore(RedisStore):
         big store's key names are spooled to disk and sorted there, ``core.grouping``)."""
         return grouped(self._checkpoint_keys(selection))
 
-    def _thread_ids(self, selection: Selection) -> list[str]:
-        return [thread_id for thread_id, _ in self._by_thread(selection)]
-
     def records(self, selection: Selection = Selection()) -> Iterator[CheckpointRecord]:
         for thread_id, keys in self._by_thread(selection):
             yield from self._records_of(thread_id, keys, selection)

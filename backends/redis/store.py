@@ -64,7 +64,6 @@ from ckpt.backends.redis.schema import (
     holds_shallow_keys,
     missing_modules,
     refuse_unreadable,
-    scan_keys,
     searchable,
     tag_query,
 )
@@ -219,25 +218,6 @@ class RedisStore(Store):
         self._r.close()
 
     # -- reading -----------------------------------------------------------------
-
-    def _thread_ids(self, selection: Selection) -> list[str]:
-        """Distinct thread ids, sorted: from the index's aggregate (``redis_listing``), else one SCAN of
-        checkpoint keys reading only ``$.thread_id``."""
-        if selection.thread_id is not None:
-            return [selection.thread_id]
-        threads = Selection(
-            selection.thread_glob,
-            thread_from=selection.thread_from,
-            thread_to=selection.thread_to,
-            shard=selection.shard,
-        )
-        listed = thread_summaries(self._r, self._index, threads, ttl=False, bounds=False)
-        if listed is not None:
-            return [summary.thread_id for summary in listed]
-        found: set[str] = set()
-        for keys in scan_keys(self._r, f"{self.prefix}:*"):
-            found.update(t for _, t in documents(self._r, keys, "$.thread_id") if isinstance(t, str))
-        return sorted(t for t in found if selection.matches_thread(t))
 
     def _search_keys(self, index: str, thread_id: str) -> list[str]:
         keys: list[str] = []

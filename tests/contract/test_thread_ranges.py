@@ -92,6 +92,9 @@ def test_a_set_of_threads_selects_exactly_those(
         chosen = frozenset({"thread-1", "thread-3", "no such thread"})
         expected = sorted(str(r.key) for r in official_records if r.key.thread_id in chosen)
         assert expected and keys(Selection(threads=chosen)) == expected
+        assert sorted(str(h.key) for h in store.headers(Selection(threads=chosen))) == expected
+        listed = [t.thread_id for t in store.threads(Selection(threads=chosen), details=False)]
+        assert listed == sorted(chosen - {"no such thread"})
         assert keys(Selection(threads=frozenset())) == []
         both = Selection(threads=chosen, thread_glob="*-3", checkpoint_ns="")
         assert keys(both) == sorted(str(r.key) for r in official_records if both.matches(r.key))
