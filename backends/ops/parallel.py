@@ -78,9 +78,9 @@ def auto_jobs(target_url: str, checkpoints: int | None, source_url: str | None =
     on one connection; two workers keep both cores busy. Out of PostgreSQL into SQLite (issue
     #24): reading and assembling the saver's rows is the Python half, and two workers took
     10.3-11.3 s against 14.4-17.1 s for one, though their SQLite writes take turns on its lock.
-    Out of Redis every part needs a list of every thread: with one part per worker
-    (``worker_parts``) two workers took the same time as one at 100k and 0.83x at 1M, so an
-    explicit ``--jobs 2`` pays on big Redis stores and the default stays 1 (into PostgreSQL: 2).
+    Out of Redis into SQLite, measured when each worker listed every thread for its hash shard,
+    two workers took the same time as one at 100k and 0.83x at 1M, so the default stays 1 (into
+    PostgreSQL: 2; the parent now lists once and hands out sets of threads, ``listed_parts``).
     A JSONL file has one writer, and so has a Redis server (``Store.one_writer``): out of PostgreSQL into Redis one
     worker, which builds a batch while the last is sent, took 12.4-14.9 s against 15.4-15.7 s.
     """
@@ -135,7 +135,7 @@ def _copy_in_parallel(
     skip_bad: bool,
 ) -> CopyReport:
     """``jobs`` worker processes, each copying parts of the threads (``worker_parts``: contiguous
-    ranges of thread ids, or hash shards) in normal batches.
+    ranges of thread ids, sets of them, or hash shards) in normal batches.
 
     Processes, not threads: splitting checkpoints is CPU-bound Python, and each worker has its
     own connections, so the client work of one worker overlaps the server work of another on
@@ -190,12 +190,13 @@ def _checked_parts(
 def worker_parts(source: Store, selection: Selection, jobs: int) -> list[Selection]:
     """The parts of ``selection`` that ``jobs`` workers share, a task each.
 
-    ``CHUNKS_PER_JOB`` thread ranges per worker where a range is read from an ordered index and
-    costs its share (an early worker takes the next range). Where every part costs a pass over the
-    whole source anyway (a Redis listing aggregate, a JSONL file read through), one hash shard of
-    the threads per worker (``core.shards``, within the user's ``--shard`` if any): disjoint and
-    covering like ranges, and planned without a pass of its own (a Redis store's listing blocks its
-    server for ~0.4 s per 100k checkpoints).
+    ``CHUNKS_PER_JOB`` parts per worker where a part costs about its share (an early worker takes
+    the next one): thread ranges where a range is read from an ordered index, sets of threads from
+    one listing where the driver reads a set by a search (Redis: ``listed_parts``). Where every
+    part costs a pass over the whole source anyway (a JSONL file read through, a Redis Cluster's
+    SCAN, a Redis store past ``MAX_LISTED_THREADS``), one hash shard of the threads per worker
+    (``core.shards``, within the user's ``--shard`` if any): disjoint and covering like ranges,
+    and planned without a pass of its own.
     """
     if isinstance(source, _CountsThreads):
         listed = listed_parts(source, selection, jobs * CHUNKS_PER_JOB)
