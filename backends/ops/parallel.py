@@ -56,8 +56,7 @@ def migrate(
     jobs = cap_jobs(jobs)[0]
     if jobs > 1:
         return _copy_in_parallel(source_url, target_url, open_store, selection, jobs, batch_size, progress, skip_bad)
-    # The parent opened and checked both stores before it handed out the parts.
-    with open_store(source_url, reopen=True) as source, open_store(target_url, write=True, reopen=True) as target:
+    with open_store(source_url) as source, open_store(target_url, write=True) as target:
         return copy_records(
             source,
             target,

@@ -275,13 +275,22 @@ def test_layout_of_0_0_x_with_blob_documents_and_plural_indexes(cli: Cli, offici
 def test_shallow_saver_keys_are_refused(cli: Cli, tmp_path: Path) -> None:
     from langgraph.checkpoint.redis.shallow import ShallowRedisSaver
 
+    from ckpt.backends import open_store
+    from ckpt.backends.core.errors import NotAStoreError
+    from ckpt.backends.ops.parallel import migrate
+    from ckpt.backends.redis import schema
     from ckpt.backends.redis.store import RedisStore
     from examples.graphs import populate
 
+    schema._CLEAN.clear()  # what earlier tests of this process found
     with fresh_redis() as url:
         with ShallowRedisSaver.from_conn_string(url) as saver:
             saver.setup()
             populate(saver, threads=1)
+        for jobs in (1, 2):  # the library's copy, in one process or with workers
+            schema._CLEAN.clear()
+            with pytest.raises(NotAStoreError, match="holds ShallowRedisSaver keys"):
+                migrate(url, sqlite_url(tmp_path / f"lib-{jobs}.db"), open_store, jobs=jobs)
         result = cli("list", url)
         assert result.exit_code == ExitCode.DATA
         assert "holds ShallowRedisSaver keys" in result.stderr
