@@ -54,6 +54,11 @@ def official_saver(location: Path | str) -> Iterator[Any]:
             yield saver
 
 
+def command_calls(client: Any, command: str, field: str = "calls") -> int:
+    """A Redis server's count of ``command`` (``INFO commandstats``: ``calls``, ``rejected_calls`` …)."""
+    return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get(field, 0))
+
+
 def cluster_client(url: str) -> Any:
     """A redis-py ``RedisCluster`` on the nodes of a ``redis+cluster://h:p,h:p`` URL, as an app would make it."""
     from redis.cluster import ClusterNode, RedisCluster

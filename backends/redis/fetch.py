@@ -203,11 +203,11 @@ class Fetcher:
                 yield from ((batch, self._plain(query)) for batch, query in queries)
                 return
             current = next(queries, None)
-            sent = self._request(conn, replies, current)
+            sent = self._request(conn, current)
             while current is not None:
                 following = next(queries, None)
-                fetched = self._read(conn, replies, current[1]) if sent else None
-                sent = self._request(conn, replies, following)  # the server reads it while this one is used
+                fetched = self._read(conn, replies) if sent else None
+                sent = self._request(conn, following)  # the server reads it while this one is used
                 yield current[0], fetched if fetched is not None else self._plain(current[1])
                 current = following
         except BaseException:
@@ -216,14 +216,14 @@ class Fetcher:
         finally:
             conn.close()
 
-    def _request(self, conn: Connection, replies: Replies, batch: tuple[Any, str | None] | None) -> bool:
+    def _request(self, conn: Connection, batch: tuple[Any, str | None] | None) -> bool:
         if batch is None or batch[1] is None or not self._scripts:
             return False
         with_ttls = 1 if self._ttls else 0
         conn.send([command("EVAL", _FETCH, 0, *self._indexes, batch[1], _PAGE, _LIMIT, _CHUNK, with_ttls)])
         return True
 
-    def _read(self, conn: Connection, replies: Replies, query: str | None) -> Fetched | None:
+    def _read(self, conn: Connection, replies: Replies) -> Fetched | None:
         """The script's reply; ``None`` when the batch was too big or the script failed."""
         conn.took(1)
         try:

@@ -98,8 +98,8 @@ class BatchReader:
         self._inline_blobs = inline_blobs
         self._searchable = searchable
         self._convert = Converter()
-        self._seen = [0, 0]
-        """Threads and checkpoints fetched so far: the size of a thread whose count is not known."""
+        self._threads_seen = self._checkpoints_seen = 0
+        """Fetched so far: what a thread whose count is not known is taken to hold (``_thread_size``)."""
 
     def records(self) -> Iterator[CheckpointRecord]:
         for batch in self.fetched():
@@ -112,8 +112,8 @@ class BatchReader:
         # TTL during the copy is copied without it, as if it had been read just before).
         fetcher = Fetcher(self._r, self._indexes, ttls=has_expiring_keys(self._r))
         for batch, fetched in fetcher.batches(queries):
-            self._seen[0] += len(batch.threads)
-            self._seen[1] += len(fetched[0])
+            self._threads_seen += len(batch.threads)
+            self._checkpoints_seen += len(fetched[0])
             yield DocumentBatch(batch.threads, batch.searchable, *fetched)
 
     # -- which threads, in batches -------------------------------------------------
@@ -161,8 +161,9 @@ class BatchReader:
     def _thread_size(self) -> float:
         """The checkpoints of a thread whose count is not known: the mean of those fetched so far
         (``_UNKNOWN`` before any), so batches stay near ``_BATCH`` checkpoints either way."""
-        threads, checkpoints = self._seen
-        return max(1.0, checkpoints / threads) if threads else _UNKNOWN
+        if not self._threads_seen:
+            return _UNKNOWN
+        return max(1.0, self._checkpoints_seen / self._threads_seen)
 
     # -- records ----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from ckpt.backends.core.errors import ExitCode
 from examples.graphs import build_graph, config
 from tests.conftest import Cli, sqlite_url
 from tests.servers import fresh_redis, postgres_schema
-from tests.support import official_saver, plain, populate_official, resume, tuple_view
+from tests.support import command_calls, official_saver, plain, populate_official, resume, tuple_view
 
 THREADS = ("thread-1", "thread-2", "thread-3")
 
@@ -309,7 +309,7 @@ def test_a_clean_key_space_is_not_scanned_again_while_its_key_count_stays() -> N
     schema._CLEAN.clear()  # what earlier tests of this process found
 
     def scans(client: redis.Redis) -> int:
-        return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+        return command_calls(client, "scan")
 
     with fresh_redis() as url:
         client = redis.Redis.from_url(url)

@@ -23,6 +23,7 @@ from ckpt.backends.redis import listing
 from ckpt.backends.redis.schema import KeySpace
 from tests.conftest import sqlite_url
 from tests.servers import redis_prefix
+from tests.support import command_calls
 
 WRITTEN_BY_CKPT = ["Thread", "thread", "THREAD", "naïve ü", "日本 語", "a b", "a-b.c{d}", "{}", 'q"uote', "back\\slash"]
 COLON = "x:y"
@@ -221,8 +222,7 @@ def test_a_parallel_copy_lists_the_threads_once(store_url: tuple[str, list[Check
         client = redis.Redis.from_url(url.split("?", 1)[0])
 
         def aggregates() -> int:
-            stats = client.info("commandstats")
-            return int(stats.get("cmdstat_FT.AGGREGATE", {}).get("calls", 0))
+            return command_calls(client, "FT.AGGREGATE")
 
         before = aggregates()
         parts = parallel.worker_parts(store, Selection(), 2)

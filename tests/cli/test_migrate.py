@@ -157,9 +157,10 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
     cli: Cli, official_db: Path, tmp_path: Path, kind: str
 ) -> None:
     """MongoDB reads a worker's thread range from its key index, Redis (no ordered index) gives each
-    worker one hash shard: with ``--jobs 2`` every checkpoint still arrives once, and the official
-    SqliteSaver reads every checkpoint of the target (``get_tuple``: checkpoint, metadata, parent,
-    pending writes, as plain data) as the source's own saver reads the source."""
+    worker sets of threads from the parent's one listing: with ``--jobs 2`` every checkpoint still
+    arrives once, and the official SqliteSaver reads every checkpoint of the target (``get_tuple``:
+    checkpoint, metadata, parent, pending writes, as plain data) as the source's own saver reads
+    the source."""
     from contextlib import AbstractContextManager
 
     from tests.servers import fresh_redis, mongo_database
@@ -185,7 +186,7 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
 def test_a_copy_out_of_redis_beside_what_the_app_already_wrote(
     cli: Cli, official_db: Path, tmp_path: Path, kind: str
 ) -> None:
-    """A Redis store copied into a PostgreSQL schema (two workers on hash shards) or a SQLite file
+    """A Redis store copied into a PostgreSQL schema (two workers on sets of threads) or a SQLite file
     where the app's own saver already ran the graph: that saver reads every checkpoint the app wrote
     exactly as before, every copied checkpoint as RedisSaver reads the source, nothing else appeared,
     and RedisSaver reads every checkpoint of the source as before."""
