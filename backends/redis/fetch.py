@@ -1,21 +1,22 @@
-"""A batch of threads' documents from the server in one script call, a batch ahead (issue #24).
+"""A batch of threads' documents by plain commands on one connection, a batch ahead (issue #24).
 
-redis-py's reply parser is Python: profiled on a 100k-checkpoint migrate, parsing the replies of
-``FT.SEARCH`` (one bulk string per key) and ``JSON.MGET`` (one per document) took about as long as
-converting the documents. So a batch is fetched by one script (``_FETCH``) that searches both
-indexes, reads every document (``JSON.MGET`` per ``_CHUNK`` keys) and each checkpoint key's
-``PTTL`` (unless no key of the database expires: ``ttls``), and returns the keys and the TTLs as
-JSON text and the ``JSON.MGET`` replies as they are. Its reply is walked off the socket
-(``resp.Replies``): each ``JSON.MGET`` reply is rewritten in place into one JSON array and parsed by
-orjson in one call. (The script used to join the documents into one string itself: Lua's joining
-cost the server's one thread ~0.9 of its 3.2 CPU-s per 100k checkpoints, which the workers of a
-``--jobs 2`` copy queue on. Plain commands instead cost the server least, but the client ~0.4 s
-more than this, a Python step per key.) Where orjson refuses a document (an integer past 64 bits, a
-lone surrogate) the standard library's ``json`` reads it as redis-py did.
+Each batch is two ``FT.SEARCH … NOCONTENT`` (checkpoints and writes, paged past ``_PAGE`` keys),
+then ``JSON.MGET`` per ``_CHUNK`` keys and each checkpoint key's ``PTTL`` (unless no key of the
+database expires: ``ttls``). The replies are walked off the socket (``resp.Replies``), not through
+redis-py, whose reply parser takes a Python step and a new object per bulk string: the searches'
+keys are kept as the reply has them, RESP bulk strings, and sent back as the ``JSON.MGET``
+arguments without encoding each again; each ``JSON.MGET`` reply is rewritten in place into one JSON
+array and parsed by orjson in one call. While the caller converts a batch, the next batch's
+``JSON.MGET`` is in flight. Where orjson refuses a document (an integer past 64 bits, a lone
+surrogate) the standard library's ``json`` reads it as redis-py did.
 
-Where scripts cannot run (ACLs, ``FT.SEARCH`` refused inside a script), a batch is too big for one
-call (``_LIMIT`` keys) or the connection's socket is not reachable (``Replies`` needs it), the same
-reads go through redis-py as plain commands (``fetch_plain``).
+(A Lua script per batch used to run the searches and the reads: one round trip, but
+the server then copied every document into Lua and out again, ~0.5 of its ~2.3 CPU-s per 100k
+checkpoints, on the one thread that the workers of a ``--jobs`` copy queue on. Plain commands
+also need no ``EVAL``, which ACLs may refuse.)
+
+Where the connection's socket is not reachable (``Replies`` needs it), the same reads go through
+redis-py (``fetch_plain``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ Fetched = tuple[list[tuple[str, Doc, int]], list[tuple[str, Doc]]]
 _PAGE = 10_000
 """Search results per page."""
 _CHUNK = 500
-"""Keys per ``JSON.MGET``: each call of the script's, and each plain one (``fetch_plain``, ``documents``)."""
+"""Keys per ``JSON.MGET`` (``Fetcher``, ``fetch_plain``, ``documents``)."""
 T = TypeVar("T")
 
 
@@ -138,60 +139,16 @@ def union(values: list[str]) -> str:
     return head + "|".join(tag_query("thread_id", v)[len(head) : -1] for v in values) + "}"
 
 
-_LIMIT = 5_000
-"""Keys (checkpoints and writes) a script reads at most; a bigger batch takes the plain path.
-A script runs alone on the server (nothing else is served meanwhile): the cap bounds the pause a
-live store sees per call (a batch of ~500 checkpoints is ~2,300 keys)."""
-
-_FETCH = """
-local index, write_index, query = ARGV[1], ARGV[2], ARGV[3]
-local page, limit, chunk, with_ttls = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
-local function search(name)
-  local keys = {}
-  while true do
-    local reply = redis.call('FT.SEARCH', name, query, 'NOCONTENT', 'TIMEOUT', 0, 'LIMIT', #keys, page, 'DIALECT', 2)
-    for i = 2, #reply do keys[#keys + 1] = reply[i] end
-    if #keys > limit then return nil end
-    if #reply < 2 or #keys >= reply[1] then return keys end
-  end
-end
-local function encode(keys)
-  if #keys == 0 then return '[]' end
-  return cjson.encode(keys)
-end
-local function mget(keys)
-  local out = {}
-  for s = 1, #keys, chunk do
-    local args = {}
-    for i = s, math.min(s + chunk - 1, #keys) do args[#args + 1] = keys[i] end
-    args[#args + 1] = '$'
-    out[#out + 1] = redis.call('JSON.MGET', unpack(args))
-  end
-  return out
-end
-local keys = search(index)
-local write_keys = keys and search(write_index)
-if not write_keys or #keys + #write_keys > limit then return {'big'} end
-local ttls = {}
-if with_ttls then
-  for i, key in ipairs(keys) do ttls[i] = redis.call('PTTL', key) end
-end
-return {encode(keys), encode(write_keys), mget(keys), mget(write_keys), '[' .. table.concat(ttls, ',') .. ']'}
-"""
-
-
 class Fetcher:
-    """Each batch's documents from one script call, the next batch's call in flight while the
-    caller uses one (see the module's doc); by plain commands through redis-py where scripts
-    cannot run or a batch is too big for one call."""
+    """Each batch's documents by plain commands on one connection, the next batch's documents
+    in flight while the caller uses one (see the module's doc); through redis-py where the
+    connection has no socket to read."""
 
     def __init__(self, client: Any, indexes: tuple[str, str], *, ttls: bool = True) -> None:
         self._client = client
         self._indexes = indexes
         self._ttls = ttls
         """Whether each checkpoint key's ``PTTL`` is read (else every TTL reads as -1: none)."""
-        self._scripts = True
-        """Whether batches are read by the script (until the server refuses it)."""
 
     def batches(self, queries: Iterator[tuple[T, str | None]]) -> Iterator[tuple[T, Fetched]]:
         """``(batch, what its search query finds)`` for each ``(batch, query)`` (``None``:
@@ -202,64 +159,95 @@ class Fetcher:
             if replies is None:  # no socket to read: redis-py reads every batch
                 yield from ((batch, self._plain(query)) for batch, query in queries)
                 return
-            current = next(queries, None)
-            sent = self._request(conn, current)
-            while current is not None:
-                following = next(queries, None)
-                fetched = self._read(conn, replies) if sent else None
-                sent = self._request(conn, following)  # the server reads it while this one is used
-                yield current[0], fetched if fetched is not None else self._plain(current[1])
-                current = following
+            reading: tuple[T, _Keys] | None = None
+            for batch, query in queries:
+                if query is not None:  # the server searches once it has sent the documents in flight
+                    conn.send([_search(index, query, 0) for index in self._indexes])
+                done = (reading[0], self._documents(conn, replies, reading[1])) if reading else None
+                keys = self._keys(conn, replies, query) if query is not None else _NONE
+                self._send_reads(conn, keys)  # read by the server while the caller uses ``done``
+                if done is not None:
+                    yield done
+                reading = (batch, keys)
+            if reading is not None:
+                yield reading[0], self._documents(conn, replies, reading[1])
         except BaseException:
             conn.abandon()
             raise
         finally:
             conn.close()
 
-    def _request(self, conn: Connection, batch: tuple[Any, str | None] | None) -> bool:
-        if batch is None or batch[1] is None or not self._scripts:
-            return False
-        with_ttls = 1 if self._ttls else 0
-        conn.send([command("EVAL", _FETCH, 0, *self._indexes, batch[1], _PAGE, _LIMIT, _CHUNK, with_ttls)])
-        return True
+    def _keys(self, conn: Connection, replies: Replies, query: str) -> _Keys:
+        """Both searches' keys (sent by the caller), each paged through to its end."""
+        first = [replies.search_keys(_CHUNK) for _ in self._indexes]
+        conn.took(len(first))
+        found: list[_Found] = []
+        for index, (total, runs, names) in zip(self._indexes, first):
+            page = names
+            while page and len(names) < total:
+                conn.send([_search(index, query, len(names))])
+                conn.took(1)
+                _, more, page = replies.search_keys(_CHUNK)
+                runs, names = runs + more, names + page
+            found.append((runs, names))
+        return found[0], found[1]
 
-    def _read(self, conn: Connection, replies: Replies) -> Fetched | None:
-        """The script's reply; ``None`` when the batch was too big or the script failed."""
-        conn.took(1)
-        try:
-            parts = replies.array()
-        except redis.ResponseError:
-            self._scripts = False  # refused (ACLs, FT.SEARCH inside a script): plain commands from now on
-            return None
-        if parts != 5:
-            replies.skip(parts)  # {'big'}
-            return None
+    def _send_reads(self, conn: Connection, keys: _Keys) -> None:
+        (checkpoints, _), (writes, _) = keys
+        conn.send(
+            [_MGET_HEAD % (n + 2) + run + _ROOT for n, run in checkpoints + writes]
+            + ([_PTTL + _bulk(name) for name in keys[0][1]] if self._ttls else [])
+        )
+
+    def _documents(self, conn: Connection, replies: Replies, keys: _Keys) -> Fetched:
+        (checkpoints, names), (writes, write_names) = keys
         with _collection_paused():
-            keys, write_keys = replies.bulk(parse), replies.bulk(parse)
-            docs = _chunks(replies, keys)
-            write_docs = _chunks(replies, write_keys)
-            ttls = replies.bulk(orjson.loads)  # [] when not asked for
-        if not self._ttls:
-            ttls = [-1] * len(keys)
-        if len(ttls) != len(keys):
-            raise redis.RedisError(f"{len(ttls)} TTLs for {len(keys)} keys")
-        checkpoints = [(k, d[0], t) for k, d, t in zip(keys, docs, ttls) if d]
-        return checkpoints, [(k, d[0]) for k, d in zip(write_keys, write_docs) if d]
+            docs = _chunks(conn, replies, checkpoints, names)
+            write_docs = _chunks(conn, replies, writes, write_names)
+        if self._ttls:
+            ttls = [replies.integer() for _ in docs]
+            conn.took(len(ttls))
+        else:
+            ttls = [-1] * len(docs)
+        return (
+            [(k, d[0], t) for k, d, t in zip(names, docs, ttls) if d],
+            [(k, d[0]) for k, d in zip(write_names, write_docs) if d],
+        )
 
     def _plain(self, query: str | None) -> Fetched:
         return fetch_plain(self._client, self._indexes, query, ttls=self._ttls) if query is not None else ([], [])
 
 
-def _chunks(replies: Replies, keys: list[str]) -> list[Any]:
-    """The documents of ``keys``, one ``JSON.MGET`` reply per ``_CHUNK`` keys (``None``: no document)."""
-    count = replies.array()
-    if count != -(-len(keys) // _CHUNK):
-        raise redis.RedisError(f"{count} JSON.MGET replies for {len(keys)} keys")
+_Run = tuple[int, bytes]
+"""Keys found by a search, as ``Replies.search_keys`` gives them: how many, and their bulk strings."""
+_Found = tuple[list[_Run], list[str]]
+"""A search's keys: as runs, and as text."""
+_Keys = tuple[_Found, _Found]
+"""A batch's checkpoint and write keys."""
+_NONE: _Keys = (([], []), ([], []))
+_MGET_HEAD = b"*%d\r\n$9\r\nJSON.MGET\r\n"
+_ROOT = b"$1\r\n$\r\n"
+_PTTL = b"*2\r\n$4\r\nPTTL\r\n"
+
+
+def _bulk(name: str) -> bytes:
+    """A key as a RESP bulk string, its bytes as the server has them (``_names`` decoded them)."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    return b"$%d\r\n%b\r\n" % (len(encoded), encoded)
+
+
+def _chunks(conn: Connection, replies: Replies, runs: list[_Run], names: list[str]) -> list[Any]:
+    """The documents of each run of keys, one ``JSON.MGET`` reply each (``None``: no document)."""
     docs: list[Any] = []
-    for _ in range(count):
-        docs += replies.json_array(parse)
-    if len(docs) != len(keys):
-        raise redis.RedisError(f"{len(docs)} documents for {len(keys)} keys")
+    for n, _ in runs:
+        conn.took(1)
+        try:
+            found = replies.json_array(parse)
+        except redis.ResponseError as error:
+            raise CorruptRecordError(f"cannot read documents {names[len(docs)]}…: {error}") from error
+        if len(found) != n:
+            raise redis.RedisError(f"{len(found)} documents for {n} keys")
+        docs += found
     return docs
 
 
@@ -280,7 +268,7 @@ def _collection_paused() -> Iterator[None]:
 
 
 def fetch_plain(client: Any, indexes: tuple[str, str], query: str, *, ttls: bool = True) -> Fetched:
-    """What the script fetches, by plain commands on one connection (two round trips and paging);
+    """What ``Fetcher`` fetches, through redis-py on one connection (two round trips and paging);
     without ``ttls`` no ``PTTL`` is sent and every TTL reads as -1."""
     conn = Connection(client)
     try:

@@ -7,7 +7,7 @@ then ``JSON.MGET`` through redis-py (whose replies the standard library's ``json
 - threads come from the server's aggregate with their checkpoint counts (``redis_listing``) and are
   read in batches of about ``_BATCH`` checkpoints; one ``FT.SEARCH`` per index finds a whole
   batch's keys (a TAG union ``@thread_id:{a|b|c}``), then ``JSON.MGET`` and ``PTTL`` read them
-  (``redis_fetch.Fetcher``: one script call; its reply walked off the socket, not through redis-py).
+  (``fetch.Fetcher``: plain commands, their replies walked off the socket, not through redis-py).
 - the next batch is requested before this one is converted: the server searches and reads while
   this process converts and the caller writes (one thread: no lock contention with the writer).
 - a document belongs to the thread it names (``$.thread_id``, compared exactly, as before): the

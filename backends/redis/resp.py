@@ -57,6 +57,46 @@ class Replies:
         with memoryview(self._buf) as view, view[start : start + length] as text:
             return parse(text)
 
+    def search_keys(self, chunk: int) -> tuple[int, list[tuple[int, bytes]], list[str]]:
+        """An ``FT.SEARCH … NOCONTENT`` reply: ``(total matches, runs, names)``. ``runs``: its keys
+        in runs of at most ``chunk``, each ``(how many, the keys as the reply has them)``: RESP bulk
+        strings, which is how they go out again as a command's arguments. ``names``: each key as
+        text, as redis-py decodes it (UTF-8, other bytes as escapes)."""
+        count = self.array()
+        if count < 1:
+            raise redis.RedisError(f"a search reply of {count} elements")
+        kind, total = self._head()
+        if kind != _INTEGER:
+            raise _unexpected(kind)
+        buf = self._buf
+        pos = start = self._pos
+        runs: list[tuple[int, bytes]] = []
+        names: list[str] = []
+        for index in range(1, count):
+            end = buf.find(b"\r\n", pos)
+            if end < 0 or buf[pos] != _BULK:
+                end = self._bulk_line(pos)
+            length = int(buf[pos + 1 : end])
+            if length < 0:
+                raise redis.RedisError("a search reply with a nil key")
+            pos = end + 4 + length
+            if len(buf) < pos:
+                self._fill(pos)
+            if index % chunk == 0 or index == count - 1:
+                run = (index - len(runs) * chunk, bytes(buf[start:pos]))
+                runs.append(run)
+                names += _names(*run)
+                start = pos
+        self._pos = pos
+        return total, runs, names
+
+    def integer(self) -> int:
+        """The integer reply that comes next."""
+        kind, value = self._head()
+        if kind != _INTEGER:
+            raise _unexpected(kind)
+        return value
+
     def skip(self, count: int) -> None:
         """Read past ``count`` replies (or elements) of any RESP2 type, arrays with theirs."""
         for _ in range(count):
@@ -172,6 +212,23 @@ class Replies:
             if not chunk:
                 raise redis.ConnectionError("Connection closed by server.")
             buf += chunk
+
+
+def _names(count: int, run: bytes) -> list[str]:
+    """The ``count`` keys of ``run`` (bulk strings) as text. Cut at CR LF, a run gives each key
+    between two headers unless a key holds a CR LF itself, which the count of parts shows: then
+    each key is cut out by its header."""
+    parts = run.decode("utf-8", "surrogateescape").split("\r\n")
+    if len(parts) == 2 * count + 1:
+        return parts[1::2]
+    names = []
+    pos = 0
+    while pos < len(run):
+        end = run.index(b"\r\n", pos)
+        stop = end + 2 + int(run[pos + 1 : end])
+        names.append(run[end + 2 : stop].decode("utf-8", "surrogateescape"))
+        pos = stop + 2
+    return names
 
 
 def _unexpected(kind: int) -> redis.RedisError:

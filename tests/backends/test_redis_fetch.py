@@ -1,16 +1,16 @@
-"""Reading RedisSaver's documents a batch per script call, replies walked off the socket (issue #24).
+"""Reading RedisSaver's documents a batch at a time, replies walked off the socket (issue #24).
 
-``fetch.Fetcher`` reads each batch with one script (``FT.SEARCH``, ``JSON.MGET`` and ``PTTL`` on the
-server) and parses its reply itself (``resp.Replies``). Its oracle is redis-py: ``fetch.fetch_plain``
-sends the same searches and reads as plain commands through redis-py's own reply parser. Every test
-runs on the real Redis server.
+``fetch.Fetcher`` reads each batch with plain commands (``FT.SEARCH``, then ``JSON.MGET`` and
+``PTTL`` of the keys found, sent back as the search returned them) and parses the replies itself
+(``resp.Replies``). Its oracle is redis-py: ``fetch.fetch_plain`` sends the same searches and reads
+through redis-py's own reply parser. Every test runs on the real Redis server.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,35 +103,42 @@ def test_a_search_past_one_page_is_read_whole(
     url, _ = store
     with open_store(url) as src:
         expected = _settled(src.records())
-    monkeypatch.setattr(fetch, "_PAGE", 7)  # the script pages through every search
+    monkeypatch.setattr(fetch, "_PAGE", 7)  # every search is paged through
     monkeypatch.setattr(fetch, "fetch_plain", None)  # and no batch leaves it for redis-py's route
     with open_store(url) as src:
         assert _settled(src.records()) == expected
 
 
-@pytest.mark.parametrize("route", ["batches too big for a call", "no socket to read", "scripts refused"])
-def test_the_redis_py_route_reads_the_same(
-    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch, route: str
+def test_without_a_socket_to_read_redis_py_reads_the_same(
+    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _ = store
     with open_store(url) as src:
         expected = _settled(src.records())
-    if route == "batches too big for a call":
-        monkeypatch.setattr(fetch, "_LIMIT", 50)  # every batch has more keys: the script says 'big'
-    elif route == "no socket to read":
-        monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
+    monkeypatch.setattr(fetch.Connection, "replies", lambda self: None)
     used: list[str] = []
     plain = fetch.fetch_plain
     monkeypatch.setattr(fetch, "fetch_plain", lambda *a, **k: used.append(a[2]) or plain(*a, **k))
-    refused_before = _evals_refused()
-    user = _as_user_without_scripts(url) if route == "scripts refused" else nullcontext(url)
-    with user as reader_url, open_store(reader_url) as src:
+    with open_store(url) as src:
         assert _settled(src.records()) == expected
     assert len(used) == 2  # both batches took redis-py's route
-    assert _evals_refused() - refused_before == (1 if route == "scripts refused" else 0)  # tried once
 
 
-@pytest.mark.parametrize("route", ["script", "redis-py"])
+def test_a_user_refused_scripts_reads_by_the_fast_route(
+    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads send no ``EVAL``: an ACL user without it reads every batch off the socket, as before."""
+    url, _ = store
+    with open_store(url) as src:
+        expected = _settled(src.records())
+    monkeypatch.setattr(fetch, "fetch_plain", None)  # redis-py's route is never taken
+    refused_before = _evals_refused()
+    with _as_user_without_scripts(url) as reader_url, open_store(reader_url) as src:
+        assert _settled(src.records()) == expected
+    assert _evals_refused() == refused_before
+
+
+@pytest.mark.parametrize("route", ["socket", "redis-py"])
 def test_no_ttl_is_read_where_no_key_expires(official_db: Path, monkeypatch: pytest.MonkeyPatch, route: str) -> None:
     """With no key of the database expiring (``INFO keyspace``), no ``PTTL`` is sent and every
     record reads as without a TTL; one key given a TTL brings back a ``PTTL`` per checkpoint."""
@@ -252,4 +259,41 @@ def test_an_unexpected_reply_type_is_an_error() -> None:
             Replies(sock).array()
     finally:
         conn.disconnect()
+        client.close()
+
+
+ODD_KEYS = [
+    b"ckpt-odd:plain",
+    b"ckpt-odd:cr\r\nlf $3\r\nabc",  # a CR LF and a bulk header inside a key
+    b"ckpt-odd:\xff\xfe not UTF-8",
+    "ckpt-odd:üni🙂".encode(),
+    b"ckpt-odd:" + b"k" * (200 << 10),  # longer than a socket read: the reply comes in pieces
+]
+
+
+def test_search_keys_go_back_out_as_they_came() -> None:
+    """``Replies.search_keys`` on a real index: every key named as redis-py decodes it, in runs of
+    at most ``chunk`` that a ``JSON.MGET`` sent with them as they are reads the documents of."""
+    client = redis.Redis.from_url(server_url("redis"), protocol=2)
+    client.execute_command(
+        "FT.CREATE", "ckpt-odd", "ON", "JSON", "PREFIX", 1, "ckpt-odd:", "SCHEMA", "$.n", "AS", "n", "NUMERIC"
+    )
+    for n, key in enumerate(ODD_KEYS):
+        client.execute_command("JSON.SET", key, "$", f'{{"n": {n}}}')
+    conn, sock = _raw_connection(client)
+    try:
+        conn.send_packed_command(
+            [command("FT.SEARCH", "ckpt-odd", "@n:[0 +inf]", "NOCONTENT", "SORTBY", "n", "LIMIT", 0, 100)]
+        )
+        total, runs, names = Replies(sock).search_keys(2)
+        assert total == len(ODD_KEYS)
+        assert names == [key.decode("utf-8", "surrogateescape") for key in ODD_KEYS]
+        assert [n for n, _ in runs] == [2, 2, 1]
+        replies = Replies(sock)
+        conn.send_packed_command([b"*%d\r\n$9\r\nJSON.MGET\r\n" % (n + 2) + run + b"$1\r\n$\r\n" for n, run in runs])
+        docs = [doc for _ in runs for doc in replies.json_array(fetch.parse)]
+        assert docs == [[{"n": n}] for n in range(len(ODD_KEYS))]
+    finally:
+        conn.disconnect()
+        client.execute_command("FT.DROPINDEX", "ckpt-odd", "DD")
         client.close()
