@@ -159,26 +159,35 @@ class Fetcher:
             if replies is None:  # no socket to read: redis-py reads every batch
                 yield from ((batch, self._plain(query)) for batch, query in queries)
                 return
-            reading: tuple[T, _Keys] | None = None
-            for batch, query in queries:
-                if query is not None:  # the server searches once it has sent the documents in flight
-                    conn.send([_search(index, query, 0) for index in self._indexes])
-                done = (reading[0], self._documents(conn, replies, reading[1])) if reading else None
-                keys = self._keys(conn, replies, query) if query is not None else _NONE
-                self._send_reads(conn, keys)  # read by the server while the caller uses ``done``
-                if done is not None:
-                    yield done
-                reading = (batch, keys)
-            if reading is not None:
-                yield reading[0], self._documents(conn, replies, reading[1])
+            pending = iter(queries)
+            current = next(pending, None)
+            self._search(conn, current)
+            keys = self._keys(conn, replies, current)
+            following = next(pending, None)
+            self._send_reads(conn, keys, following)
+            while current is not None:
+                docs = self._documents(conn, replies, keys)
+                following_keys = self._keys(conn, replies, following)
+                after = next(pending, None) if following is not None else None
+                # in flight while the caller uses ``docs``: the next batch's reads, the search after it
+                self._send_reads(conn, following_keys, after)
+                yield current[0], docs
+                current, keys, following = following, following_keys, after
         except BaseException:
             conn.abandon()
             raise
         finally:
             conn.close()
 
-    def _keys(self, conn: Connection, replies: Replies, query: str) -> _Keys:
-        """Both searches' keys (sent by the caller), each paged through to its end."""
+    def _search(self, conn: Connection, batch: tuple[Any, str | None] | None) -> None:
+        if batch is not None and batch[1] is not None:
+            conn.send([_search(index, batch[1], 0) for index in self._indexes])
+
+    def _keys(self, conn: Connection, replies: Replies, batch: tuple[Any, str | None] | None) -> _Keys:
+        """Both searches' keys (``_search`` sent them), each paged through to its end."""
+        if batch is None or batch[1] is None:
+            return _NONE
+        query = batch[1]
         first = [replies.search_keys(_CHUNK) for _ in self._indexes]
         conn.took(len(first))
         found: list[_Found] = []
@@ -192,12 +201,14 @@ class Fetcher:
             found.append((runs, names))
         return found[0], found[1]
 
-    def _send_reads(self, conn: Connection, keys: _Keys) -> None:
+    def _send_reads(self, conn: Connection, keys: _Keys, following: tuple[Any, str | None] | None) -> None:
+        """The documents (and TTLs) of ``keys``, then the search of the ``following`` batch."""
         (checkpoints, _), (writes, _) = keys
         conn.send(
             [_MGET_HEAD % (n + 2) + run + _ROOT for n, run in checkpoints + writes]
             + ([_PTTL + _bulk(name) for name in keys[0][1]] if self._ttls else [])
         )
+        self._search(conn, following)
 
     def _documents(self, conn: Connection, replies: Replies, keys: _Keys) -> Fetched:
         (checkpoints, names), (writes, write_names) = keys
