@@ -56,16 +56,19 @@ def migrate(
     jobs = cap_jobs(jobs)[0]
     if jobs > 1:
         return _copy_in_parallel(source_url, target_url, open_store, selection, jobs, batch_size, progress, skip_bad)
-    with open_store(source_url) as source, open_store(target_url, write=True) as target:
-        return copy_records(
-            source,
-            target,
-            selection,
-            source_url=source_url,
-            batch_size=batch_size,
-            progress=progress,
-            skip_bad=skip_bad,
-        )
+    with open_store(source_url) as source:
+        source.validate()  # before the target is opened for writing, which may create it
+        with open_store(target_url, write=True) as target:
+            return copy_records(
+                source,
+                target,
+                selection,
+                source_url=source_url,
+                batch_size=batch_size,
+                progress=progress,
+                skip_bad=skip_bad,
+                validated=True,
+            )
 
 
 def auto_jobs(target_url: str, checkpoints: int | None, source_url: str | None = None) -> int:
@@ -177,13 +180,15 @@ def _copy_in_parallel(
 def _checked_parts(
     source_url: str, target_url: str, open_store: Opener, selection: Selection, jobs: int
 ) -> list[Selection]:
-    """The parts the workers copy, once both stores are found fit for it."""
+    """The parts the workers copy, once both stores are found fit for it: the source first, so
+    that a source refused leaves no new target behind (opening one for writing may create it)."""
+    with open_store(source_url) as source:
+        source.validate()
+        parts = worker_parts(source, selection, jobs)
     with open_store(target_url, write=True) as probe:
         if probe.kind == "jsonl":
             raise UsageError("--jobs needs a database target; a JSONL file is written by one writer")
-    with open_store(source_url) as source:
-        source.validate()
-        return worker_parts(source, selection, jobs)
+    return parts
 
 
 def worker_parts(source: Store, selection: Selection, jobs: int) -> list[Selection]:

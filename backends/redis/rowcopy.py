@@ -5,7 +5,7 @@ when read, and back into RedisSaver's JSON when written; measured at 100k checkp
 the client's CPU, more than the target server spends storing them. Between two stores of the
 current layout (the ``checkpoint``/``checkpoint_write`` index names of 0.3 and later) a document
 is what the target's RedisSaver reads as it is: here each batch the source's reader fetched
-(``BatchReader.fetched``: one script call, documents and TTLs) is keyed for the target and
+(``BatchReader.fetched``: documents and TTLs, a batch a round of plain commands) is keyed for the target and
 written by the target's own pipeline (``RedisStore.prepared_documents``), as records are: each
 document set with NX, write keys registered in ``write_keys_zset`` (scored as RedisSaver scores
 them), the latest pointers moved forward, the TTLs (``--ttl``, else the source key's own).

@@ -291,6 +291,7 @@ def test_shallow_saver_keys_are_refused(cli: Cli, tmp_path: Path) -> None:
             schema._CLEAN.clear()
             with pytest.raises(NotAStoreError, match="holds ShallowRedisSaver keys"):
                 migrate(url, sqlite_url(tmp_path / f"lib-{jobs}.db"), open_store, jobs=jobs)
+            assert not (tmp_path / f"lib-{jobs}.db").exists()  # refused before the target was made
         result = cli("list", url)
         assert result.exit_code == ExitCode.DATA
         assert "holds ShallowRedisSaver keys" in result.stderr
@@ -298,6 +299,7 @@ def test_shallow_saver_keys_are_refused(cli: Cli, tmp_path: Path) -> None:
         result = cli("migrate", url, sqlite_url(tmp_path / "copy.db"), "--jobs", "2")
         assert result.exit_code == ExitCode.DATA
         assert "holds ShallowRedisSaver keys" in result.stderr
+        assert not (tmp_path / "copy.db").exists()
         with RedisStore.reopen(url) as reopened:
             assert reopened.layout()["saver"] == "langgraph-checkpoint-redis"
 
