@@ -17,6 +17,11 @@ also need no ``EVAL``, which ACLs may refuse.)
 
 Where the connection's socket is not reachable (``Replies`` needs it), the same reads go through
 redis-py (``fetch_plain``).
+
+A search past one page (``_PAGE`` keys: one thread that big) is read page by page, not as one
+snapshot: keys deleted meanwhile (a prune running at the same time) shift the pages, and a key
+that stays may be missed; a rerun of ``migrate`` copies what is missing. (The script paged inside
+one atomic call.)
 """
 
 from __future__ import annotations
