@@ -19,9 +19,10 @@ Where the connection's socket is not reachable (``Replies`` needs it), the same 
 redis-py (``fetch_plain``).
 
 A search past one page (``_PAGE`` keys: one thread that big) is read page by page, not as one
-snapshot: keys deleted meanwhile (a prune running at the same time) shift the pages, and a key
-that stays may be missed; a rerun of ``migrate`` copies what is missing. (The script paged inside
-one atomic call.)
+snapshot: keys deleted or added meanwhile (a prune or the app running at the same time) shift the
+pages. A page whose total differs from the first page's shows it, and the search is read again from
+its start (``_REREADS`` times at most; past that a key that stays may be missed, which a rerun of
+``migrate`` copies). The script this replaced paged inside one atomic call.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ _PAGE = 10_000
 """Search results per page."""
 _CHUNK = 500
 """Keys per ``JSON.MGET`` (``Fetcher``, ``fetch_plain``, ``documents``)."""
+_REREADS = 3
+"""Times a paged search is read from its start again when the index changed while it was paged."""
 T = TypeVar("T")
 
 
@@ -195,16 +198,29 @@ class Fetcher:
         query = batch[1]
         first = [replies.search_keys(_CHUNK) for _ in self._indexes]
         conn.took(len(first))
-        found: list[_Found] = []
-        for index, (total, runs, names) in zip(self._indexes, first):
-            page = names
+        found = [self._paged(conn, replies, index, query, *reply) for index, reply in zip(self._indexes, first)]
+        return found[0], found[1]
+
+    def _paged(
+        self, conn: Connection, replies: Replies, index: str, query: str, total: int, runs: list[_Run], names: list[str]
+    ) -> _Found:
+        """A search's keys, its first page given, read page by page to the end. A page whose total
+        differs from the first's means the index changed in between (keys deleted or added shift the
+        pages): the search is read again from its start, up to ``_REREADS`` times."""
+        rereads = 0
+        while True:
+            page, changed = names, False
             while page and len(names) < total:
                 conn.send([_search(index, query, len(names))])
                 conn.took(1)
-                _, more, page = replies.search_keys(_CHUNK)
-                runs, names = runs + more, names + page
-            found.append((runs, names))
-        return found[0], found[1]
+                now, more, page = replies.search_keys(_CHUNK)
+                runs, names, changed, total = runs + more, names + page, changed or now != total, now
+            if not changed or rereads == _REREADS:
+                return runs, names
+            rereads += 1
+            conn.send([_search(index, query, 0)])
+            conn.took(1)
+            total, runs, names = replies.search_keys(_CHUNK)
 
     def _send_reads(self, conn: Connection, keys: _Keys, following: tuple[Any, str | None] | None) -> None:
         """The documents (and TTLs) of ``keys``, then the search of the ``following`` batch."""

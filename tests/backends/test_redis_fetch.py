@@ -297,3 +297,42 @@ def test_search_keys_go_back_out_as_they_came() -> None:
         conn.disconnect()
         client.execute_command("FT.DROPINDEX", "ckpt-odd", "DD")
         client.close()
+
+
+@pytest.mark.parametrize("rereads", [3, 0])
+def test_a_search_paged_while_the_index_changes_is_read_again(
+    store: tuple[str, list[CheckpointRecord]], monkeypatch: pytest.MonkeyPatch, rereads: int
+) -> None:
+    """A checkpoint deleted while a search is paged (a prune running beside the copy) shifts the
+    pages after it: the changed total shows it and the search is read again from its start, so
+    every checkpoint still there is read. Without the rereads one would be missed (``rereads=0``
+    proves the test can see it)."""
+    url, _ = store
+    monkeypatch.setattr(fetch, "_PAGE", 7)
+    monkeypatch.setattr(fetch, "_REREADS", rereads)
+    monkeypatch.setattr(fetch, "fetch_plain", None)
+    prefix = url.split("checkpoint_prefix=")[1].split("&")[0]
+    deleted: list[str] = []
+    search_keys = Replies.search_keys
+
+    def deleting_once(self: Replies, chunk: int) -> Any:
+        total, runs, names = search_keys(self, chunk)
+        if not deleted and total > len(names) and names and names[0].startswith(f"{prefix}:"):
+            client = redis.Redis.from_url(url.split("?")[0])
+            client.delete(names[0])  # a key of the page just read: the pages after it shift by one
+            client.close()
+            deleted.append(names[0])
+        return total, runs, names
+
+    monkeypatch.setattr(Replies, "search_keys", deleting_once)
+    with open_store(url) as src:
+        read = {(r.key.thread_id, r.key.checkpoint_id) for r in src.records()}
+    monkeypatch.setattr(Replies, "search_keys", search_keys)
+    with open_store(url) as src:
+        there = {(r.key.thread_id, r.key.checkpoint_id) for r in src.records()}
+    _, thread_id, _, checkpoint_id = deleted[0].split(":")
+    assert len(deleted) == 1 and (thread_id, checkpoint_id) not in there
+    if rereads:
+        assert read == there
+    else:
+        assert read < there and len(there - read) == 1
