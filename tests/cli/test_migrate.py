@@ -182,14 +182,14 @@ def test_parallel_copy_out_of_a_server_reads_each_range_once(
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == total
 
 
-@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+@pytest.mark.parametrize("kind", ["postgres", "sqlite", "mongodb"])
 def test_a_copy_out_of_redis_beside_what_the_app_already_wrote(
     cli: Cli, official_db: Path, tmp_path: Path, kind: str
 ) -> None:
-    """A Redis store copied into a PostgreSQL schema (two workers on sets of threads) or a SQLite file
-    where the app's own saver already ran the graph: that saver reads every checkpoint the app wrote
-    exactly as before, every copied checkpoint as RedisSaver reads the source, nothing else appeared,
-    and RedisSaver reads every checkpoint of the source as before."""
+    """A Redis store copied into a PostgreSQL schema (two workers on sets of threads), a SQLite file
+    or a MongoDB database where the app's own saver already ran the graph: that saver reads every
+    checkpoint the app wrote exactly as before, every copied checkpoint as RedisSaver reads the
+    source, nothing else appeared, and RedisSaver reads every checkpoint of the source as before."""
     from tests.servers import fresh_redis
     from tests.support import populate_official
 
@@ -220,6 +220,12 @@ def _target(kind: str, tmp_path: Path) -> Iterator[tuple[str, Path | str, tuple[
     if kind == "sqlite":
         path = tmp_path / "app.db"
         yield sqlite_url(path), path, ()
+        return
+    if kind == "mongodb":
+        from tests.servers import mongo_database
+
+        with mongo_database() as url:
+            yield url, url, ()
         return
     with postgres_schema() as (url, libpq):
         yield url, libpq, ("--jobs", "2")
