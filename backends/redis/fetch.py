@@ -227,7 +227,7 @@ class Fetcher:
         (checkpoints, _), (writes, _) = keys
         conn.send(
             [_MGET_HEAD % (n + 2) + run + _ROOT for n, run in checkpoints + writes]
-            + ([_PTTL + _bulk(name) for name in keys[0][1]] if self._ttls else [])
+            + ([command("PTTL", name.encode("utf-8", "surrogateescape")) for name in keys[0][1]] if self._ttls else [])
         )
         self._search(conn, following)
 
@@ -259,13 +259,6 @@ _Keys = tuple[_Found, _Found]
 _NONE: _Keys = (([], []), ([], []))
 _MGET_HEAD = b"*%d\r\n$9\r\nJSON.MGET\r\n"
 _ROOT = b"$1\r\n$\r\n"
-_PTTL = b"*2\r\n$4\r\nPTTL\r\n"
-
-
-def _bulk(name: str) -> bytes:
-    """A key as a RESP bulk string, its bytes as the server has them (``_names`` decoded them)."""
-    encoded = name.encode("utf-8", "surrogateescape")
-    return b"$%d\r\n%b\r\n" % (len(encoded), encoded)
 
 
 def _chunks(conn: Connection, replies: Replies, runs: list[_Run], names: list[str]) -> list[Any]:

@@ -4,7 +4,8 @@ redis-py's reply parser is Python: for each bulk string it reads a line, parses 
 payload into a new ``bytes``, about 3 µs each, and a 100k-checkpoint store is ~460,000 documents.
 Here a reply is read into one buffer and walked in place: an array of JSON documents (a
 ``JSON.MGET`` reply) is rewritten into one JSON array text and parsed by orjson in one call, from a
-view of the buffer (``json_array``); a bulk string is parsed from a view too (``bulk``).
+view of the buffer (``json_array``); the keys of an ``FT.SEARCH`` reply are kept as the bulk strings
+they came as, to be sent back as arguments (``search_keys``).
 
 Only RESP2 arrays, bulk strings, integers, nil and errors are understood: anything else raises
 ``redis.RedisError`` and the caller drops the connection. An error reply is read whole and raised
@@ -43,19 +44,6 @@ class Replies:
         if kind != _ARRAY:
             raise _unexpected(kind)
         return count
-
-    def bulk(self, parse: Callable[[Any], Any]) -> Any:
-        """The next bulk string passed to ``parse`` as a view of the buffer (nil: ``None``)."""
-        kind, length = self._head()
-        if kind != _BULK:
-            raise _unexpected(kind)
-        if length < 0:
-            return None
-        start = self._pos
-        self._fill(start + length + 2)
-        self._pos = start + length + 2
-        with memoryview(self._buf) as view, view[start : start + length] as text:
-            return parse(text)
 
     def search_keys(self, chunk: int) -> tuple[int, list[tuple[int, bytes]], list[str]]:
         """An ``FT.SEARCH … NOCONTENT`` reply: ``(total matches, runs, names)``. ``runs``: its keys
@@ -96,16 +84,6 @@ class Replies:
         if kind != _INTEGER:
             raise _unexpected(kind)
         return value
-
-    def skip(self, count: int) -> None:
-        """Read past ``count`` replies (or elements) of any RESP2 type, arrays with theirs."""
-        for _ in range(count):
-            kind, value = self._head()
-            if kind == _ARRAY:
-                self.skip(max(value, 0))
-            elif kind == _BULK and value >= 0:
-                self._fill(self._pos + value + 2)
-                self._pos += value + 2
 
     def json_array(self, parse: Callable[[Any], Any]) -> list[Any]:
         """An array of bulk strings that each hold JSON (nil: ``None``), parsed by one call of
